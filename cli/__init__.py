@@ -1,0 +1,1 @@
+"""The `fc` command line: thin Typer commands over the library."""

@@ -1,0 +1,55 @@
+"""The root of the `fc` command: version, sub-apps, and one-line errors with exit status 2."""
+
+import sys
+from typing import Annotated
+
+import typer
+from typer.core import TyperGroup
+
+from fc import __version__
+from fc.core.errors import FcError
+
+
+class _Group(TyperGroup):
+    """Turns a user error raised anywhere below into one line on stderr and exit status 2."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except FcError as exc:
+            message = " ".join(str(exc).split())
+            sys.stderr.write(f"fc: error: {message}\n")
+            raise typer.Exit(2) from None
+
+
+app = typer.Typer(
+    cls=_Group,
+    help="Forecast the next candle with a small GRU, backtest it honestly, paper-trade it live.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    add_completion=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"fc {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    """fc: data, train, backtest, export, paper."""
+
+
+from fc.cli import data  # noqa: E402  (sub-apps register themselves on `app`)
+
+app.add_typer(data.app, name="data")
+
+
+def run() -> None:
+    app()

@@ -1,0 +1,1 @@
+"""The research core: candles, features, model, training, backtest. No CLI, exchange or runtime."""

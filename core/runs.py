@@ -1,0 +1,75 @@
+"""The run folder (SPEC §6): config.json + model.pt, enough on its own to reproduce predictions."""
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from fc.core.errors import FcError
+from fc.core.features import CLASSES, FEATURE
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every choice behind a run; written to config.json and read back to reproduce it."""
+
+    symbol: str = "BTC/USDT"
+    timeframe: str = "30m"
+    data: str = ""  # the candle file trained on
+    data_sha256: str = ""
+    loss: str = "ce"  # ce | profit
+    hidden: int = 16
+    layers: int = 3
+    seq_len: int = 512
+    epochs: int = 7
+    batch_size: int = 64
+    lr: float = 1e-3
+    split: str = "2024-01-01"  # train before, validation from
+    device: str = "auto"
+    seed: int = 0
+    scheme: str = "sequence"  # window (the workshop's loop) | sequence (default, see training.py)
+    cost_bps: float = 0.0  # profit loss: cost per unit of position change
+    scale_center: float = 0.0  # model input = (price_change - center) / scale
+    scale_scale: float = 1.0
+    feature: str = FEATURE
+    classes: tuple = CLASSES
+    train_range: tuple = ()  # (first, last) decision times, ISO UTC
+    validation_range: tuple = ()
+    fc_version: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items() if k in known}
+        return cls(**values)
+
+
+def read_config(run_dir: str | Path) -> TrainConfig:
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        raise FcError(f"{run_dir}: not a run folder (no config.json); give a folder `fc train` made")
+    try:
+        return TrainConfig.from_dict(json.loads(path.read_text()))
+    except (ValueError, TypeError) as exc:
+        raise FcError(f"{path}: unreadable config ({exc}); the run folder is damaged") from None
+
+
+def load_run(run_dir: str | Path, device: str = "cpu"):
+    """(config, Forecast in eval mode, Scaling) from a run folder alone."""
+    import torch
+
+    from fc.core.model import Forecast, Scaling
+
+    config = read_config(run_dir)
+    model = Forecast(config.hidden, config.layers)
+    path = Path(run_dir) / "model.pt"
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+        model.load_state_dict(state)
+    except (OSError, RuntimeError, EOFError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise FcError(f"{path}: cannot load the model ({first})") from None
+    return config, model.eval(), Scaling(config.scale_center, config.scale_scale)
