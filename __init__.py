@@ -1,3 +1,3 @@
-"""fc: forecast the next crypto candle with a small GRU, backtest it honestly, paper-trade it live."""
+"""fc: forecast the next crypto candle with a GRU, backtest it honestly, paper-trade it live."""
 
 __version__ = "0.1.0"

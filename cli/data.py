@@ -8,9 +8,16 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-app = typer.Typer(help="Get candles into the store: pull from an exchange, import a file, synth.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Get candles into the store: pull from an exchange, import a file, synth.",
+    no_args_is_help=True,
+)
 console = Console()
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="data")
+
 
 Store = Annotated[Path, typer.Option(envvar="FC_STORE", help="Candle store folder.")]
 Symbol = Annotated[str, typer.Option(help="Market symbol, BASE/QUOTE.")]
@@ -20,7 +27,9 @@ Symbol = Annotated[str, typer.Option(help="Market symbol, BASE/QUOTE.")]
 def import_(
     file: Annotated[Path, typer.Argument(help="parquet, CSV, freqtrade feather or json file")],
     symbol: Symbol = "BTC/USDT",
-    timeframe: Annotated[str | None, typer.Option(help="The file's timeframe (default: inferred).")] = None,
+    timeframe: Annotated[
+        str | None, typer.Option(help="The file's timeframe (default: inferred).")
+    ] = None,
     exchange: Annotated[str, typer.Option(help="Store folder to file it under.")] = "binance",
     store: Store = Path("data"),
 ) -> None:

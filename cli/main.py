@@ -46,9 +46,11 @@ def _root(
     """fc: data, train, backtest, export, paper."""
 
 
-from fc.cli import data  # noqa: E402  (sub-apps register themselves on `app`)
+# Each command module adds its commands or sub-app to `app` in its register(app).
+from fc.cli import backtest, data, export, paper, train  # noqa: E402
 
-app.add_typer(data.app, name="data")
+for _module in (data, train, backtest, export, paper):
+    _module.register(app)
 
 
 def run() -> None:

@@ -34,7 +34,7 @@ def load_candles(path: str | Path) -> pd.DataFrame:
     """Read a candle file and return a validated candle frame; a bad file is an FcError."""
     path = Path(path)
     if not path.is_file():
-        raise FcError(f"{path}: no such file; give the path of a parquet, CSV, feather or json file")
+        raise FcError(f"{path}: no such file; give a parquet, CSV, feather or json candle file")
     suffix = path.suffix.lower()
     try:
         if suffix == ".parquet":
@@ -46,19 +46,19 @@ def load_candles(path: str | Path) -> pd.DataFrame:
         elif suffix == ".json":
             raw = _read_freqtrade_json(path)
         else:
-            raise FcError(f"{path}: unknown file type {suffix!r}; use .parquet, .csv, .feather or .json")
+            raise FcError(f"{path}: unknown type {suffix!r}; use parquet, csv, feather or json")
     except FcError:
         raise
     except Exception as exc:  # the readers raise many types for a corrupt file
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise FcError(f"{path}: cannot read it ({first}); is it a complete {suffix[1:]} file?") from None
+        raise FcError(f"{path}: cannot read it ({first}); is it a whole file?") from None
     return validate_candles(_normalise(raw, path), source=str(path))
 
 
 def _read_freqtrade_json(path: Path) -> pd.DataFrame:
     rows = json.loads(path.read_text())
     if not isinstance(rows, list) or (rows and len(rows[0]) < 6):
-        raise FcError(f"{path}: expected a freqtrade json list of [ms, open, high, low, close, volume]")
+        raise FcError(f"{path}: expected a freqtrade json list of [ms, o, h, l, c, v]")
     return pd.DataFrame([r[:6] for r in rows], columns=["date", *OHLCV])
 
 
@@ -105,20 +105,24 @@ def validate_candles(df: pd.DataFrame, source: str = "candles") -> pd.DataFrame:
         raise FcError(f"{source}: a timestamp is missing (NaT); fix or drop that row")
     dup = idx.duplicated()
     if dup.any():
-        raise FcError(f"{source}: {int(dup.sum())} duplicate timestamp(s), first at {idx[dup][0]}; "
-                      "keep one row per time")
+        raise FcError(
+            f"{source}: {int(dup.sum())} duplicate timestamp(s), first at {idx[dup][0]}; "
+            "keep one row per time"
+        )
     if not idx.is_monotonic_increasing:
         bad = int(np.argmax(np.diff(idx.asi8) < 0)) + 1
         raise FcError(f"{source}: timestamps go back in time at {idx[bad]}; sort the file by time")
     values = df[OHLCV].to_numpy()
     nan_rows = np.isnan(values).any(axis=1)
     if nan_rows.any():
-        raise FcError(f"{source}: {int(nan_rows.sum())} row(s) with NaN, first at "
-                      f"{idx[nan_rows][0]}; fill or drop them")
+        raise FcError(
+            f"{source}: {int(nan_rows.sum())} row(s) with NaN, first at "
+            f"{idx[nan_rows][0]}; fill or drop them"
+        )
     prices = values[:, :4]
     bad = (prices <= 0).any(axis=1)
     if bad.any():
-        raise FcError(f"{source}: {int(bad.sum())} row(s) with a price <= 0, first at {idx[bad][0]}")
+        raise FcError(f"{source}: {int(bad.sum())} row(s) with a price <= 0, first {idx[bad][0]}")
     bad = values[:, 1] < values[:, 2]
     if bad.any():
         raise FcError(f"{source}: {int(bad.sum())} row(s) with high < low, first at {idx[bad][0]}")
@@ -143,20 +147,24 @@ def resample(df: pd.DataFrame, timeframe: str) -> pd.DataFrame:
     if target == source:
         return df[OHLCV].copy()
     if target < source or target % source != pd.Timedelta(0):
-        raise FcError(f"cannot resample {_fmt(source)} candles to {timeframe}: "
-                      "the target must be a whole multiple of the source timeframe")
+        raise FcError(
+            f"cannot resample {_fmt(source)} candles to {timeframe}: "
+            "the target must be a whole multiple of the source timeframe"
+        )
     # bins aligned on the epoch, as exchanges align them (30m bins start at :00 and :30)
     key = df.index.floor(target) if target <= pd.Timedelta(1, "D") else None
     if key is None:
         key = pd.DatetimeIndex((df.index.asi8 // target.value) * target.value, tz="UTC")
     grouped = df.groupby(key)
-    out = pd.DataFrame({
-        "open": grouped["open"].first(),
-        "high": grouped["high"].max(),
-        "low": grouped["low"].min(),
-        "close": grouped["close"].last(),
-        "volume": grouped["volume"].sum(),
-    })
+    out = pd.DataFrame(
+        {
+            "open": grouped["open"].first(),
+            "high": grouped["high"].max(),
+            "low": grouped["low"].min(),
+            "close": grouped["close"].last(),
+            "volume": grouped["volume"].sum(),
+        }
+    )
     out.index.name = "timestamp"
     return out
 

@@ -50,7 +50,7 @@ class TrainConfig:
 def read_config(run_dir: str | Path) -> TrainConfig:
     path = Path(run_dir) / "config.json"
     if not path.is_file():
-        raise FcError(f"{run_dir}: not a run folder (no config.json); give a folder `fc train` made")
+        raise FcError(f"{run_dir}: not a run folder (no config.json); give one `fc train` made")
     try:
         return TrainConfig.from_dict(json.loads(path.read_text()))
     except (ValueError, TypeError) as exc:

@@ -72,15 +72,18 @@ def find_candles(
                 candidates.append((delta != target, -delta.value, f, tf))
     if not candidates:
         where = f"{store}/{exchange}" if exchange else str(store)
-        raise FcError(f"no {symbol} candles at {timeframe} or finer in {where}; "
-                      "run `fc data pull`, `fc data import` or `fc data synth` first")
+        raise FcError(
+            f"no {symbol} candles at {timeframe} or finer in {where}; "
+            "run `fc data pull`, `fc data import` or `fc data synth` first"
+        )
     _, _, path, tf = min(candidates)
     df = load_candles(path)
     return (df if tf == timeframe else resample(df, timeframe)), path
 
 
-def import_file(file: str | Path, store: str | Path, exchange: str, symbol: str,
-                timeframe: str | None = None) -> tuple[Path, int]:
+def import_file(
+    file: str | Path, store: str | Path, exchange: str, symbol: str, timeframe: str | None = None
+) -> tuple[Path, int]:
     """Validate a local candle file and merge it into the store. Returns the path and row count."""
     df = load_candles(file)
     from fc.core.candles import infer_timeframe
@@ -90,8 +93,10 @@ def import_file(file: str | Path, store: str | Path, exchange: str, symbol: str,
         minutes = int(found / pd.Timedelta(1, "min"))
         timeframe = f"{minutes // 60}h" if minutes % 60 == 0 else f"{minutes}m"
     elif timeframe_delta(timeframe) != found:
-        raise FcError(f"{file}: the candles are {found} apart, not {timeframe}; "
-                      "pass the file's own --timeframe")
+        raise FcError(
+            f"{file}: the candles are {found} apart, not {timeframe}; "
+            "pass the file's own --timeframe"
+        )
     path = candle_path(store, exchange, symbol, timeframe)
     merged = merge_candles(read_candles(path), df)
     write_candles(path, merged)

@@ -13,8 +13,14 @@ from fc.core.candles import OHLCV, timeframe_delta
 START = pd.Timestamp("2023-01-01", tz="UTC")
 
 
-def synth_candles(days: int = 400, timeframe: str = "5m", seed: int = 0, kappa: float = -0.08,
-                  start: pd.Timestamp = START, price: float = 20_000.0) -> pd.DataFrame:
+def synth_candles(
+    days: int = 400,
+    timeframe: str = "5m",
+    seed: int = 0,
+    kappa: float = -0.08,
+    start: pd.Timestamp = START,
+    price: float = 20_000.0,
+) -> pd.DataFrame:
     step = timeframe_delta(timeframe)
     n = int(pd.Timedelta(days, "D") / step)
     rng = np.random.default_rng(seed)
@@ -33,5 +39,6 @@ def synth_candles(days: int = 400, timeframe: str = "5m", seed: int = 0, kappa: 
     low = np.minimum(open_, close) * (1 - wiggle[1])
     volume = np.round(rng.gamma(2.0, 50.0, size=n) * (1 + 200 * np.abs(rets)), 6)
     index = pd.date_range(start, periods=n, freq=step, name="timestamp")
-    return pd.DataFrame(np.column_stack([open_, high, low, close, volume]), index=index,
-                        columns=OHLCV)
+    return pd.DataFrame(
+        np.column_stack([open_, high, low, close, volume]), index=index, columns=OHLCV
+    )

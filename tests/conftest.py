@@ -19,8 +19,9 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
-def make_candles(n: int = 200, timeframe: str = "5min", seed: int = 0,
-                 start: str = "2024-01-01") -> pd.DataFrame:
+def make_candles(
+    n: int = 200, timeframe: str = "5min", seed: int = 0, start: str = "2024-01-01"
+) -> pd.DataFrame:
     """A small random-walk candle frame with consistent OHLC (high >= open, close >= low)."""
     rng = np.random.default_rng(seed)
     close = 100.0 * np.exp(np.cumsum(rng.normal(0, 0.002, n)))
@@ -29,8 +30,9 @@ def make_candles(n: int = 200, timeframe: str = "5min", seed: int = 0,
     low = np.minimum(open_, close) * (1 - rng.uniform(0, 0.001, n))
     volume = rng.uniform(1, 10, n)
     index = pd.date_range(start, periods=n, freq=timeframe, tz="UTC", name="timestamp")
-    return pd.DataFrame(np.column_stack([open_, high, low, close, volume]), index=index,
-                        columns=OHLCV)
+    return pd.DataFrame(
+        np.column_stack([open_, high, low, close, volume]), index=index, columns=OHLCV
+    )
 
 
 @pytest.fixture

@@ -1,0 +1,1 @@
+"""ONNX and TorchScript export of a run, with parity checks against torch."""
