@@ -135,7 +135,7 @@ def infer_timeframe(df: pd.DataFrame) -> pd.Timedelta:
     """The most common spacing of the index."""
     if len(df) < 2:
         raise FcError("need at least two candles to tell their timeframe")
-    return pd.Timedelta(int(pd.Series(np.diff(df.index.asi8)).mode().iloc[0]), "ns")
+    return pd.Timedelta(int(pd.Series(np.diff(_ns(df.index))).mode().iloc[0]), "ns")
 
 
 def resample(df: pd.DataFrame, timeframe: str) -> pd.DataFrame:
@@ -154,7 +154,7 @@ def resample(df: pd.DataFrame, timeframe: str) -> pd.DataFrame:
     # bins aligned on the epoch, as exchanges align them (30m bins start at :00 and :30)
     key = df.index.floor(target) if target <= pd.Timedelta(1, "D") else None
     if key is None:
-        key = pd.DatetimeIndex((df.index.asi8 // target.value) * target.value, tz="UTC")
+        key = pd.to_datetime((_ns(df.index) // target.value) * target.value, utc=True)
     grouped = df.groupby(key)
     out = pd.DataFrame(
         {
@@ -190,8 +190,13 @@ def gap_report(df: pd.DataFrame, timeframe: str) -> dict:
     if len(df) < 2:
         return {"gaps": 0, "missing": 0}
     step = timeframe_delta(timeframe).value
-    jumps = np.diff(df.index.asi8) // step
+    jumps = np.diff(_ns(df.index)) // step
     return {"gaps": int((jumps > 1).sum()), "missing": int((jumps[jumps > 1] - 1).sum())}
+
+
+def _ns(index: pd.DatetimeIndex) -> np.ndarray:
+    """Nanoseconds since the epoch, whatever the index's unit (pandas 3 defaults to us)."""
+    return index.as_unit("ns").asi8
 
 
 def _fmt(delta: pd.Timedelta) -> str:

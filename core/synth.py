@@ -38,7 +38,7 @@ def synth_candles(
     high = np.maximum(open_, close) * (1 + wiggle[0])
     low = np.minimum(open_, close) * (1 - wiggle[1])
     volume = np.round(rng.gamma(2.0, 50.0, size=n) * (1 + 200 * np.abs(rets)), 6)
-    index = pd.date_range(start, periods=n, freq=step, name="timestamp")
+    index = pd.date_range(start, periods=n, freq=step, name="timestamp", unit="ns")
     return pd.DataFrame(
         np.column_stack([open_, high, low, close, volume]), index=index, columns=OHLCV
     )

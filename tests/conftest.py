@@ -29,7 +29,7 @@ def make_candles(
     high = np.maximum(open_, close) * (1 + rng.uniform(0, 0.001, n))
     low = np.minimum(open_, close) * (1 - rng.uniform(0, 0.001, n))
     volume = rng.uniform(1, 10, n)
-    index = pd.date_range(start, periods=n, freq=timeframe, tz="UTC", name="timestamp")
+    index = pd.date_range(start, periods=n, freq=timeframe, tz="UTC", name="timestamp", unit="ns")
     return pd.DataFrame(
         np.column_stack([open_, high, low, close, volume]), index=index, columns=OHLCV
     )
