@@ -202,3 +202,9 @@ def _ns(index: pd.DatetimeIndex) -> np.ndarray:
 def _fmt(delta: pd.Timedelta) -> str:
     minutes = int(delta / pd.Timedelta(1, "min"))
     return f"{minutes // 60}h" if minutes % 60 == 0 else f"{minutes}m"
+
+
+def grid_at(df: pd.DataFrame, timeframe: str) -> pd.DataFrame:
+    """What the model reads: candles resampled to `timeframe` on the regular grid (filled bars
+    explicit). Training, backtest and replay all start from this."""
+    return to_grid(resample(df, timeframe), timeframe)
