@@ -1,0 +1,183 @@
+"""The backtest (SPEC §2): both policies and the baselines over the train and validation ranges.
+
+A position decided at the close of candle t earns R_{t+1}. Decisions need a full window of real
+price changes (t >= seq_len) and a real candle at t: at a filled bar (an exchange outage) nothing
+is traded and the position held is carried, as the live service holds it through downtime.
+Each range starts flat with wealth 1.0.
+"""
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+
+from fc.core import metrics
+from fc.core.candles import timeframe_delta
+from fc.core.features import direction, direction_class, next_return
+from fc.core.policies import POLICIES, position, wealth_factors
+
+BASELINES = ("buy_and_hold", "last_direction", "mean_reversion", "class_prior")
+
+
+@dataclass(frozen=True)
+class BacktestConfig:
+    fee_bps: float = 0.0
+    slippage_bps: float = 0.0
+    start: str | None = None  # first decision time (inclusive), ISO date or time, UTC
+    end: str | None = None  # last decision time (exclusive)
+    bootstrap_reps: int = 500
+    bootstrap_block: float = 48.0  # mean block length in bars (a day of 30m bars)
+
+    @property
+    def cost(self) -> float:
+        """c of the wealth formula: fee plus slippage per unit of position change."""
+        return (self.fee_bps + self.slippage_bps) / 1e4
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def trade_mask(filled: np.ndarray, seq_len: int) -> np.ndarray:
+    """Bars where a decision is made: a full window of real changes, a real candle, a next bar."""
+    n = len(filled)
+    ok = np.zeros(n, dtype=bool)
+    ok[seq_len : n - 1] = True
+    return ok & ~np.asarray(filled, dtype=bool)
+
+
+def hold(values: np.ndarray, decide: np.ndarray) -> np.ndarray:
+    """values where decide is True, else the last decided value carried forward (0 before)."""
+    last = np.where(decide, np.arange(len(decide)), -1)
+    last = np.maximum.accumulate(last)
+    return np.where(last >= 0, np.asarray(values, dtype=np.float64)[np.maximum(last, 0)], 0.0)
+
+
+def segments(times: pd.DatetimeIndex, decide: np.ndarray, split: str, cfg: BacktestConfig):
+    """{'train': mask, 'validation': mask} over bars, each from its first decision on."""
+    t = times
+    inside = np.ones(len(t), dtype=bool)
+    if cfg.start:
+        inside &= t >= pd.Timestamp(cfg.start, tz="UTC")
+    if cfg.end:
+        inside &= t < pd.Timestamp(cfg.end, tz="UTC")
+    before = t < pd.Timestamp(split, tz="UTC")
+    out = {}
+    for name, part in (("train", inside & before), ("validation", inside & ~before)):
+        steps = part & decide
+        if steps.any():
+            first, last = np.flatnonzero(steps)[[0, -1]]
+            part = part.copy()
+            part[:first] = False
+            part[last + 1 :] = False
+        out[name] = part & (np.arange(len(t)) < len(t) - 1)
+    return out
+
+
+def simulate(close, positions, decide, part, cost):
+    """Held positions, growth factors and wealth over one range (flat and 1.0 at its start)."""
+    f = hold(np.where(part, positions, 0.0), decide & part)[part]
+    r = np.nan_to_num(next_return(close))[part]
+    factors = wealth_factors(f, r, cost)
+    return f, r, factors
+
+
+def baseline_positions(close: np.ndarray, prior_up: bool) -> dict:
+    d = direction(close).astype(np.float64)
+    last = np.where(d >= 0, 1.0, -1.0)  # an unchanged close counts as up, as in the labels
+    ones = np.ones(len(close))
+    return {
+        "buy_and_hold": ones,
+        "last_direction": last,
+        "mean_reversion": -last,
+        "class_prior": ones if prior_up else -ones,
+    }
+
+
+def run_backtest(
+    grid: pd.DataFrame,
+    p_up: np.ndarray,
+    seq_len: int,
+    split: str,
+    cfg: BacktestConfig,
+    timeframe: str,
+):
+    """Backtest both policies and the baselines. `p_up` is per bar (NaN where no decision).
+    Returns (positions frame, metrics dict {range: {policy|baseline: {...}}})."""
+    close = grid["close"].to_numpy()
+    filled = grid["filled"].to_numpy() if "filled" in grid else np.zeros(len(grid), bool)
+    decide = trade_mask(filled, seq_len)
+    labels = direction_class(close)
+    label_next = np.r_[labels[1:], 0]
+    scored = decide & np.r_[~filled[1:], False]  # a filled next bar is no direction to score
+    per_year = metrics.bars_per_year(timeframe_delta(timeframe) / pd.Timedelta(1, "min"))
+    parts = segments(grid.index, decide, split, cfg)
+    train_up = label_next[parts["train"] & scored]
+    prior_up = bool(len(train_up) == 0 or (train_up == 0).mean() >= 0.5)
+    base = baseline_positions(close, prior_up)
+    frames, report = [], {}
+    for name, part in parts.items():
+        if not (part & decide).any():
+            continue
+        section, rows = {}, {"time": grid.index[part], "close": close[part]}
+        rows["p_up"] = p_up[part]
+        rows["p_down"] = 1.0 - p_up[part]
+        for policy in POLICIES:
+            f, r, factors = simulate(
+                close, position(policy, np.nan_to_num(p_up, nan=0.5)), decide, part, cfg.cost
+            )
+            section[policy] = metrics.performance(factors, f, r, per_year)
+            section[policy]["decisions"] = int((part & decide).sum())
+            section[policy]["sharpe_ci95"] = metrics.bootstrap_ci(
+                factors - 1.0,
+                metrics.sharpe_rows(per_year),
+                cfg.bootstrap_reps,
+                cfg.bootstrap_block,
+            )
+            rows[f"position_{policy}"] = f
+            rows[f"wealth_{policy}"] = np.cumprod(factors)  # at the next close
+        for baseline, positions in base.items():
+            f, r, factors = simulate(close, positions, decide, part, cfg.cost)
+            section[baseline] = metrics.performance(factors, f, r, per_year)
+            section[baseline]["decisions"] = int((part & decide).sum())
+            if baseline == "buy_and_hold":
+                rows["wealth_buy_and_hold"] = np.cumprod(factors)
+        section.update(_classifier_section(p_up, label_next, close, part & scored, prior_up))
+        section["classifier"].update(
+            _edge_over_prior(p_up, label_next, part & scored, prior_up, cfg)
+        )
+        report[name] = section
+        frame = pd.DataFrame(rows)
+        frame.insert(1, "range", name)
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True), report
+
+
+def _classifier_section(p_up, label_next, close, scored, prior_up) -> dict:
+    d = direction(close)
+    last_up = (d >= 0).astype(np.float64)
+    model = metrics.classifier(p_up[scored], label_next[scored])
+    return {
+        "classifier": {
+            "model": model,
+            "always_up": metrics.classifier(np.ones(scored.sum()), label_next[scored]),
+            "class_prior": metrics.classifier(
+                np.full(scored.sum(), float(prior_up)), label_next[scored]
+            ),
+            "last_direction": metrics.classifier(last_up[scored], label_next[scored]),
+            "mean_reversion": metrics.classifier(1 - last_up[scored], label_next[scored]),
+            "scored": int(scored.sum()),
+        }
+    }
+
+
+def _edge_over_prior(p_up, label_next, scored, prior_up, cfg) -> dict:
+    """Accuracy minus the class prior's, with its 95 % stationary-bootstrap interval."""
+    model_right = ((p_up[scored] >= 0.5) == (label_next[scored] == 0)).astype(np.float64)
+    prior_right = ((label_next[scored] == 0) == prior_up).astype(np.float64)
+    diff = model_right - prior_right
+    return {
+        "accuracy_minus_prior": float(diff.mean()) if len(diff) else 0.0,
+        "accuracy_minus_prior_ci95": metrics.bootstrap_ci(
+            diff, metrics.mean_rows, cfg.bootstrap_reps, cfg.bootstrap_block
+        ),
+    }

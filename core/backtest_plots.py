@@ -1,0 +1,71 @@
+"""Backtest figures: equity (log scale) and drawdown of both policies and buy-and-hold."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+CURVES = (
+    ("wealth_discrete", "discrete (all in)"),
+    ("wealth_proportional", "proportional"),
+    ("wealth_buy_and_hold", "buy and hold"),
+)
+
+
+def _chained(positions: pd.DataFrame, column: str) -> np.ndarray:
+    """Wealth over the whole frame: each range starts at 1.0, so chain them end to end."""
+    out, carry = [], 1.0
+    for _, part in positions.groupby("range", sort=False):
+        out.append(carry * part[column].to_numpy())
+        carry = out[-1][-1]
+    return np.concatenate(out)
+
+
+def _mark_split(ax, positions: pd.DataFrame, split: str) -> None:
+    if (positions["range"] == "validation").any() and (positions["range"] == "train").any():
+        ax.axvline(pd.Timestamp(split, tz="UTC"), color="grey", ls="--", lw=1)
+        ax.text(
+            pd.Timestamp(split, tz="UTC"),
+            ax.get_ylim()[1],
+            " validation →",
+            va="top",
+            fontsize=8,
+            color="grey",
+        )
+
+
+def equity_figure(positions: pd.DataFrame, split: str, title: str):
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    for column, label in CURVES:
+        ax.plot(positions["time"], _chained(positions, column), label=label, lw=1)
+    ax.set_yscale("log")
+    ax.set_ylabel("wealth (start = 1, log scale)")
+    ax.set_xlabel("time (UTC)")
+    ax.set_title(title)
+    ax.legend(loc="upper left")
+    ax.grid(alpha=0.3)
+    _mark_split(ax, positions, split)
+    fig.tight_layout()
+    return fig
+
+
+def drawdown_figure(positions: pd.DataFrame, split: str, title: str):
+    fig, ax = plt.subplots(figsize=(10, 3.5))
+    for column, label in CURVES:
+        w = _chained(positions, column)
+        ax.plot(positions["time"], 100 * (w / np.maximum.accumulate(w) - 1), label=label, lw=1)
+    ax.set_ylabel("drawdown (%)")
+    ax.set_xlabel("time (UTC)")
+    ax.set_title(f"Drawdown: {title}")
+    ax.legend(loc="lower left")
+    ax.grid(alpha=0.3)
+    _mark_split(ax, positions, split)
+    fig.tight_layout()
+    return fig
+
+
+def save_figure(fig, path) -> None:
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,119 @@
+"""Performance and classifier metrics (SPEC §2), and a stationary block bootstrap for their
+uncertainty. Pure numpy; every number here can be recomputed by hand from positions.parquet."""
+
+import numpy as np
+
+MINUTES_PER_YEAR = 365 * 24 * 60
+
+
+def bars_per_year(bar_minutes: float) -> float:
+    """17,520 for 30-minute bars."""
+    return MINUTES_PER_YEAR / bar_minutes
+
+
+def max_drawdown(wealth: np.ndarray) -> float:
+    """Largest fall from a running peak, as a positive fraction (0.25 = 25 % below the peak)."""
+    w = np.concatenate([[1.0], np.asarray(wealth, dtype=np.float64)])
+    return float(np.max(1.0 - w / np.maximum.accumulate(w)))
+
+
+def sharpe(step_returns: np.ndarray, per_year: float) -> float:
+    r = np.asarray(step_returns, dtype=np.float64)
+    sd = r.std(ddof=1) if len(r) > 1 else 0.0
+    return float(r.mean() / sd * np.sqrt(per_year)) if sd > 0 else 0.0
+
+
+def performance(
+    factors: np.ndarray, positions: np.ndarray, returns: np.ndarray, per_year: float
+) -> dict:
+    """Metrics of one policy from its per-step growth factors, positions and next returns."""
+    factors = np.asarray(factors, dtype=np.float64)
+    n = len(factors)
+    if n == 0:
+        return {"final_wealth": 1.0, "decisions": 0, "sharpe": 0.0, "max_drawdown": 0.0}
+    wealth = np.cumprod(factors)
+    step = factors - 1.0
+    log_total = float(np.sum(np.log(np.maximum(factors, 1e-300))))
+    years = n / per_year
+    downside = np.sqrt(np.mean(np.minimum(step, 0.0) ** 2))
+    annual_log = log_total / years
+    mdd = max_drawdown(wealth)
+    pnl = positions * returns
+    traded = positions != 0
+    return {
+        "final_wealth": float(wealth[-1]),
+        "decisions": int(n),
+        "total_log_return": log_total,
+        "annual_log_return": annual_log,
+        "annual_volatility": float(step.std(ddof=1) * np.sqrt(per_year)) if n > 1 else 0.0,
+        "sharpe": sharpe(step, per_year),
+        "sortino": float(step.mean() / downside * np.sqrt(per_year)) if downside > 0 else 0.0,
+        "max_drawdown": mdd,
+        "calmar": float(annual_log / mdd) if mdd > 0 else 0.0,
+        "turnover": float(np.abs(np.diff(positions, prepend=0.0)).mean()),
+        "hit_rate": float((pnl[traded] > 0).mean()) if traded.any() else 0.0,
+        "exposure": float(np.abs(positions).mean()),
+    }
+
+
+def classifier(p_up: np.ndarray, label: np.ndarray) -> dict:
+    """Accuracy, log loss and Brier score of p_up against labels (0 = up, 1 = down)."""
+    p_up = np.clip(np.asarray(p_up, dtype=np.float64), 1e-12, 1 - 1e-12)
+    up = np.asarray(label) == 0
+    predicted_up = p_up >= 0.5
+    return {
+        "accuracy": float((predicted_up == up).mean()) if len(up) else 0.0,
+        "log_loss": float(-np.mean(np.where(up, np.log(p_up), np.log(1 - p_up)))),
+        "brier": float(np.mean((p_up - up) ** 2)),
+    }
+
+
+def stationary_bootstrap_index(n: int, reps: int, mean_block: float, rng) -> np.ndarray:
+    """(reps, n) indices of Politis & Romano's stationary bootstrap: blocks of geometric length
+    (mean `mean_block`) starting at uniform positions, wrapping around the end."""
+    new_block = rng.random((reps, n)) < 1.0 / mean_block
+    new_block[:, 0] = True
+    block_id = np.cumsum(new_block, axis=1) - 1
+    starts = rng.integers(0, n, size=(reps, n))  # more starts than blocks; only the first used
+    first_pos = np.where(new_block, np.arange(n), 0)
+    first_pos = np.maximum.accumulate(first_pos, axis=1)
+    start_of_block = np.take_along_axis(starts, block_id, axis=1)
+    return (start_of_block + np.arange(n) - first_pos) % n
+
+
+def bootstrap_ci(
+    values: np.ndarray,
+    statistic,
+    reps: int = 500,
+    mean_block: float = 48.0,
+    level: float = 0.95,
+    seed: int = 0,
+    chunk: int = 50,
+) -> tuple[float, float]:
+    """Percentile interval of statistic(resampled values) under the stationary bootstrap.
+    `statistic` maps a (reps, n) array to (reps,) results."""
+    values = np.asarray(values, dtype=np.float64)
+    if len(values) < 2:
+        return (float("nan"), float("nan"))
+    rng = np.random.default_rng(seed)
+    stats = []
+    for done in range(0, reps, chunk):
+        idx = stationary_bootstrap_index(len(values), min(chunk, reps - done), mean_block, rng)
+        stats.append(statistic(values[idx]))
+    stats = np.concatenate(stats)
+    tail = (1 - level) / 2
+    return float(np.quantile(stats, tail)), float(np.quantile(stats, 1 - tail))
+
+
+def sharpe_rows(per_year: float):
+    """The Sharpe statistic for bootstrap_ci, row-wise."""
+
+    def stat(rows: np.ndarray) -> np.ndarray:
+        sd = rows.std(axis=1, ddof=1)
+        return np.where(sd > 0, rows.mean(axis=1) / np.where(sd > 0, sd, 1) * np.sqrt(per_year), 0)
+
+    return stat
+
+
+def mean_rows(rows: np.ndarray) -> np.ndarray:
+    return rows.mean(axis=1)
