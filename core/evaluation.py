@@ -16,10 +16,9 @@ from fc.core.features import price_change
 
 def run_grid(config, data: str | Path | None = None) -> pd.DataFrame:
     """The run's candles on its grid: --data if given, else the file it was trained on."""
-    path = Path(data or config.data)
-    if not str(path) or not path.is_file():
-        raise FcError(f"the run's candle file {str(path)!r} is not here; pass --data FILE")
-    return grid_at(load_candles(path), config.timeframe)
+    if data is None and not Path(config.data or "").is_file():
+        raise FcError(f"the run's candle file {config.data!r} is not here; pass --data FILE")
+    return grid_at(load_candles(data or config.data), config.timeframe)
 
 
 def predict_bars(model, scaling, grid: pd.DataFrame, seq_len: int, need: np.ndarray) -> np.ndarray:
