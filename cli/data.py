@@ -65,7 +65,8 @@ def info(
     table.add_column("field")
     table.add_column("value", justify="right")
     for key, value in report.items():
-        table.add_row(key, f"{value:,}" if isinstance(value, int) else str(value))
+        shown = f"{value:,}" if type(value) is int else str(value)
+        table.add_row(key, shown)
     console.print(table)
 
 
