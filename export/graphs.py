@@ -1,0 +1,179 @@
+"""Writers of a run's graphs: the ONNX window and step graphs with fc metadata, and TorchScript.
+
+Scaling sits inside every graph, so each reads the raw price_change as float64 and casts to
+float32 only after (x - center) / scale, exactly as core.model.window_p_up does; a float32 input
+would lose the feature's small changes to rounding before the subtraction. The inputs, outputs
+and metadata keys are the contract fixed in live/predictor.py.
+"""
+
+import contextlib
+import io
+import json
+import warnings
+from pathlib import Path
+
+import onnx
+import torch
+from torch import nn
+
+from fc import __version__
+from fc.core.model import Forecast, Scaling
+from fc.core.runs import TrainConfig
+from fc.live.predictor import META_KEYS, STEP_INPUTS, STEP_OUTPUTS, WINDOW_INPUTS, WINDOW_OUTPUTS
+
+# The legacy (TorchScript-based) exporter writes one ONNX GRU op per layer with
+# linear_before_reset=1 in well under a second; the dynamo exporter also writes GRU ops but takes
+# ~20 s and some torch releases got linear_before_reset wrong (pytorch#189225), so it is the
+# fallback for a torch that no longer ships the legacy exporter.
+OPSET = {"legacy": 17, "dynamo": 18}
+ONNX_NAME, STEP_NAME, TORCHSCRIPT_NAME = "model.onnx", "model.step.onnx", "model.torchscript.pt"
+
+
+class WindowGraph(nn.Module):
+    """(batch, time, 1) raw price_change → logits and probabilities [up, down] of the last step,
+    from a zero hidden state: window_p_up's computation as one module."""
+
+    def __init__(self, model: Forecast, scaling: Scaling):
+        super().__init__()
+        self.gru, self.fc = model.gru, model.fc
+        self.center, self.scale = float(scaling.center), float(scaling.scale)
+
+    def forward(self, price_change: torch.Tensor):
+        x = ((price_change.double() - self.center) / self.scale).float()
+        out, _ = self.gru(x)
+        logits = self.fc(out[:, -1])
+        return logits, torch.softmax(logits, dim=-1)
+
+
+class StepGraph(nn.Module):
+    """(batch, 1, 1) raw price_change, hidden (layers, batch, hidden) → logits, next hidden."""
+
+    def __init__(self, model: Forecast, scaling: Scaling):
+        super().__init__()
+        self.gru, self.fc = model.gru, model.fc
+        self.center, self.scale = float(scaling.center), float(scaling.scale)
+
+    def forward(self, price_change: torch.Tensor, hidden: torch.Tensor):
+        x = ((price_change.double() - self.center) / self.scale).float()
+        out, hidden_out = self.gru(x, hidden)
+        return self.fc(out[:, -1]), hidden_out
+
+
+def graph_metadata(config: TrainConfig, graph: str, exporter: str) -> dict[str, str]:
+    """metadata_props of a graph: the run's identity and everything the live loop needs."""
+    meta = {
+        "graph": graph,
+        "fc_version": config.fc_version or __version__,
+        "symbol": config.symbol,
+        "timeframe": config.timeframe,
+        "seq_len": str(config.seq_len),
+        "feature": config.feature,
+        "classes": json.dumps(list(config.classes)),
+        "train_range": json.dumps(list(config.train_range)),
+        "validation_range": json.dumps(list(config.validation_range)),
+        "hidden": str(config.hidden),
+        "layers": str(config.layers),
+        "scale_center": repr(float(config.scale_center)),
+        "scale_scale": repr(float(config.scale_scale)),
+        "loss": config.loss,
+        "data_sha256": config.data_sha256,
+        "exported_by": f"fc {__version__}",
+        "exporter": f"torch {torch.__version__} {exporter}",
+        "opset": str(OPSET[exporter]),
+    }
+    assert set(META_KEYS) <= set(meta)
+    return meta
+
+
+def _torch_export(module: nn.Module, args: tuple, path: Path, io_names, dynamic, exporter: str):
+    """torch.onnx.export with its chatter kept off stdout (`fc export --json` owns stdout)."""
+    inputs, outputs = io_names
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")  # the legacy exporter's deprecation and GRU batch notes
+        if exporter == "legacy":
+            torch.onnx.export(
+                module, args, str(path), dynamo=False, opset_version=OPSET[exporter],
+                input_names=list(inputs), output_names=list(outputs), dynamic_axes=dynamic,
+            )  # fmt: skip
+        else:
+            shapes = {
+                name: {
+                    axis: torch.export.Dim(f"{name}_{label}", min=1) for axis, label in d.items()
+                }
+                for name, d in dynamic.items()
+                if name in inputs
+            }
+            torch.onnx.export(
+                module, args, str(path), dynamo=True, opset_version=OPSET[exporter],
+                input_names=list(inputs), output_names=list(outputs), dynamic_shapes=shapes,
+                optimize=True, verbose=False,
+            )  # fmt: skip
+
+
+def _stamp(path: Path, meta: dict[str, str]) -> None:
+    """Write the metadata into the file and check the whole model."""
+    model = onnx.load(str(path))
+    del model.metadata_props[:]
+    for key, value in meta.items():
+        model.metadata_props.add(key=key, value=value)
+    model.producer_name, model.producer_version = "fc", __version__
+    onnx.checker.check_model(model, full_check=True)
+    onnx.save(model, str(path))
+
+
+def write_window_onnx(
+    model: Forecast, scaling: Scaling, config: TrainConfig, path: Path, exporter: str = "legacy"
+) -> Path:
+    graph = WindowGraph(model, scaling).eval()
+    # a batch of 1 at export: the legacy GRU export otherwise may bake the batch into h0
+    sample = torch.ones(1, min(config.seq_len, 8), 1, dtype=torch.float64)
+    dynamic = {
+        "price_change": {0: "batch", 1: "time"},
+        "logits": {0: "batch"},
+        "probabilities": {0: "batch"},
+    }
+    _torch_export(graph, (sample,), path, (WINDOW_INPUTS, WINDOW_OUTPUTS), dynamic, exporter)
+    _stamp(path, graph_metadata(config, "window", exporter))
+    return path
+
+
+def write_step_onnx(
+    model: Forecast, scaling: Scaling, config: TrainConfig, path: Path, exporter: str = "legacy"
+) -> Path:
+    graph = StepGraph(model, scaling).eval()
+    sample = (
+        torch.ones(1, 1, 1, dtype=torch.float64),
+        torch.zeros(config.layers, 1, config.hidden),
+    )
+    dynamic = {
+        "price_change": {0: "batch"},
+        "hidden": {1: "batch"},
+        "logits": {0: "batch"},
+        "hidden_out": {1: "batch"},
+    }
+    _torch_export(graph, sample, path, (STEP_INPUTS, STEP_OUTPUTS), dynamic, exporter)
+    _stamp(path, graph_metadata(config, "step", exporter))
+    return path
+
+
+def write_torchscript(model: Forecast, scaling: Scaling, config: TrainConfig, path: Path) -> Path:
+    """The window graph traced to TorchScript (nn.GRU is one aten op, so any batch and time run),
+    with the same metadata as a JSON extra file `fc_meta.json`."""
+    graph = WindowGraph(model, scaling).eval()
+    sample = torch.ones(1, min(config.seq_len, 8), 1, dtype=torch.float64)
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # torch.jit is deprecated in favour of torch.export
+        traced = torch.jit.trace(graph, (sample,), check_trace=False)
+    meta = graph_metadata(config, "window", "legacy") | {"exporter": "torch.jit.trace"}
+    del meta["opset"]
+    traced.save(str(path), _extra_files={"fc_meta.json": json.dumps(meta)})
+    return path
+
+
+def load_torchscript(path: Path):
+    """(module, metadata) of a TorchScript file write_torchscript made."""
+    extra = {"fc_meta.json": ""}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        module = torch.jit.load(str(path), _extra_files=extra)
+    return module.eval(), json.loads(extra["fc_meta.json"])

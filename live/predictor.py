@@ -1,0 +1,249 @@
+"""The live loop's model: an exported ONNX graph run by onnxruntime, refused unless its metadata,
+inputs, outputs and opset are what `fc export` writes. No torch here (SPEC §4, §7).
+
+The contract with export/graphs.py (which imports these names):
+- window graph: input `price_change` float64 (batch, time, 1), the raw feature, scaled inside the
+  graph; outputs `logits` float32 (batch, 2) of the last step and `probabilities` = their softmax.
+- step graph: inputs `price_change` float64 (batch, 1, 1) and `hidden` float32 (layers, batch,
+  hidden); outputs `logits` (batch, 2) and `hidden_out` (layers, batch, hidden).
+p_up = softmax(logits in float64)[0], as core.model.window_p_up computes it.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+from fc.core.errors import FcError
+from fc.core.features import CLASSES, FEATURE
+
+SUPPORTED_OPSETS = (17, 18)  # what the exporter writes (legacy: 17, dynamo: 18) and tests run
+WINDOW_INPUTS = ("price_change",)
+WINDOW_OUTPUTS = ("logits", "probabilities")
+STEP_INPUTS = ("price_change", "hidden")
+STEP_OUTPUTS = ("logits", "hidden_out")
+# metadata_props every fc graph carries; values are strings, lists and ranges are JSON
+META_KEYS = (
+    "graph", "fc_version", "symbol", "timeframe", "seq_len", "feature", "classes",
+    "train_range", "validation_range", "hidden", "layers", "scale_center", "scale_scale",
+)  # fmt: skip
+_INTS = ("seq_len", "hidden", "layers")
+_FLOATS = ("scale_center", "scale_scale")
+_JSON = ("classes", "train_range", "validation_range")
+_BATCH_CHUNK = 4096  # windows per onnxruntime call in p_up_batch: bounds memory, not results
+
+
+def p_up_from_logits(logits: np.ndarray) -> np.ndarray:
+    """softmax over [up, down] in float64, class 0; the same arithmetic as window_p_up."""
+    z = np.asarray(logits, dtype=np.float64)
+    z = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e[..., 0] / e.sum(axis=-1)
+
+
+def read_graph(path: str | Path, graph: str) -> tuple[onnx.ModelProto, dict]:
+    """The ONNX model at `path` and its parsed fc metadata, or an FcError saying what is wrong."""
+    path = Path(path)
+    redo = "export it again with `fc export RUN --onnx`"
+    if not path.is_file():
+        raise FcError(
+            f"{path}: no such model file; give the model.onnx `fc export RUN --onnx` wrote"
+        )
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # protobuf raises DecodeError or RuntimeWarning-like types
+        raise FcError(f"{path}: not a readable ONNX file ({type(exc).__name__}); {redo}") from None
+    if not model.graph.node:
+        raise FcError(f"{path}: not a readable ONNX file (empty graph); {redo}")
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+    if opset not in SUPPORTED_OPSETS:
+        raise FcError(
+            f"{path}: ONNX opset {opset} is not supported (fc reads {SUPPORTED_OPSETS}); {redo}"
+        )
+    props = {p.key: p.value for p in model.metadata_props}
+    missing = [k for k in META_KEYS if k not in props]
+    if missing:
+        raise FcError(
+            f"{path}: not a graph fc exported (metadata {', '.join(missing)} missing); {redo}"
+        )
+    try:
+        meta = _parse_meta(props)
+    except ValueError as exc:
+        raise FcError(f"{path}: damaged fc metadata ({exc}); {redo}") from None
+    if meta["graph"] != graph:
+        raise FcError(f"{path}: a {meta['graph']} graph, not a {graph} graph; give model.onnx")
+    if meta["feature"] != FEATURE or tuple(meta["classes"]) != CLASSES:
+        raise FcError(
+            f"{path}: made for feature {meta['feature']} with classes {meta['classes']}, this fc "
+            f"computes {FEATURE} with classes {list(CLASSES)}; {redo}"
+        )
+    return model, meta
+
+
+def _parse_meta(props: dict) -> dict:
+    meta = {k: props[k] for k in META_KEYS}
+    for k in _INTS:
+        meta[k] = int(meta[k])
+    for k in _FLOATS:
+        meta[k] = float(meta[k])
+    for k in _JSON:
+        meta[k] = json.loads(meta[k])
+    if meta["seq_len"] < 1 or meta["hidden"] < 1 or meta["layers"] < 1:
+        raise ValueError("seq_len, hidden and layers must be positive")
+    if not np.isfinite(meta["scale_scale"]) or meta["scale_scale"] == 0:
+        raise ValueError("scale_scale must be finite and non-zero")
+    return meta
+
+
+def _check_market(path: Path, meta: dict, symbol: str | None, timeframe: str | None) -> None:
+    wrong = (symbol is not None and symbol != meta["symbol"]) or (
+        timeframe is not None and timeframe != meta["timeframe"]
+    )
+    if wrong:
+        asked = f"{symbol or meta['symbol']} {timeframe or meta['timeframe']}"
+        raise FcError(
+            f"{path}: exported for {meta['symbol']} {meta['timeframe']}, not {asked}; "
+            f"give a model trained on {asked} or trade {meta['symbol']} {meta['timeframe']}"
+        )
+
+
+def _session(path: Path, model: onnx.ModelProto, threads: int) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3  # warnings about unused initialisers are not the user's concern
+    try:
+        return ort.InferenceSession(
+            model.SerializeToString(), options, providers=["CPUExecutionProvider"]
+        )
+    except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        raise FcError(f"{path}: onnxruntime cannot run it ({first}); export it again") from None
+
+
+def _check_io(path: Path, session, inputs: dict, outputs: dict) -> None:
+    """inputs/outputs: name -> (onnx type, expected dims, None where any size goes)."""
+    for kind, want, got in (
+        ("inputs", inputs, {a.name: a for a in session.get_inputs()}),
+        ("outputs", outputs, {a.name: a for a in session.get_outputs()}),
+    ):
+        if set(got) != set(want):
+            raise FcError(
+                f"{path}: graph {kind} are {sorted(got)}, fc expects {sorted(want)}; "
+                "this is another model, give one `fc export` wrote"
+            )
+        for name, (dtype, dims) in want.items():
+            arg = got[name]
+            ok = arg.type == dtype and len(arg.shape) == len(dims)
+            ok = ok and all(d is None or s == d for s, d in zip(arg.shape, dims, strict=False))
+            if not ok:
+                raise FcError(
+                    f"{path}: {kind[:-1]} {name} is {arg.type} {arg.shape}, fc expects {dtype} "
+                    f"with dims {['any' if d is None else d for d in dims]}; give one `fc export` "
+                    "wrote"
+                )
+
+
+class OnnxPredictor:
+    """p_up from the window graph: the last seq_len raw price_change values, zero hidden state."""
+
+    def __init__(self, path: str | Path, session: ort.InferenceSession, meta: dict):
+        self.path = Path(path)
+        self.session = session
+        self.meta = meta
+        self.seq_len: int = meta["seq_len"]
+        self.symbol: str = meta["symbol"]
+        self.timeframe: str = meta["timeframe"]
+
+    def p_up(self, window: np.ndarray) -> float:
+        window = np.asarray(window, dtype=np.float64)
+        if window.shape != (self.seq_len,):
+            raise ValueError(f"window of shape {window.shape}, the model reads ({self.seq_len},)")
+        return float(self.p_up_batch(window[None, :])[0])
+
+    def p_up_batch(self, windows: np.ndarray) -> np.ndarray:
+        """p_up of each row of windows (n, seq_len); row i's value does not depend on the others
+        (tests/test_export.py checks it bitwise against one-window calls)."""
+        windows = np.asarray(windows, dtype=np.float64)
+        if windows.ndim != 2 or windows.shape[1] != self.seq_len:
+            raise ValueError(f"windows of shape {windows.shape}, expected (n, {self.seq_len})")
+        out = np.empty(len(windows), dtype=np.float64)
+        for i in range(0, len(windows), _BATCH_CHUNK):
+            block = np.ascontiguousarray(windows[i : i + _BATCH_CHUNK, :, None])
+            logits = self.session.run(["logits"], {"price_change": block})[0]
+            out[i : i + len(block)] = p_up_from_logits(logits)
+        return out
+
+
+class OnnxStepPredictor:
+    """The step graph: one feature and the hidden state in, logits and the next state out, for
+    O(1) work per candle. Carrying the state from an older start is NOT the window semantics
+    (SPEC §2); p_up(window) streams the window from a zero state and matches the window graph."""
+
+    def __init__(self, path: str | Path, session: ort.InferenceSession, meta: dict):
+        self.path = Path(path)
+        self.session = session
+        self.meta = meta
+        self.seq_len: int = meta["seq_len"]
+        self.symbol: str = meta["symbol"]
+        self.timeframe: str = meta["timeframe"]
+
+    def zero_state(self, batch: int = 1) -> np.ndarray:
+        return np.zeros((self.meta["layers"], batch, self.meta["hidden"]), dtype=np.float32)
+
+    def step(self, price_change: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """price_change (batch,) raw values, state (layers, batch, hidden) → (logits, state)."""
+        x = np.asarray(price_change, dtype=np.float64).reshape(-1, 1, 1)
+        logits, state = self.session.run(
+            list(STEP_OUTPUTS), {"price_change": x, "hidden": np.asarray(state, np.float32)}
+        )
+        return logits, state
+
+    def p_up_batch(self, windows: np.ndarray) -> np.ndarray:
+        windows = np.asarray(windows, dtype=np.float64)
+        if windows.ndim != 2 or windows.shape[1] != self.seq_len:
+            raise ValueError(f"windows of shape {windows.shape}, expected (n, {self.seq_len})")
+        state = self.zero_state(len(windows))
+        for t in range(self.seq_len):
+            logits, state = self.step(windows[:, t], state)
+        return p_up_from_logits(logits)
+
+    def p_up(self, window: np.ndarray) -> float:
+        return float(self.p_up_batch(np.asarray(window, dtype=np.float64)[None, :])[0])
+
+
+def load_predictor(
+    path: str | Path, symbol: str | None = None, timeframe: str | None = None, threads: int = 1
+) -> OnnxPredictor:
+    """The window graph at `path`, checked; symbol/timeframe, when given, must be the model's."""
+    path = Path(path)
+    model, meta = read_graph(path, "window")
+    _check_market(path, meta, symbol, timeframe)
+    session = _session(path, model, threads)
+    _check_io(
+        path,
+        session,
+        {"price_change": ("tensor(double)", (None, None, 1))},
+        {"logits": ("tensor(float)", (None, 2)), "probabilities": ("tensor(float)", (None, 2))},
+    )
+    return OnnxPredictor(path, session, meta)
+
+
+def load_step_predictor(
+    path: str | Path, symbol: str | None = None, timeframe: str | None = None, threads: int = 1
+) -> OnnxStepPredictor:
+    """The step graph (model.step.onnx beside model.onnx), checked like load_predictor."""
+    path = Path(path)
+    model, meta = read_graph(path, "step")
+    _check_market(path, meta, symbol, timeframe)
+    session = _session(path, model, threads)
+    state = ("tensor(float)", (meta["layers"], None, meta["hidden"]))
+    _check_io(
+        path,
+        session,
+        {"price_change": ("tensor(double)", (None, 1, 1)), "hidden": state},
+        {"logits": ("tensor(float)", (None, 2)), "hidden_out": state},
+    )
+    return OnnxStepPredictor(path, session, meta)
