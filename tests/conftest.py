@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from binance_fixture import binance_server  # noqa: F401  (a fake Binance on loopback)
 
 from fc.core.candles import OHLCV
 
