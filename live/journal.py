@@ -1,0 +1,182 @@
+"""The paper-trading journal: one SQLite file (WAL), the only place the live service persists.
+
+One row per (symbol, timeframe, policy, candle): the primary key makes every write idempotent, so
+a retried job or a restarted process never records a decision twice. A row at candle t holds the
+close of t, the p_up read at that close, the position f_t decided there, the trade f_t - f_{t-1}
+and the wealth realised at the close of t (before f_t earns R_{t+1}). Rows of kind 'held' are the
+candles the service did not decide (downtime, exchange outages): the position was carried.
+"""
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from fc.core.errors import FcError
+
+SCHEMA_VERSION = 1
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS decisions (
+    symbol     TEXT    NOT NULL,
+    timeframe  TEXT    NOT NULL,
+    policy     TEXT    NOT NULL,
+    candle_ms  INTEGER NOT NULL,  -- open time of candle t, ms since the epoch, UTC
+    kind       TEXT    NOT NULL CHECK (kind IN ('decision', 'held')),
+    decided_ms INTEGER NOT NULL,  -- the service clock when the row was written
+    close      REAL    NOT NULL,
+    p_up       REAL,              -- NULL on held rows
+    position   REAL    NOT NULL,
+    trade      REAL    NOT NULL,  -- position - previous position
+    wealth     REAL    NOT NULL,  -- realised at the close of candle t
+    model      TEXT    NOT NULL DEFAULT '',
+    PRIMARY KEY (symbol, timeframe, policy, candle_ms)
+);
+CREATE TABLE IF NOT EXISTS events (
+    id     INTEGER PRIMARY KEY,
+    at_ms  INTEGER NOT NULL,
+    kind   TEXT    NOT NULL,      -- start, stop, skip, ...
+    detail TEXT    NOT NULL DEFAULT '{}'
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+COLUMNS = (
+    "symbol",
+    "timeframe",
+    "policy",
+    "candle_ms",
+    "kind",
+    "decided_ms",
+    "close",
+    "p_up",
+    "position",
+    "trade",
+    "wealth",
+    "model",
+)
+
+
+@dataclass(frozen=True)
+class Row:
+    symbol: str
+    timeframe: str
+    policy: str
+    candle_ms: int
+    kind: str
+    decided_ms: int
+    close: float
+    p_up: float | None
+    position: float
+    trade: float
+    wealth: float
+    model: str = ""
+
+
+class Journal:
+    """Open (or create) the journal at `path`; ':memory:' works for tests."""
+
+    def __init__(self, path: str | Path):
+        self.path = str(path)
+        if self.path != ":memory:":
+            parent = Path(self.path).parent
+            if not parent.is_dir():
+                raise FcError(f"{path}: the journal's folder does not exist; create it first")
+        try:
+            # autocommit off by hand: every write is one explicit transaction
+            self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self.db.execute("PRAGMA busy_timeout = 5000")
+            self.db.execute("PRAGMA journal_mode = WAL")
+            # NORMAL in WAL mode survives a process crash (kill -9); only power loss may lose
+            # the last commits, which a restart then re-decides or holds.
+            self.db.execute("PRAGMA synchronous = NORMAL")
+            self.db.executescript(SCHEMA)
+            self.db.execute(
+                "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+            )
+        except sqlite3.DatabaseError as exc:
+            msg = f"{path}: not a readable journal ({exc}); restore it from a backup"
+            raise FcError(msg) from None
+
+    def record(self, rows: list[Row]) -> int:
+        """Write rows in one transaction; a row whose key exists is left alone. Returns how many
+        rows were new."""
+        values = [tuple(getattr(r, c) for c in COLUMNS) for r in rows]
+        marks = ", ".join("?" * len(COLUMNS))
+        with self._transaction():
+            before = self.db.total_changes
+            self.db.executemany(
+                f"INSERT OR IGNORE INTO decisions ({', '.join(COLUMNS)}) VALUES ({marks})", values
+            )
+            return self.db.total_changes - before
+
+    def event(self, at_ms: int, kind: str, **detail) -> None:
+        with self._transaction():
+            self.db.execute(
+                "INSERT INTO events (at_ms, kind, detail) VALUES (?, ?, ?)",
+                (int(at_ms), kind, json.dumps(detail, default=str)),
+            )
+
+    def has(self, symbol: str, timeframe: str, candle_ms: int) -> bool:
+        cur = self.db.execute(
+            "SELECT 1 FROM decisions WHERE symbol=? AND timeframe=? AND candle_ms=? LIMIT 1",
+            (symbol, timeframe, int(candle_ms)),
+        )
+        return cur.fetchone() is not None
+
+    def last(self, symbol: str, timeframe: str, policy: str) -> Row | None:
+        cur = self.db.execute(
+            f"SELECT {', '.join(COLUMNS)} FROM decisions WHERE symbol=? AND timeframe=? "
+            "AND policy=? ORDER BY candle_ms DESC LIMIT 1",
+            (symbol, timeframe, policy),
+        )
+        found = cur.fetchone()
+        return Row(*found) if found else None
+
+    def decisions(self, symbol: str | None = None, timeframe: str | None = None) -> pd.DataFrame:
+        """All rows (optionally of one symbol and timeframe), oldest first."""
+        where, args = [], []
+        if symbol:
+            where.append("symbol = ?")
+            args.append(symbol)
+        if timeframe:
+            where.append("timeframe = ?")
+            args.append(timeframe)
+        sql = f"SELECT {', '.join(COLUMNS)} FROM decisions"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY symbol, timeframe, policy, candle_ms"
+        return pd.DataFrame(self.db.execute(sql, args).fetchall(), columns=list(COLUMNS))
+
+    def events(self) -> pd.DataFrame:
+        rows = self.db.execute("SELECT at_ms, kind, detail FROM events ORDER BY id").fetchall()
+        return pd.DataFrame(rows, columns=["at_ms", "kind", "detail"])
+
+    def integrity(self) -> str:
+        return self.db.execute("PRAGMA integrity_check").fetchone()[0]
+
+    def close(self) -> None:
+        self.db.close()
+
+    def _transaction(self):
+        return _Transaction(self.db)
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE … COMMIT, ROLLBACK on any error: a crash mid-write leaves no half row."""
+
+    def __init__(self, db: sqlite3.Connection):
+        self.db = db
+
+    def __enter__(self):
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, kind, value, tb):
+        self.db.execute("COMMIT" if kind is None else "ROLLBACK")
+        return False
+
+
+def open_journal(path: str | Path, must_exist: bool = False) -> Journal:
+    if must_exist and not Path(path).is_file():
+        raise FcError(f"{path}: no such journal; give the --journal the service writes")
+    return Journal(path)

@@ -1,0 +1,280 @@
+"""The paper-trading engine: at each candle close, read the closed candles, predict, decide both
+policies' positions, account their wealth (SPEC §2) and journal it. Live and replay differ only
+in the clock and the candle source plugged in (SPEC §8).
+
+Accounting: the journal row of candle t holds the wealth realised at t's close,
+W_t = W_{t-1} (1 + f_{t-1} R_t - c |f_{t-1} - f_{t-2}|), and the position f_t decided there.
+Candles between the last row and t that were not decided (the service was down, or the exchange
+had no candle) are written as 'held' rows: the last position carried through each of them and
+earning its return from the closes, as the backtest holds a position through a filled bar.
+"""
+
+import logging
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+
+from fc.core.candles import timeframe_ms, to_grid
+from fc.core.errors import FcError
+from fc.core.features import price_change
+from fc.core.policies import POLICIES, position
+from fc.live.clock import Clock
+from fc.live.journal import Journal, Row
+from fc.live.logs import log_event
+
+MAX_FETCH = 5000  # candles asked at most; a longer downtime is bridged by one held step
+
+
+class CandleSource(Protocol):
+    def closed_candles(self, symbol: str, timeframe: str, count: int, now_ms: int): ...
+
+
+class Predictor(Protocol):
+    seq_len: int
+
+    def p_up(self, window: np.ndarray) -> float: ...
+
+
+@dataclass(frozen=True)
+class PaperConfig:
+    """Every choice behind a paper-trading run."""
+
+    symbol: str
+    timeframe: str
+    fee_bps: float = 0.0  # c of the wealth formula, in basis points per unit of position change
+    capital: float = 10_000.0
+    delay_s: float = 5.0  # the scheduler fires this long after each close
+    window_s: float | None = None  # decide within this of the close, else skip: min(tf/2, 5 min)
+    backoff_s: float = 2.0  # first wait between fetch attempts, doubled up to 30 s
+    model: str = ""  # the model file, journalled with each row
+
+    @property
+    def cost(self) -> float:
+        return self.fee_bps / 1e4
+
+    @property
+    def timeframe_ms(self) -> int:
+        return timeframe_ms(self.timeframe)
+
+    @property
+    def decision_window_ms(self) -> int:
+        if self.window_s is not None:
+            return int(self.window_s * 1000)
+        return min(self.timeframe_ms // 2, 300_000)
+
+
+@dataclass
+class Decision:
+    candle_ms: int
+    close: float
+    p_up: float
+    positions: dict = field(default_factory=dict)
+    wealth: dict = field(default_factory=dict)
+    held: int = 0  # candles carried before this decision (downtime, outages)
+
+
+def iso(ms: int) -> str:
+    return pd.Timestamp(int(ms), unit="ms", tz="UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class PaperService:
+    """Decides at candle closes; `decide_at(now_ms)` is the whole job the scheduler runs."""
+
+    def __init__(
+        self,
+        config: PaperConfig,
+        source: CandleSource,
+        predictor: Predictor,
+        journal: Journal,
+        clock: Clock,
+    ):
+        self.config, self.source, self.predictor = config, source, predictor
+        self.journal, self.clock = journal, clock
+        self.seq_len = int(predictor.seq_len)
+        self.state: dict[str, Row | None] = {}
+        self.restore()
+
+    def restore(self) -> None:
+        """Positions, wealth and last candle of each policy from the journal."""
+        c = self.config
+        self.state = {p: self.journal.last(c.symbol, c.timeframe, p) for p in POLICIES}
+
+    @property
+    def last_candle_ms(self) -> int | None:
+        rows = [r for r in self.state.values() if r is not None]
+        return min(r.candle_ms for r in rows) if len(rows) == len(POLICIES) else None
+
+    def last_closed(self, now_ms: int) -> int:
+        """Open time of the newest candle closed at now_ms."""
+        tf = self.config.timeframe_ms
+        return (int(now_ms) // tf) * tf - tf
+
+    def decide_at(self, now_ms: int | None = None) -> Decision | None:
+        """Decide at the close of the newest closed candle, once: None when it was decided
+        already, is too late to decide, or its candles could not be had within the window."""
+        c = self.config
+        now = self.clock.now_ms() if now_ms is None else int(now_ms)
+        t = self.last_closed(now)
+        if self.journal.has(c.symbol, c.timeframe, t):
+            log_event(logging.INFO, "duplicate", f"candle {iso(t)} already decided", candle=iso(t))
+            return None
+        last = self.last_candle_ms
+        if last is not None and t < last:
+            self._skip(t, "behind", f"the journal already reaches {iso(last)}")
+            return None
+        deadline = t + c.timeframe_ms + c.decision_window_ms
+        if now > deadline:
+            self._skip(t, "late", f"{(now - t - c.timeframe_ms) / 1000:.0f} s after the close")
+            return None
+        grid = self._fetch(t, deadline)
+        if grid is None:
+            return None
+        return self._decide(t, grid, now)
+
+    def _fetch(self, t: int, deadline: int) -> pd.DataFrame | None:
+        """The closed candles up to t on the regular grid, retried with back-off until the
+        deadline when the exchange fails or has not closed t yet."""
+        c = self.config
+        last = self.last_candle_ms
+        missed = 0 if last is None else max(0, (t - last) // c.timeframe_ms - 1)
+        count = min(self.seq_len + 1 + missed, MAX_FETCH)
+        wait, attempt, reason = c.backoff_s, 0, ""
+        while True:
+            attempt += 1
+            try:
+                now = self.clock.now_ms()
+                frame = self.source.closed_candles(c.symbol, c.timeframe, count, now)
+                grid, reason = self._check(frame, t)
+                if grid is not None:
+                    return grid
+            except FcError as exc:  # the exchange module's ExchangeUnavailable, BadExchangeData
+                reason = f"{type(exc).__name__}: {exc}"
+            log_event(
+                logging.WARNING,
+                "retry",
+                f"candle {iso(t)}: attempt {attempt} failed ({reason})",
+                candle=iso(t),
+                attempt=attempt,
+                reason=reason,
+            )
+            if self.clock.stopping:
+                self._skip(t, "stopping", reason)
+                return None
+            if self.clock.now_ms() + wait * 1000 > deadline:
+                self._skip(t, "unavailable", f"{attempt} attempts; last: {reason}")
+                return None
+            self.clock.sleep(wait)
+            wait = min(wait * 2, 30.0)
+
+    def _check(self, frame: pd.DataFrame, t: int) -> tuple[pd.DataFrame | None, str]:
+        if frame is None or len(frame) == 0:
+            return None, "no candles"
+        times = frame.index.as_unit("ns").asi8 // 1_000_000
+        frame = frame[times <= t]  # a source must not, but never decide on a later candle
+        times = times[times <= t]
+        if len(times) == 0 or times[-1] < t:
+            newest = iso(times[-1]) if len(times) else "none"
+            return None, f"candle not closed yet on the exchange (newest {newest})"
+        if not np.all(np.diff(times) == self.config.timeframe_ms):
+            frame = to_grid(frame, self.config.timeframe)  # an outage inside: filled bars
+        if len(frame) < self.seq_len + 1:
+            return None, f"only {len(frame)} candles, the model reads {self.seq_len + 1}"
+        closes = frame["close"].to_numpy(dtype=np.float64)
+        if not (np.all(np.isfinite(closes)) and np.all(closes > 0)):
+            return None, "a close is not a positive number"
+        return frame, ""
+
+    def _decide(self, t: int, grid: pd.DataFrame, now: int) -> Decision | None:
+        c = self.config
+        closes = grid["close"].to_numpy(dtype=np.float64)
+        times = grid.index.as_unit("ns").asi8 // 1_000_000
+        window = price_change(closes[-(self.seq_len + 1) :])[1:]
+        p_up = float(self.predictor.p_up(window))
+        decision = Decision(candle_ms=t, close=float(closes[-1]), p_up=p_up)
+        rows = []
+        for policy in POLICIES:
+            prev = self.state[policy]
+            f = float(position(policy, np.array([p_up]))[0])
+            if prev is None:
+                wealth, trade = c.capital, f
+            else:
+                held, wealth = self._carry(prev, times, closes)
+                rows += held
+                decision.held = len(held)
+                step = 1.0 + prev.position * (closes[-1] / held_close(prev, held) - 1.0)
+                wealth = wealth * (step - c.cost * abs(held_trade(prev, held)))
+                trade = f - prev.position
+            rows.append(
+                Row(c.symbol, c.timeframe, policy, t, "decision", now, decision.close, p_up,
+                    f, trade, wealth, c.model)
+            )  # fmt: skip
+            decision.positions[policy], decision.wealth[policy] = f, wealth
+        if self.journal.record(rows) == 0:
+            log_event(logging.INFO, "duplicate", f"candle {iso(t)} journalled by another job")
+            self.restore()
+            return None
+        self.restore()
+        self._log(decision)
+        return decision
+
+    def _carry(self, prev: Row, times: np.ndarray, closes: np.ndarray):
+        """Held rows for the candles after prev and before the last one; and the wealth then."""
+        c = self.config
+        between = np.flatnonzero((times > prev.candle_ms) & (times < times[-1]))
+        if len(between) and times[between[0]] != prev.candle_ms + c.timeframe_ms:
+            log_event(
+                logging.WARNING,
+                "gap",
+                f"downtime longer than the candles fetched: {iso(prev.candle_ms)} to "
+                f"{iso(times[between[0]])} is bridged by one held step",
+            )
+        rows, wealth, close, trade = [], prev.wealth, prev.close, prev.trade
+        for i in between:
+            step = 1.0 + prev.position * (closes[i] / close - 1.0)
+            wealth = wealth * (step - c.cost * abs(trade))
+            close, trade = float(closes[i]), 0.0
+            rows.append(
+                Row(c.symbol, c.timeframe, prev.policy, int(times[i]), "held",
+                    self.clock.now_ms(), close, None, prev.position, 0.0, wealth, c.model)
+            )  # fmt: skip
+        return rows, wealth
+
+    def _skip(self, t: int, reason: str, detail: str) -> None:
+        log_event(
+            logging.WARNING,
+            "skip",
+            f"candle {iso(t)} not decided: {reason} ({detail})",
+            candle=iso(t),
+            reason=reason,
+            detail=detail,
+        )
+        self.journal.event(self.clock.now_ms(), "skip", candle=iso(t), reason=reason, detail=detail)
+
+    def _log(self, d: Decision) -> None:
+        parts = " ".join(
+            f"{p}: position {d.positions[p]:+.4f} wealth {d.wealth[p]:.2f}" for p in POLICIES
+        )
+        held = f" (held {d.held} candle(s) first)" if d.held else ""
+        log_event(
+            logging.INFO,
+            "decision",
+            f"decision {iso(d.candle_ms)} close {d.close:.2f} p_up {d.p_up:.4f} {parts}{held}",
+            candle=iso(d.candle_ms),
+            close=d.close,
+            p_up=d.p_up,
+            positions=d.positions,
+            wealth=d.wealth,
+            held=d.held,
+        )
+
+
+def held_close(prev: Row, held: list[Row]) -> float:
+    """The close the decision's step starts from: the last held candle's, else prev's."""
+    return held[-1].close if held else prev.close
+
+
+def held_trade(prev: Row, held: list[Row]) -> float:
+    """The trade still to pay in the decision's step: prev's own, unless a held step paid it."""
+    return 0.0 if held else prev.trade
