@@ -1,7 +1,74 @@
-"""`fc export`: not written yet (its helper replaces this file)."""
+"""`fc export`: a run's ONNX (window + step) and TorchScript graphs, with parity against torch."""
+
+import json
+from pathlib import Path
+from typing import Annotated
 
 import typer
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+
+CHECKS = {
+    "onnx_real": "window graph vs torch window_p_up, real windows",
+    "onnx_backtest": "window graph vs the run's backtest p_up",
+    "onnx_random": "window graph vs torch, random batches/lengths",
+    "step_onnx": "step graph streamed vs window graph",
+    "torchscript": "TorchScript vs torch",
+}
+
+
+def export(
+    run: Annotated[Path, typer.Argument(help="A run folder made by `fc train`.")],
+    onnx: Annotated[
+        bool, typer.Option("--onnx", help="Write model.onnx + model.step.onnx.")
+    ] = False,
+    torchscript: Annotated[
+        bool, typer.Option("--torchscript", help="Write model.torchscript.pt.")
+    ] = False,
+    tolerance: Annotated[
+        float, typer.Option(help="Largest |p_up difference| a check may show.")
+    ] = 1e-5,
+    data: Annotated[Path | None, typer.Option(help="Candle file (default: the run's).")] = None,
+    windows: Annotated[
+        int, typer.Option(help="Real validation windows to check (0: every one).")
+    ] = 2048,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Export a run into RUN/export/ and check the graphs against torch; exit 1 if one differs
+    by more than --tolerance.
+
+    Example: fc export runs/20260101T000000-ce-h16-l3 --onnx --torchscript
+    """
+    from fc.export.run import export_run
+
+    report = export_run(run, onnx, torchscript, tolerance, data, windows)
+    if as_json:
+        typer.echo(json.dumps(report.to_dict()))
+    else:
+        table = Table(title=f"Parity, max |Δ p_up| (tolerance {tolerance:g})")
+        for col in ("check", "windows", "max abs diff", "", "what"):
+            table.add_column(col, justify="right" if col in ("windows", "max abs diff") else "left")
+        for name, diff in report.max_abs_diff.items():
+            seen = report.windows.get(name, "")
+            mark = "skipped" if diff is None else ("ok" if diff <= tolerance else "FAIL")
+            shown = "—" if diff is None else f"{diff:.3g}"
+            table.add_row(name, str(seen), shown, mark, CHECKS[name])
+        console.print(table)
+        for note in report.notes:
+            console.print(note)
+        for label, path in (("onnx", report.onnx), ("step", report.step_onnx)):
+            if path:
+                console.print(f"{label}: {path} (opset {report.opset}, {report.exporter})")
+        if report.torchscript:
+            console.print(f"torchscript: {report.torchscript}")
+    if not report.ok:
+        if not as_json:
+            console.print("parity FAILED: a graph differs from torch by more than --tolerance")
+        raise typer.Exit(1)
 
 
 def register(root: typer.Typer) -> None:
     """Add this module's commands to the root app."""
+    root.command()(export)

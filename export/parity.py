@@ -1,0 +1,134 @@
+"""Parity of the exported graphs with torch: each check returns the max absolute difference of
+p_up (the number every policy reads) between an exported graph and its reference.
+
+References: core.model.window_p_up on real windows (what training evaluation and the backtest
+compute), the torch WindowGraph on random and odd-length inputs, the window graph for the
+streamed step graph, and the backtest's own positions.parquet when the run has one.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from fc.core.backtest import trade_mask
+from fc.core.errors import FcError
+from fc.core.features import price_change
+from fc.core.model import Forecast, Scaling, window_p_up
+from fc.core.runs import TrainConfig
+from fc.export.graphs import WindowGraph
+from fc.live.predictor import OnnxPredictor, OnnxStepPredictor, p_up_from_logits
+
+
+class RealWindows:
+    """Validation decisions of the run's candles: windows (n, seq_len) of raw price_change ending
+    at `ends` (grid positions) at `times`, plus the whole feature series for window_p_up."""
+
+    def __init__(self, features: np.ndarray, ends: np.ndarray, times: pd.DatetimeIndex, L: int):
+        self.features, self.ends, self.times = features, ends, times
+        self.windows = np.lib.stride_tricks.sliding_window_view(features, L)[ends - L + 1]
+
+
+def real_windows(
+    config: TrainConfig, data: str | Path | None, limit: int
+) -> tuple[RealWindows | None, str]:
+    """Up to `limit` (0: all) validation decisions, evenly spread; (None, why) when the run's
+    own candle file is not readable. A --data file the user names must be readable."""
+    from fc.core.candles import grid_at, load_candles
+
+    source = data or config.data
+    try:
+        grid = grid_at(load_candles(source), config.timeframe)
+    except FcError as exc:
+        if data is not None:
+            raise
+        why = f"real-window checks skipped: the run's candles {config.data!r} are not readable"
+        return None, f"{why} ({str(exc).split(';')[0]}); pass --data FILE"
+    decide = trade_mask(grid["filled"].to_numpy(), config.seq_len)
+    split = pd.Timestamp(config.split, tz="UTC") if config.split else grid.index[0]
+    ends = np.flatnonzero(decide & (grid.index >= split))
+    where = "validation"
+    if len(ends) == 0:  # a file that ends before the split: its train decisions still test
+        ends, where = np.flatnonzero(decide), "all"
+    if len(ends) == 0:
+        return None, f"real-window checks skipped: {source} has no full window of {config.seq_len}"
+    if limit and len(ends) > limit:
+        ends = ends[np.linspace(0, len(ends) - 1, limit).round().astype(np.int64)]
+    features = price_change(grid["close"].to_numpy())
+    note = f"real windows: {len(ends)} {where} decisions of {source}"
+    return RealWindows(features, ends, grid.index[ends], config.seq_len), note
+
+
+def random_windows(config: TrainConfig, n: int, length: int, seed: int = 0) -> np.ndarray:
+    """Raw inputs whose scaled values are standard normal: the graph's whole working range."""
+    rng = np.random.default_rng(seed)
+    return config.scale_center + config.scale_scale * rng.standard_normal((n, length))
+
+
+@torch.no_grad()
+def torch_p_up(graph: torch.nn.Module, windows: np.ndarray) -> np.ndarray:
+    """p_up of a WindowGraph-like module (torch eager or TorchScript) on raw windows (n, time)."""
+    logits, _ = graph(torch.from_numpy(np.ascontiguousarray(windows[:, :, None])))
+    return p_up_from_logits(logits.numpy())
+
+
+def onnx_vs_torch_real(
+    model: Forecast, scaling: Scaling, predictor: OnnxPredictor, real: RealWindows
+) -> tuple[float, int]:
+    reference = window_p_up(model, real.features, real.ends, predictor.seq_len, scaling)
+    return float(np.abs(predictor.p_up_batch(real.windows) - reference).max()), len(reference)
+
+
+def onnx_vs_torch_random(
+    model: Forecast, scaling: Scaling, config: TrainConfig, predictor: OnnxPredictor
+) -> tuple[float, int]:
+    """seq_len windows through the predictor, and other batch sizes and lengths (the axes are
+    dynamic) through the raw session."""
+    graph = WindowGraph(model, scaling).eval()
+    windows = random_windows(config, 64, config.seq_len, seed=1)
+    diff = np.abs(predictor.p_up_batch(windows) - torch_p_up(graph, windows)).max()
+    for n, length in ((1, 1), (3, 7), (5, config.seq_len + 13)):
+        x = random_windows(config, n, length, seed=length)
+        logits = predictor.session.run(["logits"], {"price_change": x[:, :, None]})[0]
+        diff = max(diff, np.abs(p_up_from_logits(logits) - torch_p_up(graph, x)).max())
+    return float(diff), 64 + 1 + 3 + 5
+
+
+def step_vs_window(
+    step: OnnxStepPredictor, predictor: OnnxPredictor, config: TrainConfig, real: RealWindows | None
+) -> tuple[float, int]:
+    """The step graph streamed over each window from a zero state against the window graph."""
+    windows = random_windows(config, 16, config.seq_len, seed=2)
+    if real is not None:
+        windows = np.vstack([windows, real.windows[:: max(1, len(real.windows) // 32)]])
+    diff = np.abs(step.p_up_batch(windows) - predictor.p_up_batch(windows)).max()
+    return float(diff), len(windows)
+
+
+def torchscript_vs_torch(
+    model: Forecast, scaling: Scaling, config: TrainConfig, traced, real: RealWindows | None
+) -> tuple[float, int]:
+    graph = WindowGraph(model, scaling).eval()
+    windows = random_windows(config, 32, config.seq_len, seed=3)
+    diff = np.abs(torch_p_up(traced, windows) - torch_p_up(graph, windows)).max()
+    short = random_windows(config, 3, 5, seed=4)  # traced with another length: time is dynamic
+    diff = max(diff, np.abs(torch_p_up(traced, short) - torch_p_up(graph, short)).max())
+    sample = real.windows[:256] if real is not None else windows[:0]
+    if len(sample):
+        diff = max(diff, np.abs(torch_p_up(traced, sample) - torch_p_up(graph, sample)).max())
+    return float(diff), len(windows) + len(short) + len(sample)
+
+
+def onnx_vs_backtest(
+    predictor: OnnxPredictor, positions_path: Path, real: RealWindows
+) -> tuple[float | None, int]:
+    """The backtest's p_up (RUN/backtest/positions.parquet) at the real windows' times."""
+    positions = pd.read_parquet(positions_path, columns=["time", "p_up"]).dropna()
+    backtest = pd.Series(positions["p_up"].to_numpy(), index=pd.DatetimeIndex(positions["time"]))
+    backtest = backtest[~backtest.index.duplicated()]
+    mine = pd.Series(predictor.p_up_batch(real.windows), index=real.times)
+    both = mine.index.intersection(backtest.index)
+    if len(both) == 0:
+        return None, 0
+    return float(np.abs(mine[both].to_numpy() - backtest[both].to_numpy()).max()), len(both)

@@ -1,0 +1,92 @@
+"""`fc export` as a library call: write a run's graphs into RUN/export/ and prove them equal to
+torch (export/parity.py), returning a report whose `ok` says every difference is within tolerance.
+"""
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from fc.core.errors import FcError
+from fc.core.runs import load_run
+from fc.export import graphs, parity
+from fc.live.predictor import load_predictor, load_step_predictor
+
+
+@dataclass
+class ExportReport:
+    onnx: str | None = None
+    step_onnx: str | None = None
+    torchscript: str | None = None
+    max_abs_diff: dict[str, float | None] = field(default_factory=dict)  # None: check skipped
+    windows: dict[str, int] = field(default_factory=dict)  # how many windows each check read
+    tolerance: float = 1e-5
+    opset: int | None = None
+    exporter: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(d is None or d <= self.tolerance for d in self.max_abs_diff.values())
+
+    def to_dict(self) -> dict:
+        return asdict(self) | {"ok": self.ok}
+
+
+def export_run(
+    run_dir: str | Path,
+    onnx: bool = True,
+    torchscript: bool = False,
+    tolerance: float = 1e-5,
+    data: str | Path | None = None,
+    windows: int = 2048,
+    exporter: str = "legacy",
+) -> ExportReport:
+    """Write RUN/export/model.onnx and model.step.onnx (onnx) and/or model.torchscript.pt, then
+    run the parity checks; `windows` caps the real validation windows read (0: all of them)."""
+    if not (onnx or torchscript):
+        raise FcError("nothing to export: pass --onnx, --torchscript or both")
+    if not tolerance > 0:
+        raise FcError(f"--tolerance {tolerance} must be positive, e.g. 1e-5")
+    if windows < 0:
+        raise FcError(f"--windows {windows} must be 0 (all) or a positive count")
+    run_dir = Path(run_dir)
+    config, model, scaling = load_run(run_dir)
+    out = run_dir / "export"
+    out.mkdir(exist_ok=True)
+    report = ExportReport(tolerance=tolerance)
+    real, note = parity.real_windows(config, data, windows)
+    report.notes.append(note)
+
+    if onnx:
+        report.opset, report.exporter = graphs.OPSET[exporter], f"torch.onnx ({exporter})"
+        window_path = graphs.write_window_onnx(
+            model, scaling, config, out / graphs.ONNX_NAME, exporter
+        )
+        step_path = graphs.write_step_onnx(model, scaling, config, out / graphs.STEP_NAME, exporter)
+        report.onnx, report.step_onnx = str(window_path), str(step_path)
+        # the checks load the graphs the way the live loop does, so they test its loader too
+        predictor = load_predictor(window_path, config.symbol, config.timeframe)
+        step = load_step_predictor(step_path, config.symbol, config.timeframe)
+        checks = {}
+        if real is not None:
+            checks["onnx_real"] = lambda: parity.onnx_vs_torch_real(model, scaling, predictor, real)
+            positions = run_dir / "backtest" / "positions.parquet"
+            if positions.is_file():
+                checks["onnx_backtest"] = lambda: parity.onnx_vs_backtest(
+                    predictor, positions, real
+                )
+        else:
+            report.max_abs_diff["onnx_real"] = None
+        checks["onnx_random"] = lambda: parity.onnx_vs_torch_random(
+            model, scaling, config, predictor
+        )
+        checks["step_onnx"] = lambda: parity.step_vs_window(step, predictor, config, real)
+        for name, check in checks.items():
+            report.max_abs_diff[name], report.windows[name] = check()
+    if torchscript:
+        ts_path = graphs.write_torchscript(model, scaling, config, out / graphs.TORCHSCRIPT_NAME)
+        report.torchscript = str(ts_path)
+        traced, _ = graphs.load_torchscript(ts_path)
+        report.max_abs_diff["torchscript"], report.windows["torchscript"] = (
+            parity.torchscript_vs_torch(model, scaling, config, traced, real)
+        )
+    return report
