@@ -1,7 +1,198 @@
-"""`fc paper …`: not written yet (its helper replaces this file)."""
+"""`fc paper …`: trade a model on paper live (or replay a candle file), report, status."""
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated
 
 import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(
+    help="Paper-trade an exported model live, replay it over a candle file, report the journal.",
+    epilog="Example: fc paper --symbol BTC/USDT --model runs/RUN/export/model.onnx "
+    "--journal paper.sqlite  |  replay: fc paper --replay candles.parquet --model model.onnx "
+    "|  fc paper report --journal paper.sqlite --json",
+)
+console = Console()
 
 
 def register(root: typer.Typer) -> None:
-    """Add this module's commands to the root app."""
+    root.add_typer(app, name="paper")
+
+
+Journal = Annotated[
+    Path, typer.Option(envvar="FC_JOURNAL", help="The SQLite journal of decisions.")
+]
+Market = Annotated[str | None, typer.Option(help="Market, when the journal has several.")]
+JsonOut = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+
+
+@app.callback(invoke_without_command=True)
+def paper(
+    ctx: typer.Context,
+    model: Annotated[
+        Path | None,
+        typer.Option(envvar="FC_MODEL", help="The exported window graph (model.onnx)."),
+    ] = None,
+    symbol: Annotated[
+        str | None,
+        typer.Option(envvar="FC_SYMBOL", help="Market to trade; must be the model's."),
+    ] = None,
+    exchange: Annotated[str, typer.Option(envvar="FC_EXCHANGE", help="ccxt exchange id.")] = (
+        "binance"
+    ),
+    exchange_url: Annotated[
+        str | None,
+        typer.Option(envvar="FC_EXCHANGE_URL", help="Replace the exchange's public REST base URL."),
+    ] = None,
+    journal: Journal = Path("paper-journal.sqlite"),
+    fee_bps: Annotated[
+        float, typer.Option(envvar="FC_FEE_BPS", help="Cost per unit of position change, bps.")
+    ] = 0.0,
+    capital: Annotated[
+        float, typer.Option(envvar="FC_CAPITAL", help="Paper capital at the first decision.")
+    ] = 10_000.0,
+    delay: Annotated[
+        float, typer.Option(envvar="FC_DELAY_S", help="Seconds after each close to decide.")
+    ] = 5.0,
+    log_json: Annotated[
+        bool, typer.Option("--log-json", envvar="FC_LOG_JSON", help="Log JSON lines.")
+    ] = False,
+    replay: Annotated[
+        Path | None,
+        typer.Option(help="Replay this candle file with a simulated clock, as fast as it can."),
+    ] = None,
+    start: Annotated[str | None, typer.Option(help="Replay: first decision (UTC).")] = None,
+    end: Annotated[str | None, typer.Option(help="Replay: stop before this time (UTC).")] = None,
+    json_out: JsonOut = False,
+) -> None:
+    """Run until SIGTERM/SIGINT, deciding a few seconds after every candle close (the timeframe
+    is the model's); both policies' positions and wealth go to the journal.
+
+    Example: fc paper --symbol BTC/USDT --model runs/RUN/export/model.onnx --journal paper.sqlite
+
+    Replay: fc paper --replay data/binance/BTC_USDT-30m.parquet --model model.onnx --json
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from fc.core.errors import FcError
+    from fc.live.logs import setup_logging
+
+    if model is None:
+        raise FcError("no model: pass --model FILE.onnx (or set FC_MODEL)")
+    setup_logging(json_lines=log_json)
+    if replay is not None:
+        from fc.live.replay import replay_file
+
+        journal_path = (
+            str(journal) if ctx.get_parameter_source("journal").name != "DEFAULT" else (":memory:")
+        )
+        result, report = replay_file(
+            replay, model, journal_path, symbol, fee_bps, capital, start, end
+        )
+        report["replay"] = {
+            "decisions": result.decisions,
+            "skipped": result.skipped,
+            "seconds": round(result.seconds, 3),
+            "per_second": round(result.per_second, 1),
+        }
+        _print_report(report, json_out)
+        return
+    from fc.live.scheduler import run_paper
+
+    run_paper(str(model), symbol, exchange, exchange_url, str(journal), fee_bps, capital, delay)
+
+
+@app.command()
+def report(
+    journal: Journal = Path("paper-journal.sqlite"),
+    symbol: Annotated[
+        str | None, typer.Option(help="Market, when the journal has several.")
+    ] = None,
+    json_out: JsonOut = False,
+) -> None:
+    """Wealth, return, drawdown and trades per policy, and how long the service was down.
+
+    Example: fc paper report --journal paper.sqlite --json
+    """
+    from fc.live.journal import open_journal
+    from fc.live.report import paper_report
+
+    book = open_journal(journal, must_exist=True)
+    try:
+        _print_report(paper_report(book, symbol), json_out)
+    finally:
+        book.close()
+
+
+@app.command()
+def status(
+    journal: Journal = Path("paper-journal.sqlite"),
+    symbol: Annotated[
+        str | None, typer.Option(help="Market, when the journal has several.")
+    ] = None,
+    grace: Annotated[
+        float | None, typer.Option(help="Seconds past the due time before it counts as late.")
+    ] = None,
+    json_out: JsonOut = False,
+) -> None:
+    """The last decision and whether the next one is overdue: exit 0 when on time, 1 when late
+    (for a health check), 2 when the journal cannot be read.
+
+    Example: fc paper status --journal /var/lib/fc-paper/journal.sqlite || alert
+    """
+    from fc.live.journal import open_journal
+    from fc.live.report import paper_status
+
+    book = open_journal(journal, must_exist=True)
+    try:
+        state = paper_status(book, int(time.time() * 1000), symbol, grace)
+    finally:
+        book.close()
+    if json_out:
+        typer.echo(json.dumps(state))
+    else:
+        word = f"LATE by {state['late_by_s']:.0f} s" if state["late"] else "on time"
+        positions = ", ".join(f"{p} {f:+.4f}" for p, f in state["positions"].items())
+        console.print(
+            f"{state['symbol']} {state['timeframe']}: last decision at the close of "
+            f"{state['last_candle']} (written {state['decided_at']}); {positions}; {word}"
+        )
+    raise typer.Exit(1 if state["late"] else 0)
+
+
+def _print_report(report: dict, json_out: bool) -> None:
+    if json_out:
+        typer.echo(json.dumps(report))
+        return
+    table = Table(title=f"paper {report['symbol']} {report['timeframe']}")
+    for col in ("policy", "wealth", "return", "max dd", "decisions", "trades", "position",
+                "first", "last"):  # fmt: skip
+        table.add_column(col, justify="left" if col in ("policy", "first", "last") else "right")
+    for policy in ("discrete", "proportional"):
+        r = report[policy]
+        table.add_row(
+            policy,
+            f"{r['final_wealth']:,.2f}",
+            f"{r['return']:+.2%}",
+            f"{r['max_drawdown']:.2%}",
+            f"{r['decisions']:,}",
+            f"{r['trades']:,}",
+            f"{r['position']:+.4f}",
+            r["first"],
+            r["last"],
+        )
+    console.print(table)
+    down = report["downtime"]
+    console.print(
+        f"held through {down['held_candles']} candle(s) without deciding "
+        f"({down['seconds'] / 3600:.1f} h in {len(down['periods'])} period(s)); "
+        f"{report['skipped']} skipped decision(s), {report['starts']} start(s)"
+    )
+    if "replay" in report:
+        r = report["replay"]
+        console.print(
+            f"replay: {r['decisions']:,} decisions in {r['seconds']} s ({r['per_second']}/s)"
+        )

@@ -98,3 +98,34 @@ def replay(
         seconds=seconds,
     )
     return result
+
+
+def replay_file(
+    path: str | Path,
+    model: str | Path,
+    journal_path: str = ":memory:",
+    symbol: str | None = None,
+    fee_bps: float = 0.0,
+    capital: float = 10_000.0,
+    start: str | None = None,
+    end: str | None = None,
+) -> tuple[ReplayResult, dict]:
+    """`fc paper --replay FILE`: the service over the file's candles, then the journal report."""
+    from fc.live.predictor import load_predictor
+    from fc.live.report import paper_report
+
+    predictor = load_predictor(model, symbol=symbol)
+    config = PaperConfig(
+        symbol=predictor.symbol,
+        timeframe=predictor.timeframe,
+        fee_bps=fee_bps,
+        capital=capital,
+        model=str(model),
+    )
+    candles = recorded_candles(path, config.timeframe)
+    journal = Journal(journal_path)
+    try:
+        result = replay(candles, predictor, journal, config, start=start, end=end)
+        return result, paper_report(journal, config.symbol)
+    finally:
+        journal.close()

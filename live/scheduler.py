@@ -1,0 +1,124 @@
+"""Run the service live: APScheduler fires a few seconds after every candle close, the main
+thread pings systemd's watchdog and waits for SIGTERM/SIGINT to stop cleanly."""
+
+import datetime as dt
+import logging
+import signal
+import threading
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from fc.live.clock import WallClock
+from fc.live.logs import log_event
+from fc.live.notify import Notifier, watchdog_interval_s
+from fc.live.service import PaperService, iso
+
+STOP_WAIT_S = 6.0  # how long a stop waits for a job in flight; systemd and tests allow 10 s
+
+
+def decision_trigger(timeframe_ms: int, delay_s: float, now_ms: int) -> IntervalTrigger:
+    """Every timeframe, delay_s after each candle boundary (boundaries aligned on the epoch, as
+    the exchange aligns its candles)."""
+    next_boundary = (now_ms // timeframe_ms + 1) * timeframe_ms
+    start = dt.datetime.fromtimestamp(next_boundary / 1000 + delay_s, tz=dt.timezone.utc)
+    return IntervalTrigger(seconds=timeframe_ms / 1000, start_date=start, timezone=dt.timezone.utc)
+
+
+def run_live(service: PaperService, clock: WallClock, notifier: Notifier | None = None) -> None:
+    """Decide at every close until SIGTERM or SIGINT, then stop within a few seconds."""
+    notifier = notifier or Notifier()
+    cfg = service.config
+    stop = threading.Event()
+    busy = threading.Lock()  # the catch-up run and a boundary run never overlap
+
+    def job() -> None:
+        with busy:
+            try:
+                decision = service.decide_at(clock.now_ms())
+            except Exception:  # a bug or an unforeseen answer must not kill the scheduler
+                log = logging.getLogger("fc.live")
+                log.exception("decision job failed", extra={"event": "error"})
+                return
+            if decision is not None:
+                notifier.status(f"decided {iso(decision.candle_ms)} p_up {decision.p_up:.4f}")
+
+    def on_signal(signum, frame) -> None:
+        log_event(logging.INFO, "signal", f"{signal.Signals(signum).name}: stopping")
+        stop.set()
+        clock.stop()  # wakes a job sleeping between retries
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    scheduler = BackgroundScheduler(
+        timezone=dt.timezone.utc,
+        job_defaults={
+            "coalesce": True,  # a backlog of missed runs fires once, and decide_at is idempotent
+            "max_instances": 1,
+            "misfire_grace_time": max(1, int(cfg.decision_window_ms / 1000)),
+        },
+    )
+    now = clock.now_ms()
+    scheduler.add_job(job, decision_trigger(cfg.timeframe_ms, cfg.delay_s, now), id="decide")
+    scheduler.add_job(job, id="catch-up")  # the close just passed, if still inside its window
+    service.journal.event(now, "start", symbol=cfg.symbol, timeframe=cfg.timeframe, model=cfg.model)
+    scheduler.start()
+    log_event(
+        logging.INFO,
+        "start",
+        f"paper trading {cfg.symbol} {cfg.timeframe} with {cfg.model}: a decision "
+        f"{cfg.delay_s:g} s after each close",
+        symbol=cfg.symbol,
+        timeframe=cfg.timeframe,
+        model=cfg.model,
+    )
+    notifier.ready(f"trading {cfg.symbol} {cfg.timeframe}")
+    ping = watchdog_interval_s()
+    try:
+        while not stop.wait(ping):
+            notifier.watchdog()
+    finally:
+        notifier.stopping()
+        scheduler.shutdown(wait=False)
+        finished = busy.acquire(timeout=STOP_WAIT_S)
+        service.journal.event(clock.now_ms(), "stop", clean=finished)
+        log_event(logging.INFO, "stop", "stopped" + ("" if finished else ", a job abandoned"))
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def run_paper(
+    model: str,
+    symbol: str | None = None,
+    exchange_id: str = "binance",
+    exchange_url: str | None = None,
+    journal_path: str = "paper-journal.sqlite",
+    fee_bps: float = 0.0,
+    capital: float = 10_000.0,
+    delay_s: float = 5.0,
+) -> None:
+    """`fc paper`: load the model (its metadata gives the timeframe), open the journal and the
+    exchange, and trade on paper until SIGTERM/SIGINT."""
+    from fc.live.exchange import Exchange
+    from fc.live.journal import Journal
+    from fc.live.predictor import load_predictor
+    from fc.live.service import PaperConfig
+
+    predictor = load_predictor(model, symbol=symbol)
+    clock = WallClock()
+    config = PaperConfig(
+        symbol=predictor.symbol,
+        timeframe=predictor.timeframe,
+        fee_bps=fee_bps,
+        capital=capital,
+        delay_s=delay_s,
+        model=str(model),
+    )
+    # the exchange's own retries stay short: the service retries again inside its window
+    exchange = Exchange(exchange_id, url=exchange_url, timeout_ms=10_000, retries=2,
+                        backoff_s=1.0, sleep=clock.sleep)  # fmt: skip
+    exchange.check_market(config.symbol, config.timeframe)
+    journal = Journal(journal_path)
+    try:
+        run_live(PaperService(config, exchange, predictor, journal, clock), clock)
+    finally:
+        journal.close()
