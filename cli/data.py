@@ -23,6 +23,60 @@ Store = Annotated[Path, typer.Option(envvar="FC_STORE", help="Candle store folde
 Symbol = Annotated[str, typer.Option(help="Market symbol, BASE/QUOTE.")]
 
 
+@app.command()
+def pull(
+    symbol: Symbol = "BTC/USDT",
+    exchange: Annotated[
+        str, typer.Option(envvar="FC_EXCHANGE", help="ccxt exchange id.")
+    ] = "binance",
+    timeframe: Annotated[str, typer.Option(help="Candle timeframe.")] = "5m",
+    since: Annotated[
+        str, typer.Option(help="First candle to fetch when nothing is stored yet (UTC date).")
+    ] = "2017-08-17",
+    store: Store = Path("data"),
+    exchange_url: Annotated[
+        str | None,
+        typer.Option(envvar="FC_EXCHANGE_URL", help="Replace the exchange's public REST base URL."),
+    ] = None,
+) -> None:
+    """Fetch closed candles from the exchange into the store; a second run fetches only what
+    is new. The candle still in progress is never stored.
+
+    Example: fc data pull --symbol BTC/USDT --timeframe 5m --since 2017-08-17
+    """
+    import sys
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from fc.live.pull import pull_candles
+
+    err = Console(stderr=True)
+    bar = Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+        disable=not sys.stderr.isatty(),
+    )
+    with bar:
+        task = bar.add_task(f"{symbol} {timeframe}", total=None)
+        summary = pull_candles(
+            store,
+            exchange,
+            symbol,
+            timeframe,
+            since,
+            url=exchange_url,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    console.print(
+        f"{summary['added']:,} candles added; {summary['rows']:,} in {summary['path']} "
+        f"from {summary['first']} to {summary['last']}"
+    )
+
+
 @app.command("import")
 def import_(
     file: Annotated[Path, typer.Argument(help="parquet, CSV, freqtrade feather or json file")],

@@ -298,7 +298,7 @@ def start_binance_server(**state) -> tuple[BinanceServer, _Server]:
     handler = type("Handler", (_Handler,), {"state": server})
     httpd = _Server(("127.0.0.1", 0), handler)
     server.url = f"http://127.0.0.1:{httpd.server_address[1]}"
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
     return server, httpd
 
 
