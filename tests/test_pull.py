@@ -26,8 +26,9 @@ def ms(ts: pd.Timestamp) -> int:
 
 @pytest.fixture
 def market(binance_server):
-    """50 generated 5m candles on the fake exchange, all of them closed."""
-    binance_server.candles = make_candles(50, seed=3)
+    """50 generated 5m candles on the fake exchange, all of them closed. Binance sends prices
+    with 8 decimals: rounded so, they must come back bit for bit."""
+    binance_server.candles = make_candles(50, seed=3).round(8)
     binance_server.now_ms = ms(binance_server.candles.index[-1]) + STEP
     return binance_server
 
@@ -76,7 +77,9 @@ def test_pull_pages_through_and_equals_the_generated_candles(market, tmp_path, c
     result = pull_cli(market, tmp_path)
     assert result.exit_code == 0, result.output
     assert "50 candles added" in result.stdout
-    pd.testing.assert_frame_equal(stored(tmp_path), market.candles, check_freq=False)
+    pd.testing.assert_frame_equal(
+        stored(tmp_path), market.candles, check_freq=False, check_exact=True
+    )
     opens = [ms(t) for t in market.candles.index]
     # 50 candles in pages of 7: 8 requests, each starting right after the previous page
     assert market.start_times() == opens[::PAGE]
@@ -88,15 +91,24 @@ def test_the_candle_in_progress_is_never_stored_and_a_rerun_fetches_only_what_is
 ):
     opens = [ms(t) for t in market.candles.index]
     market.now_ms = opens[40] + 2 * 60_000  # two minutes into candle 40
-    summary = pull_candles(tmp_path, exchange, "BTC/USDT", since="2024-01-01")
+    calls = []
+    summary = pull_candles(
+        tmp_path, exchange, "BTC/USDT", since="2024-01-01", progress=lambda *a: calls.append(a)
+    )
     assert summary["added"] == 40
-    pd.testing.assert_frame_equal(stored(tmp_path), market.candles.iloc[:40], check_freq=False)
+    assert calls == [(7, 40), (14, 40), (21, 40), (28, 40), (35, 40), (40, 40)]
+    assert exchange.client.enableRateLimit
+    pd.testing.assert_frame_equal(
+        stored(tmp_path), market.candles.iloc[:40], check_freq=False, check_exact=True
+    )
     market.clear_requests()
     market.now_ms = opens[45] + 1  # candles 40..44 have closed since
     summary = pull_candles(tmp_path, exchange, "BTC/USDT", since="2024-01-01")
     assert (summary["added"], summary["rows"]) == (5, 45)
     assert market.start_times() == [opens[40]]
-    pd.testing.assert_frame_equal(stored(tmp_path), market.candles.iloc[:45], check_freq=False)
+    pd.testing.assert_frame_equal(
+        stored(tmp_path), market.candles.iloc[:45], check_freq=False, check_exact=True
+    )
 
 
 def test_resume_after_an_interruption_loses_nothing_and_refetches_nothing(
@@ -107,13 +119,17 @@ def test_resume_after_an_interruption_loses_nothing_and_refetches_nothing(
     result = pull_cli(market, tmp_path)
     one_line_error(result, "did not answer", "4 tries")
     assert sleeps == [0.01, 0.02, 0.04]  # exponential back-off between the tries
-    pd.testing.assert_frame_equal(stored(tmp_path), market.candles.iloc[:14], check_freq=False)
+    pd.testing.assert_frame_equal(
+        stored(tmp_path), market.candles.iloc[:14], check_freq=False, check_exact=True
+    )
     market.clear_requests()
     result = pull_cli(market, tmp_path)
     assert result.exit_code == 0, result.output
     opens = [ms(t) for t in market.candles.index]
     assert market.start_times() == opens[14::PAGE]
-    pd.testing.assert_frame_equal(stored(tmp_path), market.candles, check_freq=False)
+    pd.testing.assert_frame_equal(
+        stored(tmp_path), market.candles, check_freq=False, check_exact=True
+    )
 
 
 @pytest.mark.parametrize("fault", ["429", "418", "500", "502", "503", "slow"])
@@ -127,7 +143,9 @@ def test_a_transient_fault_is_retried_then_the_pull_succeeds(
     summary = pull_candles(tmp_path, exchange, "BTC/USDT", since="2024-01-01")
     assert time.monotonic() - started < 3
     assert summary["added"] == 50
-    pd.testing.assert_frame_equal(stored(tmp_path), market.candles, check_freq=False)
+    pd.testing.assert_frame_equal(
+        stored(tmp_path), market.candles, check_freq=False, check_exact=True
+    )
     opens = [ms(t) for t in market.candles.index]
     assert market.start_times() == [opens[0], opens[7], *opens[7::PAGE]]  # page 2 asked twice
     # a 429/418 honours the server's Retry-After (1 s) over the tiny back-off
@@ -193,8 +211,27 @@ def test_closed_candles_are_the_last_count_closed_ones(market, exchange):
     opens = [ms(t) for t in market.candles.index]
     market.now_ms = opens[30] + 10_000  # the service fires 10 s after the close of candle 29
     got = exchange.closed_candles("BTC/USDT", "5m", 12, now_ms=opens[30] + 10_000)
-    pd.testing.assert_frame_equal(got, market.candles.iloc[18:30], check_freq=False)
+    pd.testing.assert_frame_equal(
+        got, market.candles.iloc[18:30], check_freq=False, check_exact=True
+    )
     # the exchange's clock lags ours: it has not closed candle 29 yet, so it is left out
     market.now_ms = opens[30] - 1_000
     got = exchange.closed_candles("BTC/USDT", "5m", 12, now_ms=opens[30] + 10_000)
-    pd.testing.assert_frame_equal(got, market.candles.iloc[18:29], check_freq=False)
+    pd.testing.assert_frame_equal(
+        got, market.candles.iloc[18:29], check_freq=False, check_exact=True
+    )
+
+
+@pytest.mark.shared_data
+def test_real_binance_candles_across_an_outage_come_back_exactly(
+    binance_server, shared_data, tmp_path
+):
+    """Real 5m klines around the exchange's 22-day gap of 2024-09-24, in pages of 1000."""
+    real = pd.read_parquet(shared_data / "btc_usdt_5m.parquet").loc["2024-09-20":"2024-10-19"]
+    binance_server.candles = real
+    binance_server.now_ms = ms(real.index[-1]) + STEP + 30_000
+    exchange = Exchange(url=binance_server.url, timeout_ms=2_000, sleep=lambda s: None)
+    summary = pull_candles(tmp_path, exchange, "BTC/USDT", since="2024-09-20")
+    assert summary["added"] == len(real) > 2_000
+    assert binance_server.count() == -(-len(real) // 1_000)
+    pd.testing.assert_frame_equal(stored(tmp_path), real, check_freq=False, check_exact=True)
