@@ -121,12 +121,17 @@ def _stamp(path: Path, meta: dict[str, str]) -> None:
     onnx.save(model, str(path))
 
 
+def _sample_batch(exporter: str) -> int:
+    """The legacy GRU export may bake a batch other than 1 into h0; torch.export makes a
+    dimension of size 1 a constant, so the dynamo exporter needs 2."""
+    return 1 if exporter == "legacy" else 2
+
+
 def write_window_onnx(
     model: Forecast, scaling: Scaling, config: TrainConfig, path: Path, exporter: str = "legacy"
 ) -> Path:
     graph = WindowGraph(model, scaling).eval()
-    # a batch of 1 at export: the legacy GRU export otherwise may bake the batch into h0
-    sample = torch.ones(1, min(config.seq_len, 8), 1, dtype=torch.float64)
+    sample = torch.ones(_sample_batch(exporter), min(config.seq_len, 8), 1, dtype=torch.float64)
     dynamic = {
         "price_change": {0: "batch", 1: "time"},
         "logits": {0: "batch"},
@@ -141,9 +146,10 @@ def write_step_onnx(
     model: Forecast, scaling: Scaling, config: TrainConfig, path: Path, exporter: str = "legacy"
 ) -> Path:
     graph = StepGraph(model, scaling).eval()
+    batch = _sample_batch(exporter)
     sample = (
-        torch.ones(1, 1, 1, dtype=torch.float64),
-        torch.zeros(config.layers, 1, config.hidden),
+        torch.ones(batch, 1, 1, dtype=torch.float64),
+        torch.zeros(config.layers, batch, config.hidden),
     )
     dynamic = {
         "price_change": {0: "batch"},

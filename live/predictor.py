@@ -124,7 +124,8 @@ def _session(path: Path, model: onnx.ModelProto, threads: int) -> ort.InferenceS
 
 
 def _check_io(path: Path, session, inputs: dict, outputs: dict) -> None:
-    """inputs/outputs: name -> (onnx type, expected dims, None where any size goes)."""
+    """inputs/outputs: name -> (onnx type, dims): an int must match, None takes any size,
+    "dynamic" must be a symbolic axis (a graph with a fixed batch cannot score a batch)."""
     for kind, want, got in (
         ("inputs", inputs, {a.name: a for a in session.get_inputs()}),
         ("outputs", outputs, {a.name: a for a in session.get_outputs()}),
@@ -137,13 +138,19 @@ def _check_io(path: Path, session, inputs: dict, outputs: dict) -> None:
         for name, (dtype, dims) in want.items():
             arg = got[name]
             ok = arg.type == dtype and len(arg.shape) == len(dims)
-            ok = ok and all(d is None or s == d for s, d in zip(arg.shape, dims, strict=False))
+            ok = ok and all(_fits(s, d) for s, d in zip(arg.shape, dims, strict=False))
             if not ok:
                 raise FcError(
                     f"{path}: {kind[:-1]} {name} is {arg.type} {arg.shape}, fc expects {dtype} "
                     f"with dims {['any' if d is None else d for d in dims]}; give one `fc export` "
                     "wrote"
                 )
+
+
+def _fits(size, want) -> bool:
+    if want == "dynamic":
+        return not isinstance(size, int)
+    return want is None or size == want
 
 
 class OnnxPredictor:
@@ -225,7 +232,7 @@ def load_predictor(
     _check_io(
         path,
         session,
-        {"price_change": ("tensor(double)", (None, None, 1))},
+        {"price_change": ("tensor(double)", ("dynamic", "dynamic", 1))},
         {"logits": ("tensor(float)", (None, 2)), "probabilities": ("tensor(float)", (None, 2))},
     )
     return OnnxPredictor(path, session, meta)
@@ -243,7 +250,7 @@ def load_step_predictor(
     _check_io(
         path,
         session,
-        {"price_change": ("tensor(double)", (None, 1, 1)), "hidden": state},
+        {"price_change": ("tensor(double)", ("dynamic", 1, 1)), "hidden": state},
         {"logits": ("tensor(float)", (None, 2)), "hidden_out": state},
     )
     return OnnxStepPredictor(path, session, meta)
