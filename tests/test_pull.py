@@ -182,6 +182,7 @@ def test_unknown_symbol_and_exchange_are_one_line_errors(market, tmp_path, cli_e
     one_line_error(pull_cli(market, tmp_path, "--symbol", "NOPE/USDT"), "no market", "NOPE/USDT")
     one_line_error(pull_cli(market, tmp_path, "--exchange", "nosuchx"), "unknown exchange")
     one_line_error(pull_cli(market, tmp_path, "--timeframe", "7m"), "no 7m candles")
+    one_line_error(pull_cli(market, tmp_path, "--exchange", "kraken"), "binance only")
     one_line_error(pull_cli(market, tmp_path, "--since", "someday"), "--since")
     assert not (tmp_path / "binance").exists()
 
