@@ -57,6 +57,14 @@ def paper(
     delay: Annotated[
         float, typer.Option(envvar="FC_DELAY_S", help="Seconds after each close to decide.")
     ] = 5.0,
+    window: Annotated[
+        float | None,
+        typer.Option(
+            envvar="FC_WINDOW_S",
+            help="Seconds after a close within which a decision may still be made, retries "
+            "included; later it is skipped. Default: half the timeframe, at most 300.",
+        ),
+    ] = None,
     log_json: Annotated[
         bool, typer.Option("--log-json", envvar="FC_LOG_JSON", help="Log JSON lines.")
     ] = False,
@@ -102,7 +110,9 @@ def paper(
         return
     from fc.live.scheduler import run_paper
 
-    run_paper(str(model), symbol, exchange, exchange_url, str(journal), fee_bps, capital, delay)
+    run_paper(
+        str(model), symbol, exchange, exchange_url, str(journal), fee_bps, capital, delay, window
+    )
 
 
 @app.command()

@@ -95,6 +95,7 @@ def run_paper(
     fee_bps: float = 0.0,
     capital: float = 10_000.0,
     delay_s: float = 5.0,
+    window_s: float | None = None,
 ) -> None:
     """`fc paper`: load the model (its metadata gives the timeframe), open the journal and the
     exchange, and trade on paper until SIGTERM/SIGINT."""
@@ -111,6 +112,7 @@ def run_paper(
         fee_bps=fee_bps,
         capital=capital,
         delay_s=delay_s,
+        window_s=window_s,
         model=str(model),
     )
     # the exchange's own retries stay short: the service retries again inside its window

@@ -50,6 +50,16 @@ class PaperConfig:
     backoff_s: float = 2.0  # first wait between fetch attempts, doubled up to 30 s
     model: str = ""  # the model file, journalled with each row
 
+    def __post_init__(self):
+        if not self.fee_bps >= 0:
+            raise FcError(f"--fee-bps {self.fee_bps} must be >= 0, e.g. 5 for 0.05 %")
+        if not self.capital > 0:
+            raise FcError(f"--capital {self.capital} must be positive, e.g. 10000")
+        if not 0 <= self.delay_s < self.timeframe_ms / 1000:
+            raise FcError(f"--delay {self.delay_s} must be >= 0 and less than a {self.timeframe}")
+        if self.window_s is not None and not self.window_s > self.delay_s:
+            raise FcError(f"--window {self.window_s} must be longer than --delay {self.delay_s}")
+
     @property
     def cost(self) -> float:
         return self.fee_bps / 1e4
