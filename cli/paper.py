@@ -178,22 +178,21 @@ def _print_report(report: dict, json_out: bool) -> None:
         typer.echo(json.dumps(report))
         return
     table = Table(title=f"paper {report['symbol']} {report['timeframe']}")
-    for col in ("policy", "wealth", "return", "max dd", "decisions", "trades", "position",
-                "first", "last"):  # fmt: skip
-        table.add_column(col, justify="left" if col in ("policy", "first", "last") else "right")
+    table.add_column("")
     for policy in ("discrete", "proportional"):
-        r = report[policy]
-        table.add_row(
-            policy,
-            f"{r['final_wealth']:,.2f}",
-            f"{r['return']:+.2%}",
-            f"{r['max_drawdown']:.2%}",
-            f"{r['decisions']:,}",
-            f"{r['trades']:,}",
-            f"{r['position']:+.4f}",
-            r["first"],
-            r["last"],
-        )
+        table.add_column(policy, justify="right")
+    lines = {
+        "wealth": "{final_wealth:,.2f}",
+        "return": "{return:+.2%}",
+        "max drawdown": "{max_drawdown:.2%}",
+        "decisions": "{decisions:,}",
+        "trades": "{trades:,}",
+        "position now": "{position:+.4f}",
+        "first decision": "{first}",
+        "last decision": "{last}",
+    }
+    for name, fmt in lines.items():
+        table.add_row(name, *(fmt.format(**report[p]) for p in ("discrete", "proportional")))
     console.print(table)
     down = report["downtime"]
     console.print(

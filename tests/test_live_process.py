@@ -1,6 +1,7 @@
 """The paper service as a process: SIGTERM stops it cleanly, systemd hears READY/STOPPING, a
 kill -9 mid-write leaves a readable journal, and the unit file passes systemd-analyze."""
 
+import json
 import os
 import shutil
 import signal
@@ -101,7 +102,11 @@ def test_sigterm_stops_the_service_cleanly_within_10_s(binance_server, model_1m,
             proc.kill()
     assert proc.returncode == 0, err
     assert listener.wait_for("STOPPING=1", 2)
-    assert '"event": "decision"' in err and '"event": "stop"' in err
+    events = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    decision = next(e for e in events if e["event"] == "decision")
+    assert {"time", "candle", "close", "p_up", "positions", "wealth"} <= set(decision)
+    assert set(decision["positions"]) == {"discrete", "proportional"}
+    assert events[-1]["event"] == "stop"
     book = Journal(journal)
     assert book.events().kind.tolist()[-1] == "stop" and len(book.decisions()) == 2
     assert book.integrity() == "ok"
