@@ -58,6 +58,11 @@ def export(
         console.print(table)
         for note in report.notes:
             console.print(note)
+        if report.carried_state_drift is not None:
+            console.print(
+                f"state carried since the first candle vs windows: max |Δ p_up| "
+                f"{report.carried_state_drift:.3g} (measured, not a parity check)"
+            )
         for label, path in (("onnx", report.onnx), ("step", report.step_onnx)):
             if path:
                 console.print(f"{label}: {path} (opset {report.opset}, {report.exporter})")

@@ -132,3 +132,16 @@ def onnx_vs_backtest(
     if len(both) == 0:
         return None, 0
     return float(np.abs(mine[both].to_numpy() - backtest[both].to_numpy()).max()), len(both)
+
+
+@torch.no_grad()
+def carried_state_drift(
+    model: Forecast, scaling: Scaling, predictor: OnnxPredictor, real: RealWindows
+) -> float:
+    """Not a parity check but the number that says whether a live loop may carry the step
+    graph's state (O(1) per candle) instead of reading windows: the model run once over the whole
+    series from a zero state, its p_up at the real windows' ends against the window graph's."""
+    x = scaling.apply(real.features[1:]).astype(np.float32)  # index 0 is the 1.0 placeholder
+    logits = model(torch.from_numpy(x)[None, :, None])[0]
+    carried = p_up_from_logits(logits.numpy())[real.ends - 1]
+    return float(np.abs(carried - predictor.p_up_batch(real.windows)).max())

@@ -22,6 +22,8 @@ class ExportReport:
     opset: int | None = None
     exporter: str = ""
     notes: list[str] = field(default_factory=list)
+    # measured, not bounded: step graph with its state carried since the first candle vs windows
+    carried_state_drift: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -39,9 +41,11 @@ def export_run(
     data: str | Path | None = None,
     windows: int = 2048,
     exporter: str = "legacy",
+    drift: bool = True,
 ) -> ExportReport:
     """Write RUN/export/model.onnx and model.step.onnx (onnx) and/or model.torchscript.pt, then
-    run the parity checks; `windows` caps the real validation windows read (0: all of them)."""
+    run the parity checks; `windows` caps the real validation windows read (0: all of them);
+    `drift` also measures carried_state_drift (one step per candle of the whole file)."""
     if not (onnx or torchscript):
         raise FcError("nothing to export: pass --onnx, --torchscript or both")
     if not tolerance > 0:
@@ -82,6 +86,8 @@ def export_run(
         checks["step_onnx"] = lambda: parity.step_vs_window(step, predictor, config, real)
         for name, check in checks.items():
             report.max_abs_diff[name], report.windows[name] = check()
+        if real is not None and drift:
+            report.carried_state_drift = parity.carried_state_drift(model, scaling, predictor, real)
     if torchscript:
         ts_path = graphs.write_torchscript(model, scaling, config, out / graphs.TORCHSCRIPT_NAME)
         report.torchscript = str(ts_path)

@@ -213,6 +213,36 @@ def test_loader_refuses_a_float32_input_and_a_fixed_batch(tmp_path):
     assert "input price_change is tensor(double) [1, 'time', 1]" in message
 
 
+def test_paper_replay_refuses_a_bad_model_in_one_line(tmp_path, candles_factory):
+    """The live service's own entry point gives the loader's refusals as `fc: error:` lines."""
+    *_, window, step = exported(tmp_path)
+    candles = tmp_path / "candles.parquet"
+    candles_factory(200, "30min", 1).to_parquet(candles)
+    data = window.read_bytes()
+    (tmp_path / "cut.onnx").write_bytes(data[:-100])
+    plain = helper.make_model(
+        helper.make_graph(
+            [helper.make_node("Relu", ["x"], ["y"])],
+            "other",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+        ),
+        opset_imports=[helper.make_opsetid("", 17)],
+    )
+    onnx.save(plain, str(tmp_path / "plain.onnx"))
+    for model, extra, words in (
+        (tmp_path / "cut.onnx", [], "not a readable ONNX file"),
+        (tmp_path / "plain.onnx", [], "not a graph fc exported"),
+        (step, [], "a step graph, not a window graph"),
+        (window, ["--symbol", "ETH/USDT"], "exported for BTC/USDT 30m, not ETH/USDT 30m"),
+    ):
+        args = ["paper", "--replay", str(candles), "--model", str(model), *extra]
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, result.output
+        assert result.stderr.startswith("fc: error: ") and result.stderr.count("\n") == 1
+        assert words in result.stderr
+
+
 def synthetic_run(tmp_path, candles_factory, **config):
     data = tmp_path / "candles.parquet"
     candles_factory(700, "30min", 3).to_parquet(data)
@@ -236,6 +266,7 @@ def test_export_cli_writes_graphs_and_reports_parity(tmp_path, candles_factory):
     # validation decisions: from the split (bar 7 * 48) to the last bar but one
     assert report["windows"]["onnx_real"] == 700 - 1 - 7 * 48
     assert load_predictor(report["onnx"], "BTC/USDT", "30m").seq_len == 24
+    assert 0 <= report["carried_state_drift"] < 1  # measured, not bounded: see the README
 
 
 def test_export_cli_exit_1_when_parity_exceeds_the_tolerance(tmp_path, candles_factory):
