@@ -13,7 +13,7 @@ import torch
 
 from fc.core.backtest import BacktestConfig, run_backtest, trade_mask
 from fc.core.candles import grid_at, load_candles
-from fc.core.evaluation import predict_bars
+from fc.core.backtest_run import predict_bars
 from fc.core.model import Forecast, Scaling
 from fc.core.policies import wealth
 

@@ -76,7 +76,7 @@ def backtest(
     Example: fc backtest runs/20260101T000000-ce-h16-l3 --fee-bps 5
     """
     from fc.core.backtest import BacktestConfig
-    from fc.core.evaluation import backtest_run
+    from fc.core.backtest_run import backtest_run
 
     cfg = BacktestConfig(fee_bps=fee_bps, slippage_bps=slippage_bps, start=start, end=end)
     report = backtest_run(run, cfg, data)

@@ -1,0 +1,69 @@
+"""Backtest a run folder: predictions with the window semantics, then core.backtest, then files.
+
+Writes RUN/backtest/positions.parquet, metrics.json, equity.png and drawdown.png."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from fc.core.backtest import BacktestConfig, run_backtest, segments, trade_mask
+from fc.core.candles import grid_at, load_candles
+from fc.core.errors import FcError
+from fc.core.features import price_change
+
+
+def run_grid(config, data: str | Path | None = None) -> pd.DataFrame:
+    """The run's candles on its grid: --data if given, else the file it was trained on."""
+    if data is None and not Path(config.data or "").is_file():
+        raise FcError(f"the run's candle file {config.data!r} is not here; pass --data FILE")
+    return grid_at(load_candles(data or config.data), config.timeframe)
+
+
+def predict_bars(model, scaling, grid: pd.DataFrame, seq_len: int, need: np.ndarray) -> np.ndarray:
+    """p_up per bar (NaN where not needed), each from its own window of seq_len features."""
+    from fc.core.model import window_p_up
+
+    p_up = np.full(len(grid), np.nan)
+    ends = np.flatnonzero(need)
+    p_up[ends] = window_p_up(model, price_change(grid["close"].to_numpy()), ends, seq_len, scaling)
+    return p_up
+
+
+def backtest_run(run_dir: str | Path, cfg: BacktestConfig, data: str | Path | None = None) -> dict:
+    from fc.core.backtest_plots import drawdown_figure, equity_figure, save_figure
+    from fc.core.runs import load_run
+
+    run_dir = Path(run_dir)
+    config, model, scaling = load_run(run_dir)
+    grid = run_grid(config, data)
+    decide = trade_mask(grid["filled"].to_numpy(), config.seq_len)
+    parts = segments(grid.index, decide, config.split, cfg)
+    need = decide & (parts["train"] | parts["validation"])
+    if not need.any():
+        raise FcError(
+            "no decision in the chosen range: it needs more than seq_len candles; "
+            "widen --start/--end"
+        )
+    p_up = predict_bars(model, scaling, grid, config.seq_len, need)
+    positions, report = run_backtest(
+        grid, p_up, config.seq_len, config.split, cfg, config.timeframe
+    )
+    out = run_dir / "backtest"
+    out.mkdir(exist_ok=True)
+    positions.to_parquet(out / "positions.parquet")
+    result = {
+        **report,
+        "config": cfg.to_dict(),
+        "run": str(run_dir),
+        "loss": config.loss,
+        "symbol": config.symbol,
+        "timeframe": config.timeframe,
+        "split": config.split,
+    }
+    (out / "metrics.json").write_text(json.dumps(result, indent=2))
+    title = f"{config.symbol} {config.timeframe}, {config.loss} loss, fee {cfg.cost * 1e4:g} bps"
+    for name, figure in (("equity.png", equity_figure), ("drawdown.png", drawdown_figure)):
+        save_figure(figure(positions, config.split, title), out / name)
+    return result
