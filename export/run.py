@@ -2,6 +2,7 @@
 torch (export/parity.py), returning a report whose `ok` says every difference is within tolerance.
 """
 
+import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -43,9 +44,10 @@ def export_run(
     exporter: str = "legacy",
     drift: bool = True,
 ) -> ExportReport:
-    """Write RUN/export/model.onnx and model.step.onnx (onnx) and/or model.torchscript.pt, then
-    run the parity checks; `windows` caps the real validation windows read (0: all of them);
-    `drift` also measures carried_state_drift (one step per candle of the whole file)."""
+    """Write RUN/export/model.onnx and model.step.onnx (onnx) and/or model.torchscript.pt, run
+    the parity checks and keep their report beside the graphs (parity.json). `windows` caps the
+    real validation windows read (0: all); `drift` also measures carried_state_drift (the model
+    run once over the whole file)."""
     if not (onnx or torchscript):
         raise FcError("nothing to export: pass --onnx, --torchscript or both")
     if not tolerance > 0:
@@ -95,4 +97,5 @@ def export_run(
         report.max_abs_diff["torchscript"], report.windows["torchscript"] = (
             parity.torchscript_vs_torch(model, scaling, config, traced, real)
         )
+    (out / "parity.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n")
     return report

@@ -97,6 +97,7 @@ def test_batch_evaluation_is_bitwise_the_single_window_value(
     batch = predictor.p_up_batch(windows)
     single = np.array([predictor.p_up(w) for w in windows])
     assert np.array_equal(batch, single)
+    assert np.array_equal(load_predictor(window, threads=2).p_up_batch(windows), single)
     monkeypatch.setattr(live, "_BATCH_CHUNK", 7)  # chunk edges change nothing either
     assert np.array_equal(predictor.p_up_batch(windows), single)
 
@@ -267,6 +268,7 @@ def test_export_cli_writes_graphs_and_reports_parity(tmp_path, candles_factory):
     assert report["windows"]["onnx_real"] == 700 - 1 - 7 * 48
     assert load_predictor(report["onnx"], "BTC/USDT", "30m").seq_len == 24
     assert 0 <= report["carried_state_drift"] < 1  # measured, not bounded: see the README
+    assert json.loads((run / "export" / "parity.json").read_text()) == report
 
 
 def test_export_cli_exit_1_when_parity_exceeds_the_tolerance(tmp_path, candles_factory):
