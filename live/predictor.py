@@ -73,7 +73,8 @@ def read_graph(path: str | Path, graph: str) -> tuple[onnx.ModelProto, dict]:
     except ValueError as exc:
         raise FcError(f"{path}: damaged fc metadata ({exc}); {redo}") from None
     if meta["graph"] != graph:
-        raise FcError(f"{path}: a {meta['graph']} graph, not a {graph} graph; give model.onnx")
+        name = "model.onnx" if graph == "window" else "model.step.onnx"
+        raise FcError(f"{path}: a {meta['graph']} graph, not a {graph} graph; give {name}")
     if meta["feature"] != FEATURE or tuple(meta["classes"]) != CLASSES:
         raise FcError(
             f"{path}: made for feature {meta['feature']} with classes {meta['classes']}, this fc "
@@ -83,13 +84,16 @@ def read_graph(path: str | Path, graph: str) -> tuple[onnx.ModelProto, dict]:
 
 
 def _parse_meta(props: dict) -> dict:
-    meta = {k: props[k] for k in META_KEYS}
+    """All metadata_props as strings, the ones fc reads converted to numbers and lists."""
+    meta = dict(props)
     for k in _INTS:
         meta[k] = int(meta[k])
     for k in _FLOATS:
         meta[k] = float(meta[k])
     for k in _JSON:
         meta[k] = json.loads(meta[k])
+        if not isinstance(meta[k], list):
+            raise ValueError(f"{k} is not a list")
     if meta["seq_len"] < 1 or meta["hidden"] < 1 or meta["layers"] < 1:
         raise ValueError("seq_len, hidden and layers must be positive")
     if not np.isfinite(meta["scale_scale"]) or meta["scale_scale"] == 0:
