@@ -3,7 +3,9 @@ thread pings systemd's watchdog and waits for SIGTERM/SIGINT to stop cleanly."""
 
 import datetime as dt
 import logging
+import os
 import signal
+import sys
 import threading
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -25,8 +27,9 @@ def decision_trigger(timeframe_ms: int, delay_s: float, now_ms: int) -> Interval
     return IntervalTrigger(seconds=timeframe_ms / 1000, start_date=start, timezone=dt.timezone.utc)
 
 
-def run_live(service: PaperService, clock: WallClock, notifier: Notifier | None = None) -> None:
-    """Decide at every close until SIGTERM or SIGINT, then stop within a few seconds."""
+def run_live(service: PaperService, clock: WallClock, notifier: Notifier | None = None) -> bool:
+    """Decide at every close until SIGTERM or SIGINT, then stop within a few seconds. Returns
+    False when a job was still in flight (an exchange request that had not timed out yet)."""
     notifier = notifier or Notifier()
     cfg = service.config
     stop = threading.Event()
@@ -84,6 +87,7 @@ def run_live(service: PaperService, clock: WallClock, notifier: Notifier | None 
         log_event(logging.INFO, "stop", "stopped" + ("" if finished else ", a job abandoned"))
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    return finished
 
 
 def run_paper(
@@ -120,7 +124,11 @@ def run_paper(
                         backoff_s=1.0, sleep=clock.sleep)  # fmt: skip
     exchange.check_market(config.symbol, config.timeframe)
     journal = Journal(journal_path)
-    try:
-        run_live(PaperService(config, exchange, predictor, journal, clock), clock)
-    finally:
-        journal.close()
+    finished = run_live(PaperService(config, exchange, predictor, journal, clock), clock)
+    if not finished:
+        # the job's thread is blocked in a request: leave now rather than wait for its timeout
+        # (SQLite's WAL keeps the journal whole; an unfinished decision was never committed)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+    journal.close()
