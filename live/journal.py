@@ -74,15 +74,22 @@ class Row:
 
 
 class Journal:
-    """Open (or create) the journal at `path`; ':memory:' works for tests."""
+    """Open (or create) the journal at `path`; ':memory:' works for tests. Readers (report,
+    status) open it read-only, so a health check run by another user never writes beside it."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, read_only: bool = False):
         self.path = str(path)
         if self.path != ":memory:":
             parent = Path(self.path).parent
             if not parent.is_dir():
                 raise FcError(f"{path}: the journal's folder does not exist; create it first")
         try:
+            if read_only:
+                uri = Path(self.path).resolve().as_uri() + "?mode=ro"
+                self.db = sqlite3.connect(uri, uri=True, isolation_level=None)
+                self.db.execute("PRAGMA busy_timeout = 5000")
+                self.db.execute("SELECT COUNT(*) FROM decisions").fetchone()
+                return
             # autocommit off by hand: every write is one explicit transaction
             self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self.db.execute("PRAGMA busy_timeout = 5000")
@@ -177,6 +184,7 @@ class _Transaction:
 
 
 def open_journal(path: str | Path, must_exist: bool = False) -> Journal:
+    """The journal to read (must_exist: read-only, and a missing file is a user error)."""
     if must_exist and not Path(path).is_file():
         raise FcError(f"{path}: no such journal; give the --journal the service writes")
-    return Journal(path)
+    return Journal(path, read_only=must_exist)

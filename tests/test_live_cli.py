@@ -112,3 +112,12 @@ def test_help_shows_examples():
     for args in (["paper", "--help"], ["paper", "report", "--help"], ["paper", "status", "--help"]):
         out = invoke(*args)
         assert out.exit_code == 0 and "Example: fc paper" in out.stdout
+
+
+def test_a_file_that_is_not_a_journal_is_one_line_exit_2(tmp_path):
+    bad = tmp_path / "bad.sqlite"
+    bad.write_bytes(b"not sqlite at all" * 100)
+    out = invoke("paper", "report", "--journal", bad)
+    assert out.exit_code == 2 and "not a readable journal" in out.stderr
+    assert bad.read_bytes() == b"not sqlite at all" * 100  # nothing written beside or into it
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.sqlite"]
