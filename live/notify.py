@@ -23,10 +23,12 @@ class Notifier:
             return False
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+                # never block: a reader that does not keep up must not stall the service
+                sock.setblocking(False)
                 sock.connect(self.address)
                 sock.sendall("\n".join(fields).encode())
             return True
-        except OSError:  # systemd gone or the socket not ours: never crash the service over it
+        except OSError:  # systemd gone, its queue full, the socket not ours: never crash on it
             return False
 
     def ready(self, status: str = "") -> bool:

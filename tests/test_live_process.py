@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -42,24 +43,31 @@ def wall_candles(n: int, timeframe: str = "1min"):
 
 
 class NotifySocket:
-    """A datagram socket standing in for systemd's $NOTIFY_SOCKET."""
+    """A datagram socket standing in for systemd's $NOTIFY_SOCKET, read by a thread."""
 
     def __init__(self, path: Path):
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.bind(str(path))
         self.sock.settimeout(0.2)
         self.path, self.messages = str(path), []
+        threading.Thread(target=self._read, daemon=True).start()
 
-    def wait_for(self, text: str, timeout: float) -> bool:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if any(text in m for m in self.messages):
-                return True
+    def _read(self):
+        while True:
             try:
                 self.messages.append(self.sock.recv(4096).decode())
             except TimeoutError:
                 pass
-        return any(text in m for m in self.messages)
+            except OSError:
+                return
+
+    def wait_for(self, text: str, timeout: float) -> bool:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if any(text in m for m in list(self.messages)):
+                return True
+            time.sleep(0.05)
+        return any(text in m for m in list(self.messages))
 
 
 def start_paper(model, server, journal, notify_path, *extra):
@@ -76,6 +84,15 @@ def test_notifier_speaks_the_sd_notify_protocol(tmp_path):
     assert notifier.ready("trading") and notifier.watchdog() and notifier.stopping()
     assert listener.wait_for("STOPPING=1", 2)
     assert listener.messages == ["READY=1\nSTATUS=trading", "WATCHDOG=1", "STOPPING=1"]
+
+
+def test_notifier_never_blocks_on_a_full_socket(tmp_path):
+    silent = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)  # bound, never read
+    silent.bind(str(tmp_path / "silent"))
+    notifier = Notifier(str(tmp_path / "silent"))
+    began = time.monotonic()
+    sent = [notifier.watchdog() for _ in range(1000)]
+    assert time.monotonic() - began < 2 and not all(sent)
     assert not Notifier("").send("READY=1")  # outside systemd: a no-op
 
 
