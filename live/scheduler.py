@@ -83,7 +83,8 @@ def run_live(service: PaperService, clock: WallClock, notifier: Notifier | None 
         notifier.stopping()
         scheduler.shutdown(wait=False)
         finished = busy.acquire(timeout=STOP_WAIT_S)
-        service.journal.event(clock.now_ms(), "stop", clean=finished)
+        if finished:  # else the job may hold the connection mid-transaction: leave it be
+            service.journal.event(clock.now_ms(), "stop")
         log_event(logging.INFO, "stop", "stopped" + ("" if finished else ", a job abandoned"))
         for sig, handler in previous.items():
             signal.signal(sig, handler)

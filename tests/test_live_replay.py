@@ -107,10 +107,17 @@ def test_replay_reads_a_finer_file_resampled(onnx_model, tmp_path):
 
 
 @pytest.mark.shared_data
-def test_replay_parity_on_real_candles(onnx_model, shared_data):
-    candles = load_candles(shared_data / "btc_usdt_30m.parquet").loc["2024-03-01":"2024-03-20"]
+@pytest.mark.parametrize(
+    "first, last", [("2024-03-01", "2024-03-20"), ("2021-08-01", "2021-08-20")]
+)
+def test_replay_parity_on_real_candles(onnx_model, shared_data, first, last):
+    """The second range holds the file's longest gap (5 h before 2021-08-13 06:30)."""
+    candles = load_candles(shared_data / "btc_usdt_30m.parquet").loc[first:last]
     _, rows, frame, ms = replay_and_backtest(candles, onnx_model, fee_bps=5.0)
     diffs = compare(rows, frame, ms)
-    print({p: {"position": float(a), "wealth_rel": float(b)} for p, (a, b) in diffs.items()})
+    print(first, {p: {"position": float(a), "wealth_rel": float(b)} for p, (a, b) in diffs.items()})
     assert diffs["discrete"][0] == 0.0
     assert diffs["proportional"][0] < 1e-5
+    _, rows, frame, ms = replay_and_backtest(candles, onnx_model, fee_bps=5.0, p_up="journal")
+    for policy, (df, dw) in compare(rows, frame, ms).items():
+        assert df == 0.0 and dw < 1e-9, policy
