@@ -328,3 +328,19 @@ def test_dynamo_exporter_writes_an_equal_graph(tmp_path, candles_factory):
     reference = window_p_up(model, features, ends, 24, scaling)
     assert np.abs(load_predictor(window).p_up_batch(windows) - reference).max() < 1e-5
     assert np.abs(load_step_predictor(step).p_up_batch(windows) - reference).max() < 1e-5
+
+
+@pytest.mark.slow
+def test_real_validation_range_equals_the_backtest_p_up(tmp_path, shared_data):
+    """Every validation decision of the real 30m file: the exported graph's p_up against the
+    p_up `fc backtest` wrote (SPEC §2: the same number everywhere)."""
+    run = tmp_path / "run"
+    data = shared_data / "btc_usdt_30m.parquet"
+    make_run(run, 16, 3, 512, data=data, scale_center=1.0, scale_scale=0.0055)
+    backtest = runner.invoke(app, ["backtest", str(run), "--start", "2024-01-01", "--json"])
+    assert backtest.exit_code == 0, backtest.output
+    result = runner.invoke(app, ["export", str(run), "--onnx", "--windows", "0", "--json"])
+    report = json.loads(result.stdout)
+    assert result.exit_code == 0 and report["ok"]
+    assert report["windows"]["onnx_backtest"] == report["windows"]["onnx_real"] > 20_000
+    assert report["max_abs_diff"]["onnx_backtest"] < 1e-5
