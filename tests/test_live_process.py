@@ -127,6 +127,26 @@ def test_sigterm_stops_the_service_cleanly_within_10_s(binance_server, model_1m,
     book = Journal(journal)
     assert book.events().kind.tolist()[-1] == "stop" and len(book.decisions()) == 2
     assert book.integrity() == "ok"
+    book.close()
+
+    # restarted on the same journal: the catch-up run finds its candle decided (or, if the
+    # minute turned meanwhile, decides the next one from the restored state); never twice
+    listener = NotifySocket(tmp_path / "notify2")
+    proc = start_paper(model_1m, binance_server, journal, listener.path)
+    try:
+        assert listener.wait_for("READY=1", 30)
+        time.sleep(3)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    rows = Journal(journal).decisions()
+    assert not rows.duplicated(["policy", "candle_ms"]).any()
+    assert Journal(journal).events().kind.tolist().count("start") == 2
+    # the minute turning means the exchange (its clock stopped here) has no newer candle: a skip
+    assert '"event": "duplicate"' in err or '"event": "skip"' in err or len(rows) == 4
 
 
 WRITER = textwrap.dedent(
