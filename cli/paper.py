@@ -1,6 +1,7 @@
 """`fc paper …`: trade a model on paper live (or replay a candle file), report, status."""
 
 import json
+import logging
 import time
 from pathlib import Path
 from typing import Annotated
@@ -90,7 +91,8 @@ def paper(
 
     if model is None:
         raise FcError("no model: pass --model FILE.onnx (or set FC_MODEL)")
-    setup_logging(json_lines=log_json)
+    # a replay logs only what goes wrong (skips); its report is the summary of the decisions
+    setup_logging(json_lines=log_json, level=logging.WARNING if replay else logging.INFO)
     if replay is not None:
         from fc.live.replay import replay_file
 

@@ -182,3 +182,16 @@ def test_late_job_does_not_decide(candles):
     clock.set(ms(candles.index[20]) + TF + service.config.decision_window_ms + 1000)
     assert service.decide_at() is None
     assert journal.events().kind.tolist() == ["skip"]
+
+
+def test_trigger_fires_delay_seconds_after_each_boundary():
+    import datetime as dt
+
+    from fc.live.scheduler import decision_trigger
+
+    now = ms("2024-05-01 10:17:42")
+    trigger = decision_trigger(TF, 5.0, now)
+    first = trigger.get_next_fire_time(None, pd.Timestamp(now, unit="ms", tz="UTC"))
+    assert first == dt.datetime(2024, 5, 1, 10, 30, 5, tzinfo=dt.timezone.utc)
+    second = trigger.get_next_fire_time(first, first)
+    assert second - first == dt.timedelta(minutes=30)
