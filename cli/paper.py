@@ -169,8 +169,8 @@ def status(
         word = f"LATE by {state['late_by_s']:.0f} s" if state["late"] else "on time"
         positions = ", ".join(f"{p} {f:+.4f}" for p, f in state["positions"].items())
         console.print(
-            f"{state['symbol']} {state['timeframe']}: last decision at the close of "
-            f"{state['last_candle']} (written {state['decided_at']}); {positions}; {word}"
+            f"{state['symbol']} {state['timeframe']}: last decided candle opened "
+            f"{state['last_candle']}, decided {state['decided_at']}; {positions}; {word}"
         )
     raise typer.Exit(1 if state["late"] else 0)
 
