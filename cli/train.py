@@ -1,7 +1,181 @@
-"""`fc train`, `fc sweep`: not written yet (its helper replaces this file)."""
+"""`fc train` and `fc sweep`: parse options, call core.training / core.sweep, print."""
+
+from pathlib import Path
+from typing import Annotated
 
 import typer
+
+Opt = typer.Option
+
+
+def train_command(
+    symbol: Annotated[str, Opt(help="Symbol in the store (without --data).")] = "BTC/USDT",
+    data: Annotated[Path | None, Opt(help="A candle file (parquet, csv, feather, json).")] = None,
+    timeframe: Annotated[str, Opt(help="Resample the candles to this timeframe.")] = "30m",
+    loss: Annotated[str, Opt(help="ce (direction) or profit (end-to-end log growth).")] = "ce",
+    hidden: Annotated[int, Opt(help="GRU hidden size.")] = 16,
+    layers: Annotated[int, Opt(help="GRU layers.")] = 3,
+    seq_len: Annotated[int, Opt(help="Window length: features a prediction reads.")] = 512,
+    epochs: Annotated[int, Opt(help="Passes over the training decisions.")] = 7,
+    batch_size: Annotated[
+        int, Opt(help="Rows per step: windows (window scheme) or chunks (sequence scheme).")
+    ] = 64,
+    lr: Annotated[float, Opt(help="Adam learning rate.")] = 1e-3,
+    split: Annotated[str, Opt(help="Train before this date, validate from it.")] = "2024-01-01",
+    device: Annotated[str, Opt(help="auto, cpu or cuda.")] = "auto",
+    seed: Annotated[int, Opt(help="Seed: CPU runs with the same seed are identical.")] = 0,
+    runs: Annotated[Path, Opt(help="Folder for run folders.")] = Path("runs"),
+    store: Annotated[Path, Opt(help="Candle store (with --symbol).", envvar="FC_STORE")] = Path(
+        "data"
+    ),
+    scheme: Annotated[str, Opt(help="sequence (default, fast) or window (workshop).")] = "sequence",
+    chunk: Annotated[int, Opt(help="Sequence scheme: scored steps per chunk.")] = 512,
+    cost_bps: Annotated[float, Opt(help="Profit loss: cost per unit of position change.")] = 0.0,
+    scaling: Annotated[str, Opt(help="std (center 1, train std) or none (raw).")] = "std",
+    max_steps: Annotated[int, Opt(help="Stop after this many steps (0: all epochs).")] = 0,
+    val_size: Annotated[int, Opt(help="Validation decisions scored while training.")] = 2048,
+    quiet: Annotated[bool, Opt(help="No progress bar.")] = False,
+) -> None:
+    """Train the GRU on candles; the last line printed is the run folder.
+
+    Example: fc train --data ../shared/data/btc_usdt_30m.parquet --loss ce --epochs 7
+    """
+    from fc.core.runs import TrainConfig
+    from fc.core.training import prepare_data, resolve_device, train
+
+    resolve_device(device)  # a missing CUDA is a user error before any work
+    grid, source, digest = prepare_data(data, symbol, timeframe, store)
+    config = TrainConfig(
+        symbol=symbol, timeframe=timeframe, data=str(source), data_sha256=digest, loss=loss,
+        hidden=hidden, layers=layers, seq_len=seq_len, epochs=epochs, batch_size=batch_size,
+        lr=lr, split=split, device=device, seed=seed, scheme=scheme, chunk=chunk,
+        max_steps=max_steps, val_size=val_size, cost_bps=cost_bps, scaling=scaling,
+    )  # fmt: skip
+    if quiet:
+        run_dir = train(config, grid, runs)
+    else:
+        run_dir = _with_progress(lambda on_progress: train(config, grid, runs, on_progress))
+    _print_summary(run_dir)
+    typer.echo(str(run_dir))
+
+
+def _with_progress(job):
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = [TextColumn("train"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+               TextColumn("{task.fields[losses]}"), TimeElapsedColumn()]  # fmt: skip
+    from rich.console import Console
+
+    # on stderr: stdout carries only the run folder, for scripts
+    with Progress(*columns, console=Console(stderr=True)) as progress:
+        task = progress.add_task("train", total=None, losses="")
+        last_val = [None]
+
+        def on_progress(step, total, train_loss, val_loss):
+            if val_loss is not None:
+                last_val[0] = val_loss
+            val = "" if last_val[0] is None else f"  val {last_val[0]:.6g}"
+            progress.update(task, completed=step, total=total, losses=f"loss {train_loss:.6g}{val}")
+
+        return job(on_progress)
+
+
+def _print_summary(run_dir: Path) -> None:
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    val, base = metrics["validation"], metrics["baselines"]
+    table = Table(title=f"validation ({val['decisions']} decisions, exact windows)")
+    for col in ("", "log loss", "accuracy"):
+        table.add_column(col)
+    table.add_row("model", f"{val['ce']:.5f}", f"{val['accuracy']:.4f}")
+    prior = base["class_prior"]
+    table.add_row("class prior", f"{prior['ce']:.5f}", f"{prior['accuracy']:.4f}")
+    table.add_row("last direction", "", f"{base['last_direction_accuracy']:.4f}")
+    table.add_row("mean reversion", "", f"{base['mean_reversion_accuracy']:.4f}")
+    Console(stderr=True).print(table)
+    Console(stderr=True).print(f"log growth per decision {val['log_growth']:.3g}")
 
 
 def register(root: typer.Typer) -> None:
     """Add this module's commands to the root app."""
+    root.command("train")(train_command)
+    root.command("sweep")(sweep_command)
+
+
+def _ints(text: str) -> list[int]:
+    from fc.core.errors import FcError
+
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise FcError(f"{text!r}: give comma-separated whole numbers, like 8,16,32") from None
+
+
+def sweep_command(
+    data: Annotated[Path | None, Opt(help="A candle file (parquet, csv, feather, json).")] = None,
+    symbol: Annotated[str, Opt(help="Symbol in the store (without --data).")] = "BTC/USDT",
+    timeframe: Annotated[str, Opt(help="Resample the candles to this timeframe.")] = "30m",
+    layers: Annotated[str, Opt(help="Layer counts to try, comma-separated.")] = "1,3",
+    hidden: Annotated[str, Opt(help="Hidden sizes to try, comma-separated.")] = "8,16,32",
+    loss: Annotated[str, Opt(help="Losses to try: ce, profit or ce,profit.")] = "ce,profit",
+    epochs: Annotated[int, Opt(help="Epochs per run.")] = 7,
+    seq_len: Annotated[int, Opt(help="Window length.")] = 512,
+    split: Annotated[str, Opt(help="Train before this date, validate from it.")] = "2024-01-01",
+    scheme: Annotated[str, Opt(help="sequence or window.")] = "sequence",
+    seed: Annotated[int, Opt(help="Seed of every run.")] = 0,
+    max_steps: Annotated[int, Opt(help="Stop each run after this many steps (0: all).")] = 0,
+    workers: Annotated[int, Opt(help="Parallel processes (0: one per core).")] = 0,
+    runs: Annotated[Path, Opt(help="Folder for run folders and the sweep plot.")] = Path("runs"),
+    store: Annotated[Path, Opt(help="Candle store (with --symbol).", envvar="FC_STORE")] = Path(
+        "data"
+    ),
+) -> None:
+    """Train the workshop's grid (layers x hidden x loss), then a table and one plot of the
+    validation curves (runs/sweep-<time>.png, its path the last line printed).
+
+    Example: fc sweep --data ../shared/data/btc_usdt_30m.parquet --hidden 8,16,32 --loss ce
+    """
+    from datetime import datetime, timezone
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from fc.core.errors import FcError
+    from fc.core.plots import sweep_figure
+    from fc.core.runs import TrainConfig
+    from fc.core.sweep import run_sweep, sweep_curves, sweep_grid, sweep_table
+    from fc.core.training import prepare_data
+
+    losses = [v.strip() for v in loss.split(",") if v.strip()]
+    if not losses or any(v not in ("ce", "profit") for v in losses):
+        raise FcError(f"--loss {loss!r}: use ce, profit or ce,profit")
+    grid, source, digest = prepare_data(data, symbol, timeframe, store)
+    base = TrainConfig(
+        symbol=symbol, timeframe=timeframe, data=str(source), data_sha256=digest, epochs=epochs,
+        seq_len=seq_len, split=split, scheme=scheme, seed=seed, max_steps=max_steps, device="cpu",
+    )  # fmt: skip
+    configs = sweep_grid(base, _ints(layers), _ints(hidden), losses)
+    err = Console(stderr=True)
+    err.print(f"{len(configs)} runs")
+    results = run_sweep(configs, grid, runs, workers,
+                        on_done=lambda r: err.print(f"done {r['run']}"))  # fmt: skip
+    frame = sweep_table(results)
+    table = Table(title="fc sweep: validation (exact windows) beside the class prior")
+    for col in ("loss", "layers", "hidden", "val_ce", "val_accuracy", "val_log_growth",
+                "prior_ce", "prior_accuracy", "seconds"):  # fmt: skip
+        table.add_column(col)
+    for row in frame.itertuples():
+        cells = [f"{row.val_ce:.5f}", f"{row.val_accuracy:.4f}", f"{row.val_log_growth:.3g}"]
+        cells += [f"{row.prior_ce:.5f}", f"{row.prior_accuracy:.4f}", f"{row.seconds:.0f}"]
+        table.add_row(row.loss, str(row.layers), str(row.hidden), *cells)
+    err.print(table)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    png = Path(runs) / f"sweep-{stamp}.png"
+    png.parent.mkdir(parents=True, exist_ok=True)
+    sweep_figure(sweep_curves(results)).savefig(png, dpi=100)
+    frame.to_csv(png.with_suffix(".csv"), index=False)
+    typer.echo(str(png))

@@ -1,69 +1,58 @@
-"""Backtest a run folder: predictions with the window semantics, then core.backtest, then files.
-
-Writes RUN/backtest/positions.parquet, metrics.json, equity.png and drawdown.png."""
-
-import json
-from pathlib import Path
+"""Validation with the window semantics of SPEC §2, and the one-line baselines beside it."""
 
 import numpy as np
-import pandas as pd
 
-from fc.core.backtest import BacktestConfig, run_backtest, segments, trade_mask
-from fc.core.candles import grid_at, load_candles
-from fc.core.errors import FcError
-from fc.core.features import price_change
+from fc.core.schemes import Series
 
 
-def run_grid(config, data: str | Path | None = None) -> pd.DataFrame:
-    """The run's candles on its grid: --data if given, else the file it was trained on."""
-    if data is None and not Path(config.data or "").is_file():
-        raise FcError(f"the run's candle file {config.data!r} is not here; pass --data FILE")
-    return grid_at(load_candles(data or config.data), config.timeframe)
+def validation_sample(series: Series, size: int) -> np.ndarray:
+    """A fixed, evenly spaced subsample of the validation decisions (all when size is 0 or more
+    than there are), so repeated validations compare like with like and cost a bounded time."""
+    ends = np.flatnonzero(series.validation)
+    if size <= 0 or size >= len(ends):
+        return ends
+    return ends[np.unique(np.linspace(0, len(ends) - 1, size).round().astype(np.int64))]
 
 
-def predict_bars(model, scaling, grid: pd.DataFrame, seq_len: int, need: np.ndarray) -> np.ndarray:
-    """p_up per bar (NaN where not needed), each from its own window of seq_len features."""
+def scores(p_up: np.ndarray, labels: np.ndarray) -> dict:
+    """Log loss and accuracy of p_up against direction classes (0 up)."""
+    p_up = np.clip(np.asarray(p_up, dtype=np.float64), 1e-12, 1 - 1e-12)
+    p_true = np.where(labels == 0, p_up, 1.0 - p_up)
+    return {
+        "ce": float(-np.mean(np.log(p_true))),
+        "accuracy": float(np.mean((p_up >= 0.5) == (labels == 0))),
+    }
+
+
+def evaluate(model, series, ends, scaling, seq_len, loss, cost=0.0, device="cpu") -> dict:
+    """CE, accuracy and mean log growth of f = p_up - p_down at the decisions `ends`, each from
+    its exact window; `loss` is the number the run's loss minimises (ce, or -log growth)."""
     from fc.core.model import window_p_up
 
-    p_up = np.full(len(grid), np.nan)
-    ends = np.flatnonzero(need)
-    p_up[ends] = window_p_up(model, price_change(grid["close"].to_numpy()), ends, seq_len, scaling)
-    return p_up
-
-
-def backtest_run(run_dir: str | Path, cfg: BacktestConfig, data: str | Path | None = None) -> dict:
-    from fc.core.backtest_plots import drawdown_figure, equity_figure, save_figure
-    from fc.core.runs import load_run
-
-    run_dir = Path(run_dir)
-    config, model, scaling = load_run(run_dir)
-    grid = run_grid(config, data)
-    decide = trade_mask(grid["filled"].to_numpy(), config.seq_len)
-    parts = segments(grid.index, decide, config.split, cfg)
-    need = decide & (parts["train"] | parts["validation"])
-    if not need.any():
-        raise FcError(
-            "no decision in the chosen range: it needs more than seq_len candles; "
-            "widen --start/--end"
+    p_up = window_p_up(model, series.features, ends, seq_len, scaling, device=device)
+    f = 2.0 * p_up - 1.0
+    growth = 1.0 + f * series.returns[ends]
+    if cost:
+        previous = (
+            2.0 * window_p_up(model, series.features, ends - 1, seq_len, scaling, device=device)
+            - 1.0
         )
-    p_up = predict_bars(model, scaling, grid, config.seq_len, need)
-    positions, report = run_backtest(
-        grid, p_up, config.seq_len, config.split, cfg, config.timeframe
-    )
-    out = run_dir / "backtest"
-    out.mkdir(exist_ok=True)
-    positions.to_parquet(out / "positions.parquet")
-    result = {
-        **report,
-        "config": cfg.to_dict(),
-        "run": str(run_dir),
-        "loss": config.loss,
-        "symbol": config.symbol,
-        "timeframe": config.timeframe,
-        "split": config.split,
+        growth = growth - cost * np.abs(f - previous)
+    out = scores(p_up, series.labels[ends])
+    out["log_growth"] = float(np.mean(np.log(growth)))
+    out["loss"] = out["ce"] if loss == "ce" else -out["log_growth"]
+    return out
+
+
+def baselines(series: Series, ends: np.ndarray) -> dict:
+    """On the same decisions: the class prior of the training decisions (accuracy and log loss),
+    always up, last direction (the class of candle t) and its opposite, mean reversion."""
+    labels = series.labels[ends]
+    prior_up = float(np.mean(series.labels[series.train] == 0))
+    last = series.labels[ends - 1]  # labels[t-1] is the class of candle t
+    return {
+        "class_prior": {"p_up": prior_up, **scores(np.full(len(ends), prior_up), labels)},
+        "always_up_accuracy": float(np.mean(labels == 0)),
+        "last_direction_accuracy": float(np.mean(last == labels)),
+        "mean_reversion_accuracy": float(np.mean(last != labels)),
     }
-    (out / "metrics.json").write_text(json.dumps(result, indent=2))
-    title = f"{config.symbol} {config.timeframe}, {config.loss} loss, fee {cfg.cost * 1e4:g} bps"
-    for name, figure in (("equity.png", equity_figure), ("drawdown.png", drawdown_figure)):
-        save_figure(figure(positions, config.split, title), out / name)
-    return result

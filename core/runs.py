@@ -26,8 +26,13 @@ class TrainConfig:
     split: str = "2024-01-01"  # train before, validation from
     device: str = "auto"
     seed: int = 0
-    scheme: str = "sequence"  # window (the workshop's loop) | sequence (default, see training.py)
+    scheme: str = "sequence"  # window (the workshop's loop) | sequence (default, see schemes.py)
+    chunk: int = 512  # sequence scheme: scored steps per chunk after a seq_len - 1 burn-in
+    grad_clip: float = 0.0  # max gradient norm, 0 = none
+    max_steps: int = 0  # stop after this many optimiser steps, 0 = all epochs
+    val_size: int = 2048  # validation decisions scored during training (0 = all)
     cost_bps: float = 0.0  # profit loss: cost per unit of position change
+    scaling: str = "std"  # std: center 1, scale = train std of price_change | none: raw feature
     scale_center: float = 0.0  # model input = (price_change - center) / scale
     scale_scale: float = 1.0
     feature: str = FEATURE
@@ -45,6 +50,18 @@ class TrainConfig:
         known = {f.name for f in fields(cls)}
         values = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items() if k in known}
         return cls(**values)
+
+
+def save_run(run_dir: str | Path, config: TrainConfig, state_dict, history, metrics: dict):
+    """Write config.json, model.pt (the state dict, keys gru.*/fc.*), history.csv and
+    metrics.json into an existing run folder."""
+    import torch
+
+    run_dir = Path(run_dir)
+    (run_dir / "config.json").write_text(config.to_json() + "\n")
+    torch.save({k: v.detach().cpu() for k, v in state_dict.items()}, run_dir / "model.pt")
+    history.to_csv(run_dir / "history.csv", index=False)
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
 
 
 def read_config(run_dir: str | Path) -> TrainConfig:

@@ -1,0 +1,61 @@
+"""Figures made from data (matplotlib, Agg); callers decide where the PNG goes."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+
+def _smooth(values: pd.Series, span: int) -> pd.Series:
+    return values.ewm(span=max(1, span), adjust=False).mean()
+
+
+def loss_figure(history: pd.DataFrame, title: str = ""):
+    """Smoothed train loss and validation loss over the same optimiser steps (the workshop's
+    plot); history has columns step, train_loss, val_loss (NaN between validations)."""
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    if len(history):
+        span = max(1, len(history) // 20)
+        ax.plot(history["step"], history["train_loss"], color="tab:blue", alpha=0.2, lw=0.8)
+        ax.plot(
+            history["step"],
+            _smooth(history["train_loss"], span),
+            color="tab:blue",
+            label=f"train (EMA, span {span} steps)",
+        )
+        val = history.dropna(subset=["val_loss"])
+        ax.plot(
+            val["step"],
+            val["val_loss"],
+            "o-",
+            color="tab:orange",
+            ms=3,
+            label="validation (exact windows)",
+        )
+    ax.set_xlabel("optimiser step")
+    ax.set_ylabel("loss")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def sweep_figure(curves: dict[str, pd.DataFrame], title: str = "fc sweep"):
+    """Validation loss of each run over the fraction of its training done, one line per run
+    (runs differ in steps per epoch, so the x axis is epochs)."""
+    fig, ax = plt.subplots(figsize=(9, 5))
+    for name, history in curves.items():
+        val = history.dropna(subset=["val_loss"])
+        if len(val):
+            epochs = val["step"] / max(1, history["step"].max()) * history["epoch"].max()
+            ax.plot(epochs, val["val_loss"], "o-", ms=2, label=name)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation loss")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,112 @@
+"""The training series and the two ways of cutting it into batches.
+
+`window` is the workshop's loop: one row per decision, the seq_len features ending there, only the
+last step scored. `sequence` (the default) cuts the training period into chunks of
+seq_len - 1 + K steps: the first seq_len - 1 are a burn-in from a zero state, then every one of the
+K following steps is scored, each having read at least seq_len features, as a window does. One
+pass of the GRU over a chunk scores K targets instead of one.
+"""
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from fc.core.features import decision_mask, direction_class, next_return, price_change
+
+
+@dataclass(frozen=True)
+class Series:
+    """Per grid bar t: the feature, the label and return of the decision at t, and its split."""
+
+    time: pd.DatetimeIndex
+    features: np.ndarray  # raw price_change, float64
+    labels: np.ndarray  # direction class of candle t+1 (int64)
+    returns: np.ndarray  # R_{t+1} (0 where there is no next candle)
+    train: np.ndarray  # bool: a training decision
+    validation: np.ndarray  # bool: a validation decision
+
+
+def make_series(grid: pd.DataFrame, seq_len: int, split: pd.Timestamp) -> Series:
+    """From a grid frame (to_grid's, with `filled`): decisions where decision_mask says, train
+    when their time is before the split, validation from it."""
+    close = grid["close"].to_numpy(dtype=np.float64)
+    n = len(close)
+    labels = np.zeros(n, dtype=np.int64)
+    labels[:-1] = direction_class(close)[1:]
+    returns = np.nan_to_num(next_return(close), nan=0.0)
+    decisions = decision_mask(n, seq_len, grid["filled"].to_numpy(dtype=bool))
+    before = np.asarray(grid.index < split)
+    return Series(
+        time=grid.index,
+        features=price_change(close),
+        labels=labels,
+        returns=returns,
+        train=decisions & before,
+        validation=decisions & ~before,
+    )
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Rows of consecutive steps; `scored` marks the steps the loss reads."""
+
+    x: np.ndarray  # (rows, time) float32, scaled feature
+    labels: np.ndarray  # (rows, time) int64
+    returns: np.ndarray  # (rows, time) float32
+    scored: np.ndarray  # (rows, time) bool
+
+
+def _rows(series: Series, x: np.ndarray, first: np.ndarray, width: int) -> tuple:
+    """Rows of `width` steps starting at each index in `first`."""
+
+    def view(a):
+        return np.lib.stride_tricks.sliding_window_view(a, width)[first]
+
+    return view(x), view(series.labels), view(series.returns.astype(np.float32))
+
+
+def window_batches(series: Series, x: np.ndarray, seq_len: int, batch_size: int, rng):
+    """The workshop's epoch: training decisions shuffled, batch_size windows per step."""
+    ends = rng.permutation(np.flatnonzero(series.train))
+    for i in range(0, len(ends), batch_size):
+        end = ends[i : i + batch_size]
+        xs, ys, rs = _rows(series, x, end - seq_len + 1, seq_len)
+        scored = np.zeros(xs.shape, dtype=bool)
+        scored[:, -1] = True
+        yield Batch(xs, ys, rs, scored)
+
+
+def sequence_batches(
+    series: Series, x: np.ndarray, seq_len: int, chunk: int, chunks_per_step: int, rng
+):
+    """One epoch of chunks: each covers K = `chunk` consecutive decisions after a burn-in of
+    seq_len - 1 steps; a random offset per epoch moves the chunk borders, the order is shuffled."""
+    decisions = np.flatnonzero(series.train)
+    if len(decisions) == 0:
+        return
+    width = seq_len - 1 + chunk
+    n = len(series.features)
+    offset = int(rng.integers(0, chunk))
+    starts = np.arange(decisions[0] - offset, decisions[-1] + 1, chunk)
+    # a chunk's burn-in starts at index >= 1 (feature 0 is not a real change) and ends in the data
+    starts = np.unique(np.clip(starts, seq_len, n - chunk))
+    starts = rng.permutation(starts)
+    for i in range(0, len(starts), chunks_per_step):
+        first = starts[i : i + chunks_per_step] - seq_len + 1
+        xs, ys, rs = _rows(series, x, first, width)
+        steps = first[:, None] + np.arange(width)[None, :]
+        scored = series.train[steps]
+        scored[:, : seq_len - 1] = False  # the burn-in is never scored
+        yield Batch(xs, ys, rs, scored)
+
+
+def steps_per_epoch(series: Series, scheme: str, seq_len: int, batch: int, chunk: int) -> int:
+    n_train = int(series.train.sum())
+    if scheme == "window":
+        return math.ceil(n_train / batch)
+    decisions = np.flatnonzero(series.train)
+    span = int(decisions[-1] - decisions[0] + 1) if n_train else 0
+    chunks = math.ceil(span / chunk) + 1
+    return max(1, math.ceil(chunks / batch))

@@ -1,0 +1,92 @@
+"""The workshop's experiment (`fc sweep`): a grid of layers, hidden sizes and losses, trained in
+parallel processes, summarised in a table and one plot of the validation curves."""
+
+import itertools
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+
+from fc.core.runs import TrainConfig
+
+
+def sweep_grid(base: TrainConfig, layers, hiddens, losses) -> list[TrainConfig]:
+    return [
+        replace(base, layers=n, hidden=h, loss=loss)
+        for loss, n, h in itertools.product(losses, layers, hiddens)
+    ]
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _train_one(config: TrainConfig, grid: pd.DataFrame, runs: str, threads: int) -> dict:
+    import json
+
+    import torch
+
+    from fc.core.training import train
+
+    torch.set_num_threads(threads)
+    run_dir = train(config, grid, runs)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    return {"run": str(run_dir), "config": config, "metrics": metrics}
+
+
+def run_sweep(
+    configs: list[TrainConfig],
+    grid: pd.DataFrame,
+    runs: str | Path,
+    workers: int = 0,
+    on_done=None,
+) -> list[dict]:
+    """Train every config; `workers` processes (0: one per core, at most one per run), each
+    with cores // workers torch threads, so the processes do not fight over the cores."""
+    cores = available_cores()
+    workers = workers or min(len(configs), cores)
+    threads = max(1, cores // workers)
+    results = []
+    if workers == 1:
+        for config in configs:
+            results.append(_train_one(config, grid, str(runs), threads))
+            if on_done:
+                on_done(results[-1])
+        return results
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(_train_one, c, grid, str(runs), threads) for c in configs]
+        for future in futures:
+            results.append(future.result())
+            if on_done:
+                on_done(results[-1])
+    return results
+
+
+def sweep_table(results: list[dict]) -> pd.DataFrame:
+    rows = []
+    for r in results:
+        c, m = r["config"], r["metrics"]
+        val, prior = m["validation"], m["baselines"]["class_prior"]
+        rows.append({
+            "loss": c.loss, "layers": c.layers, "hidden": c.hidden,
+            "val_ce": val["ce"], "val_accuracy": val["accuracy"],
+            "val_log_growth": val["log_growth"], "prior_ce": prior["ce"],
+            "prior_accuracy": prior["accuracy"],
+            "mean_reversion_accuracy": m["baselines"]["mean_reversion_accuracy"],
+            "seconds": m["train_seconds"], "run": r["run"],
+        })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def sweep_curves(results: list[dict]) -> dict[str, pd.DataFrame]:
+    return {
+        f"{r['config'].loss} l{r['config'].layers} h{r['config'].hidden}": pd.read_csv(
+            Path(r["run"]) / "history.csv"
+        )
+        for r in results
+    }

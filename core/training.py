@@ -1,0 +1,236 @@
+"""Training the Forecast model (`fc train`): data, scaling, the loop, validation, the run folder.
+
+The loop is plain: batches from a scheme (schemes.py), Adam, a loss (losses.py), and about ten
+times an epoch a validation with the window semantics of SPEC §2 (window_p_up), keeping the
+checkpoint with the best validation loss. Everything a run needs is written to its folder.
+"""
+
+import copy
+import hashlib
+import math
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from fc import __version__
+from fc.core.candles import load_candles, resample, to_grid
+from fc.core.errors import FcError
+from fc.core.evaluation import baselines, evaluate, validation_sample
+from fc.core.losses import LOSSES, training_loss
+from fc.core.runs import TrainConfig, save_run
+from fc.core.schemes import Series, make_series, sequence_batches, steps_per_epoch, window_batches
+
+SCHEMES = ("sequence", "window")
+# on_progress(step, total_steps, train_loss, val_loss or None)
+Progress = Callable[[int, int, float, float | None], None]
+
+
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise FcError("--device cuda: no CUDA device here; use --device cpu or auto")
+    if device not in ("cpu", "cuda"):
+        raise FcError(f"--device {device!r}: use auto, cpu or cuda")
+    return device
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_grid(data: str | Path, timeframe: str) -> pd.DataFrame:
+    """Candles from a file, resampled to the timeframe, on the regular grid (filled bars)."""
+    return to_grid(resample(load_candles(data), timeframe), timeframe)
+
+
+def prepare_data(data, symbol: str, timeframe: str, store) -> tuple[pd.DataFrame, Path, str]:
+    """(grid, source file, its sha256): from `data` when given, else the store's file for the
+    symbol (any stored timeframe that resamples to `timeframe`)."""
+    if data is None:
+        from fc.core.store import find_candles
+
+        candles, path = find_candles(store, symbol, timeframe)
+        return to_grid(candles, timeframe), path, file_sha256(path)
+    return load_grid(data, timeframe), Path(data), file_sha256(data)
+
+
+def fit_scaling(series: Series, mode: str) -> tuple[float, float]:
+    """(center, scale): 'std' centres price_change on 1 and divides by its training std, so the
+    GRU sees inputs of order 1; 'none' feeds the raw feature as the workshop did."""
+    if mode == "none":
+        return 0.0, 1.0
+    if mode != "std":
+        raise FcError(f"--scaling {mode!r}: use std or none")
+    # every feature a training window can read: index 1 (the first real change) to the last
+    last = int(np.flatnonzero(series.train)[-1]) + 1
+    std = float(np.std(series.features[1:last]))
+    return 1.0, std if std > 0 else 1.0
+
+
+def _check(config: TrainConfig, series: Series) -> None:
+    if config.loss not in LOSSES:
+        raise FcError(f"--loss {config.loss!r}: use one of {', '.join(LOSSES)}")
+    if config.scheme not in SCHEMES:
+        raise FcError(f"--scheme {config.scheme!r}: use one of {', '.join(SCHEMES)}")
+    if min(config.hidden, config.layers, config.seq_len, config.batch_size, config.chunk) < 1:
+        raise FcError("--hidden, --layers, --seq-len, --batch-size and --chunk must be >= 1")
+    if not series.train.any() or not series.validation.any():
+        raise FcError(
+            f"split {config.split}: need training decisions before it and validation decisions "
+            f"from it (data {series.time[0]} .. {series.time[-1]}, seq_len {config.seq_len})"
+        )
+
+
+def _run_dir(runs: Path, config: TrainConfig) -> Path:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    base = f"{stamp}-{config.loss}-h{config.hidden}-l{config.layers}"
+    for i in range(1, 1000):
+        path = runs / (base if i == 1 else f"{base}-{i}")
+        try:
+            path.mkdir(parents=True)
+            return path
+        except FileExistsError:
+            continue
+    raise FcError(f"{runs}: cannot make a new run folder")
+
+
+def train(
+    config: TrainConfig,
+    grid: pd.DataFrame,
+    runs: str | Path,
+    on_progress: Progress | None = None,
+) -> Path:
+    """Train per config on a grid frame, write the run folder under `runs`, return its path."""
+    import torch
+
+    device = resolve_device(config.device)
+    split = pd.Timestamp(config.split, tz="UTC")
+    series = make_series(grid, config.seq_len, split)
+    _check(config, series)
+    center, scale = fit_scaling(series, config.scaling)
+    t_train, t_val = np.flatnonzero(series.train), np.flatnonzero(series.validation)
+    config = replace(
+        config,
+        scale_center=center,
+        scale_scale=scale,
+        train_range=(series.time[t_train[0]].isoformat(), series.time[t_train[-1]].isoformat()),
+        validation_range=(series.time[t_val[0]].isoformat(), series.time[t_val[-1]].isoformat()),
+        fc_version=__version__,
+    )
+
+    from fc.core.model import Forecast, Scaling
+
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    model = Forecast(config.hidden, config.layers).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    scaling = Scaling(center, scale)
+    x = scaling.apply(series.features).astype(np.float32)
+    cost = config.cost_bps / 1e4
+    val_ends = validation_sample(series, config.val_size)
+
+    per_epoch = steps_per_epoch(
+        series, config.scheme, config.seq_len, config.batch_size, config.chunk
+    )
+    total = per_epoch * config.epochs
+    if config.max_steps:
+        total = min(total, config.max_steps)
+    val_every = max(1, per_epoch // 10)
+    rows, best, best_state, step, started = [], math.inf, None, 0, time.perf_counter()
+
+    def validate() -> float:
+        nonlocal best, best_state
+        result = evaluate(
+            model, series, val_ends, scaling, config.seq_len, config.loss, cost, device
+        )
+        model.train()
+        if result["loss"] < best:
+            best, best_state = result["loss"], copy.deepcopy(model.state_dict())
+        return result["loss"]
+
+    for epoch in range(config.epochs):
+        if config.scheme == "window":
+            batches = window_batches(series, x, config.seq_len, config.batch_size, rng)
+        else:
+            batches = sequence_batches(
+                series, x, config.seq_len, config.chunk, config.batch_size, rng
+            )
+        for batch in batches:
+            if step >= total:
+                break
+            model.train()
+            tensors = [
+                torch.from_numpy(np.ascontiguousarray(a)).to(device)
+                for a in (batch.x, batch.labels, batch.returns, batch.scored)
+            ]
+            xb, yb, rb, mb = tensors
+            logits = model(xb.unsqueeze(-1))
+            loss = training_loss(config.loss, logits, yb, rb, mb, cost)
+            optimizer.zero_grad()
+            loss.backward()
+            if config.grad_clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            optimizer.step()
+            step += 1
+            val = validate() if (step % val_every == 0 or step == total) else None
+            rows.append(
+                {
+                    "step": step,
+                    "epoch": epoch + 1,
+                    "train_loss": loss.item(),
+                    "scored": int(batch.scored.sum()),
+                    "val_loss": val,
+                    "elapsed_s": time.perf_counter() - started,
+                }
+            )
+            if on_progress:
+                on_progress(step, total, loss.item(), val)
+        if step >= total:
+            break
+
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    history = pd.DataFrame(rows)
+    metrics = final_metrics(model, series, scaling, config, cost, device, val_ends)
+    metrics["train_seconds"] = round(time.perf_counter() - started, 2)
+    metrics["steps"] = step
+    metrics["scored_targets"] = int(history["scored"].sum()) if len(history) else 0
+    run_dir = _run_dir(Path(runs), config)
+    save_run(run_dir, config, model.state_dict(), history, metrics)
+    from fc.core.plots import loss_figure
+
+    figure = loss_figure(history, title=run_dir.name)
+    figure.savefig(run_dir / "loss.png", dpi=100)
+    return run_dir
+
+
+def final_metrics(model, series, scaling, config, cost, device, val_ends) -> dict:
+    """The best checkpoint on every validation decision (exact windows), beside the baselines;
+    `check` holds a few predictions so a reload can prove it reproduces them."""
+    ends = np.flatnonzero(series.validation)
+    result = evaluate(model, series, ends, scaling, config.seq_len, config.loss, cost, device)
+    check_ends = val_ends[:8]
+    from fc.core.model import window_p_up
+
+    check = window_p_up(model, series.features, check_ends, config.seq_len, scaling, device=device)
+    return {
+        "validation": {**result, "decisions": int(len(ends))},
+        "validation_sample_size": int(len(val_ends)),
+        "baselines": baselines(series, ends),
+        "check": {
+            "time": [series.time[i].isoformat() for i in check_ends],
+            "p_up": [float(p) for p in check],
+        },
+    }
