@@ -174,6 +174,17 @@ class OnnxPredictor:
             raise ValueError(f"window of shape {window.shape}, the model reads ({self.seq_len},)")
         return float(self.p_up_batch(window[None, :])[0])
 
+    def p_up_at(self, features: np.ndarray, ends: np.ndarray) -> np.ndarray:
+        """p_up at each index of `ends` from the seq_len features ending there: window_p_up's
+        signature for a backtest or replay that predicts through this graph; bitwise the p_up
+        the live loop gets from each window alone."""
+        ends = np.asarray(ends, dtype=np.int64)
+        features = np.asarray(features, dtype=np.float64)
+        if len(ends) and (ends.min() < self.seq_len - 1 or ends.max() >= len(features)):
+            raise ValueError("a window would reach outside the features")
+        windows = np.lib.stride_tricks.sliding_window_view(features, self.seq_len)
+        return self.p_up_batch(windows[ends - self.seq_len + 1])
+
     def p_up_batch(self, windows: np.ndarray) -> np.ndarray:
         """p_up of each row of windows (n, seq_len); row i's value does not depend on the others
         (tests/test_export.py checks it bitwise against one-window calls)."""

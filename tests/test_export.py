@@ -63,6 +63,7 @@ def test_graphs_equal_torch_window_p_up(tmp_path, candles_factory, hidden, layer
     reference = window_p_up(model, features, ends, seq_len, scaling)
     predictor = load_predictor(window, "BTC/USDT", "30m")
     assert np.abs(predictor.p_up_batch(windows) - reference).max() < 1e-5
+    assert np.array_equal(predictor.p_up_at(features, ends), predictor.p_up_batch(windows))
     streamed = load_step_predictor(step).p_up_batch(windows[:16])
     assert np.abs(streamed - reference[:16]).max() < 1e-5
     traced = graphs.load_torchscript(
