@@ -122,7 +122,7 @@ class BinanceServer:
             return int(self.now_ms)
         frame = self.candles if not isinstance(self.candles, dict) else None
         if frame is not None and len(frame):
-            return _open_ms(frame)[-1] + _INTERVALS_MS[self.timeframe]
+            return int(_open_ms(frame)[-1]) + _INTERVALS_MS[self.timeframe]
         return int(time.time() * 1000)
 
     def klines(self, params: dict) -> tuple[int, object]:

@@ -236,3 +236,15 @@ def test_real_binance_candles_across_an_outage_come_back_exactly(
     assert summary["added"] == len(real) > 2_000
     assert binance_server.count() == -(-len(real) // 1_000)
     pd.testing.assert_frame_equal(stored(tmp_path), real, check_freq=False, check_exact=True)
+
+
+def test_server_time_without_a_set_clock_is_json(binance_server):
+    """With no clock set, the fake exchange's time is just after its last candle, as an int."""
+    import json
+    import urllib.request
+
+    binance_server.candles = make_candles(n=5, timeframe="5min")
+    binance_server.now_ms = None
+    with urllib.request.urlopen(binance_server.url + "/api/v3/time", timeout=5) as answer:
+        server_time = json.loads(answer.read())["serverTime"]
+    assert server_time == int(binance_server.candles.index[-1].value // 1_000_000) + 300_000
