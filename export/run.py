@@ -6,6 +6,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import torch
+
 from fc.core.errors import FcError
 from fc.core.runs import load_run
 from fc.export import graphs, parity
@@ -54,7 +56,17 @@ def export_run(
         raise FcError(f"--tolerance {tolerance} must be positive, e.g. 1e-5")
     if windows < 0:
         raise FcError(f"--windows {windows} must be 0 (all) or a positive count")
-    run_dir = Path(run_dir)
+    # One torch thread: on a busy machine two threads ran the GRU's many small per-step ops 30x
+    # slower than one (threads waiting on each other), and parity needs no speed.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _export(Path(run_dir), onnx, torchscript, tolerance, data, windows, exporter, drift)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _export(run_dir, onnx, torchscript, tolerance, data, windows, exporter, drift) -> ExportReport:
     config, model, scaling = load_run(run_dir)
     out = run_dir / "export"
     out.mkdir(exist_ok=True)
