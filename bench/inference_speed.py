@@ -2,7 +2,8 @@
 the onnxruntime step graph (one step with the carried hidden state), median and p99.
 
 Run: .venv/bin/python bench/inference_speed.py [RUN]   (default: seeded h16 l3, seq_len 512;
-torch 2 threads; onnxruntime intra-op 1 thread, and 2 for the window graph as a second row)."""
+torch 2 threads, and 1 for the window as a second row; onnxruntime intra-op 1 thread, and 2 for
+the window graph as a second row)."""
 
 import statistics
 import sys
@@ -75,8 +76,11 @@ def main() -> None:
         out, torch_h["h"] = model.gru(x, torch_h["h"])
         return p_up_from_logits(model.fc(out[:, -1]).numpy())[0]
 
-    rows = [
-        ("torch eager, window (2 threads)", latencies(torch_window)),
+    rows = [("torch eager, window (2 threads)", latencies(torch_window))]
+    torch.set_num_threads(1)  # on a busy machine one thread can beat two: show both
+    rows.append(("torch eager, window (1 thread)", latencies(torch_window)))
+    torch.set_num_threads(2)
+    rows += [
         ("onnxruntime window graph (1 thread)", latencies(lambda i: ort_1.p_up(windows[i]))),
         ("onnxruntime window graph (2 threads)", latencies(lambda i: ort_2.p_up(windows[i]))),
         ("torch eager, one step + state (2 threads)", latencies(torch_step)),
