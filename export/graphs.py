@@ -9,6 +9,7 @@ and metadata keys are the contract fixed in live/predictor.py.
 import contextlib
 import io
 import json
+import logging
 import warnings
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from fc.live.predictor import META_KEYS, STEP_INPUTS, STEP_OUTPUTS, WINDOW_INPUT
 # The legacy (TorchScript-based) exporter writes one ONNX GRU op per layer with
 # linear_before_reset=1 in well under a second; the dynamo exporter also writes GRU ops but takes
 # ~20 s and some torch releases got linear_before_reset wrong (pytorch#189225), so it is the
-# fallback for a torch that no longer ships the legacy exporter.
+# `--exporter dynamo` fallback for a torch that no longer ships the legacy exporter.
 OPSET = {"legacy": 17, "dynamo": 18}
 ONNX_NAME, STEP_NAME, TORCHSCRIPT_NAME = "model.onnx", "model.step.onnx", "model.torchscript.pt"
 
@@ -88,6 +89,16 @@ def graph_metadata(config: TrainConfig, graph: str, exporter: str) -> dict[str, 
 def _torch_export(module: nn.Module, args: tuple, path: Path, io_names, dynamic, exporter: str):
     """torch.onnx.export with its chatter kept off stdout (`fc export --json` owns stdout)."""
     inputs, outputs = io_names
+    chatter = logging.getLogger("torch.onnx")  # the dynamo exporter's "torchvision missing" lines
+    level = chatter.level
+    chatter.setLevel(logging.ERROR)
+    try:
+        _run_torch_export(module, args, path, inputs, outputs, dynamic, exporter)
+    finally:
+        chatter.setLevel(level)
+
+
+def _run_torch_export(module, args, path, inputs, outputs, dynamic, exporter: str) -> None:
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")  # the legacy exporter's deprecation and GRU batch notes
         if exporter == "legacy":

@@ -54,6 +54,8 @@ def export_run(
         raise FcError("nothing to export: pass --onnx, --torchscript or both")
     if not tolerance > 0:
         raise FcError(f"--tolerance {tolerance} must be positive, e.g. 1e-5")
+    if exporter not in graphs.OPSET:
+        raise FcError(f"--exporter {exporter!r} is not one of {', '.join(graphs.OPSET)}")
     if windows < 0:
         raise FcError(f"--windows {windows} must be 0 (all) or a positive count")
     # One torch thread: on a busy machine two threads ran the GRU's many small per-step ops 30x

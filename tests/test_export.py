@@ -304,6 +304,7 @@ def test_export_cli_bad_input_exit_2_one_line(tmp_path, candles_factory):
         ([str(run)], "nothing to export"),
         ([str(run), "--onnx", "--data", str(tmp_path / "none.parquet")], "no such file"),
         ([str(run), "--onnx", "--tolerance", "0"], "must be positive"),
+        ([str(run), "--onnx", "--exporter", "tf2onnx"], "not one of legacy, dynamo"),
     ):
         result = runner.invoke(app, ["export", *args])
         assert result.exit_code == 2, result.output
