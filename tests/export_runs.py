@@ -1,0 +1,37 @@
+"""Run folders for the export tests, as `fc train` leaves them, with seeded random weights."""
+
+import numpy as np
+import torch
+
+from fc.core.features import price_change
+from fc.core.model import Forecast, Scaling
+from fc.core.runs import TrainConfig
+from fc.export import graphs
+
+
+def make_run(root, hidden=8, layers=2, seq_len=32, data="", seed=0, **config):
+    """A run folder as `fc train` leaves it, with seeded random weights."""
+    torch.manual_seed(seed)
+    model = Forecast(hidden, layers).eval()
+    root.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), root / "model.pt")
+    cfg = TrainConfig(hidden=hidden, layers=layers, seq_len=seq_len, data=str(data), **config)
+    (root / "config.json").write_text(cfg.to_json())
+    return cfg, model, Scaling(cfg.scale_center, cfg.scale_scale)
+
+
+def exported(tmp_path, hidden=8, layers=2, seq_len=32, **config):
+    cfg, model, scaling = make_run(tmp_path / "run", hidden, layers, seq_len, **config)
+    window = graphs.write_window_onnx(model, scaling, cfg, tmp_path / "model.onnx")
+    step = graphs.write_step_onnx(model, scaling, cfg, tmp_path / "model.step.onnx")
+    return cfg, model, scaling, window, step
+
+
+def feature_windows(candles_factory, n_bars, seq_len, seed=0):
+    features = price_change(candles_factory(n_bars, "30min", seed)["close"].to_numpy())
+    ends = np.arange(seq_len, n_bars)
+    return (
+        features,
+        ends,
+        np.lib.stride_tricks.sliding_window_view(features, seq_len)[ends - seq_len + 1],
+    )
