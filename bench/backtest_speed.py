@@ -12,9 +12,9 @@ import numpy as np
 import torch
 
 from fc.core.backtest import BacktestConfig, run_backtest, trade_mask
-from fc.core.candles import grid_at, load_candles
 from fc.core.backtest_run import predict_bars
-from fc.core.model import Forecast, Scaling
+from fc.core.candles import grid_at, load_candles
+from fc.core.model import Forecast, Scaling, window_p_up
 from fc.core.policies import wealth
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "btc_usdt_30m.parquet"
@@ -63,7 +63,7 @@ def main() -> None:
     need = trade_mask(grid["filled"].to_numpy(), 512) & validation
 
     def full_validation():
-        p_up = predict_bars(model, scaling, grid, 512, need)
+        p_up = predict_bars(lambda f, e: window_p_up(model, f, e, 512, scaling), grid, need)
         run_backtest(grid, p_up, 512, SPLIT, BacktestConfig(start=SPLIT), "30m")
 
     wall = median_time(full_validation, 3)

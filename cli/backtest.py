@@ -69,6 +69,10 @@ def backtest(
     start: Annotated[str | None, typer.Option(help="First decision time (UTC date).")] = None,
     end: Annotated[str | None, typer.Option(help="End (exclusive) of decisions.")] = None,
     data: Annotated[Path | None, typer.Option(help="Candle file (default: the run's).")] = None,
+    model: Annotated[
+        Path | None,
+        typer.Option(help="Predict with this exported ONNX graph (the live service's numbers)."),
+    ] = None,
     as_json: Json = False,
 ) -> None:
     """Backtest both policies and the baselines on the training and validation ranges.
@@ -77,9 +81,16 @@ def backtest(
     """
     from fc.core.backtest import BacktestConfig
     from fc.core.backtest_run import backtest_run
+    from fc.core.runs import read_config
 
     cfg = BacktestConfig(fee_bps=fee_bps, slippage_bps=slippage_bps, start=start, end=end)
-    report = backtest_run(run, cfg, data)
+    predict = None
+    if model is not None:
+        from fc.live.predictor import load_predictor
+
+        config = read_config(run)
+        predict = load_predictor(model, config.symbol, config.timeframe).p_up_at
+    report = backtest_run(run, cfg, data, predict, str(model) if model else "torch")
     if as_json:
         typer.echo(json.dumps(report))
         return

@@ -12,6 +12,7 @@ from fc.core.backtest import BacktestConfig, run_backtest, segments, trade_mask
 from fc.core.candles import grid_at, load_candles
 from fc.core.errors import FcError
 from fc.core.features import price_change
+from fc.core.runs import read_config
 
 
 def run_grid(config, data: str | Path | None = None) -> pd.DataFrame:
@@ -21,22 +22,37 @@ def run_grid(config, data: str | Path | None = None) -> pd.DataFrame:
     return grid_at(load_candles(data or config.data), config.timeframe)
 
 
-def predict_bars(model, scaling, grid: pd.DataFrame, seq_len: int, need: np.ndarray) -> np.ndarray:
-    """p_up per bar (NaN where not needed), each from its own window of seq_len features."""
+def torch_predict(run_dir: str | Path):
+    """The run's model in torch as predict(features, ends) -> p_up, window semantics."""
     from fc.core.model import window_p_up
+    from fc.core.runs import load_run
 
+    config, model, scaling = load_run(run_dir)
+    return lambda features, ends: window_p_up(model, features, ends, config.seq_len, scaling)
+
+
+def predict_bars(predict, grid: pd.DataFrame, need: np.ndarray) -> np.ndarray:
+    """p_up per bar (NaN where not needed), each from its own window of seq_len features."""
     p_up = np.full(len(grid), np.nan)
     ends = np.flatnonzero(need)
-    p_up[ends] = window_p_up(model, price_change(grid["close"].to_numpy()), ends, seq_len, scaling)
+    p_up[ends] = predict(price_change(grid["close"].to_numpy()), ends)
     return p_up
 
 
-def backtest_run(run_dir: str | Path, cfg: BacktestConfig, data: str | Path | None = None) -> dict:
+def backtest_run(
+    run_dir: str | Path,
+    cfg: BacktestConfig,
+    data: str | Path | None = None,
+    predict=None,
+    predictions: str = "torch",
+) -> dict:
+    """Backtest a run folder. `predict(features, ends) -> p_up` defaults to the run's torch model;
+    an exported graph's predictor gives the live service's own numbers."""
     from fc.core.backtest_plots import drawdown_figure, equity_figure, save_figure
-    from fc.core.runs import load_run
 
     run_dir = Path(run_dir)
-    config, model, scaling = load_run(run_dir)
+    config = read_config(run_dir)
+    predict = predict or torch_predict(run_dir)
     grid = run_grid(config, data)
     decide = trade_mask(grid["filled"].to_numpy(), config.seq_len)
     parts = segments(grid.index, decide, config.split, cfg)
@@ -46,7 +62,7 @@ def backtest_run(run_dir: str | Path, cfg: BacktestConfig, data: str | Path | No
             "no decision in the chosen range: it needs more than seq_len candles; "
             "widen --start/--end"
         )
-    p_up = predict_bars(model, scaling, grid, config.seq_len, need)
+    p_up = predict_bars(predict, grid, need)
     positions, report = run_backtest(
         grid, p_up, config.seq_len, config.split, cfg, config.timeframe
     )
@@ -61,6 +77,7 @@ def backtest_run(run_dir: str | Path, cfg: BacktestConfig, data: str | Path | No
         "symbol": config.symbol,
         "timeframe": config.timeframe,
         "split": config.split,
+        "predictions": predictions,
     }
     (out / "metrics.json").write_text(json.dumps(result, indent=2))
     title = f"{config.symbol} {config.timeframe}, {config.loss} loss, fee {cfg.cost * 1e4:g} bps"
