@@ -18,9 +18,9 @@ def train_command(
     seq_len: Annotated[int, Opt(help="Window length: features a prediction reads.")] = 512,
     epochs: Annotated[int, Opt(help="Passes over the training decisions.")] = 7,
     batch_size: Annotated[
-        int, Opt(help="Rows per step: windows (window scheme) or chunks (sequence scheme).")
-    ] = 64,
-    lr: Annotated[float, Opt(help="Adam learning rate.")] = 1e-3,
+        int, Opt(help="Rows per step: windows (window) or chunks (sequence); 0: 64 / 32.")
+    ] = 0,
+    lr: Annotated[float, Opt(help="Adam learning rate; 0: 1e-3 (window) / 3e-2 (sequence).")] = 0.0,
     split: Annotated[str, Opt(help="Train before this date, validate from it.")] = "2024-01-01",
     device: Annotated[str, Opt(help="auto, cpu or cuda.")] = "auto",
     seed: Annotated[int, Opt(help="Seed: CPU runs with the same seed are identical.")] = 0,
@@ -34,6 +34,7 @@ def train_command(
     scaling: Annotated[str, Opt(help="std (center 1, train std) or none (raw).")] = "std",
     max_steps: Annotated[int, Opt(help="Stop after this many steps (0: all epochs).")] = 0,
     val_size: Annotated[int, Opt(help="Validation decisions scored while training.")] = 2048,
+    threads: Annotated[int, Opt(help="Torch CPU threads (0: torch's default).")] = 0,
     quiet: Annotated[bool, Opt(help="No progress bar.")] = False,
 ) -> None:
     """Train the GRU on candles; the last line printed is the run folder.
@@ -44,6 +45,10 @@ def train_command(
     from fc.core.training import prepare_data, resolve_device, train
 
     resolve_device(device)  # a missing CUDA is a user error before any work
+    if threads > 0:
+        import torch
+
+        torch.set_num_threads(threads)
     grid, source, digest = prepare_data(data, symbol, timeframe, store)
     config = TrainConfig(
         symbol=symbol, timeframe=timeframe, data=str(source), data_sha256=digest, loss=loss,

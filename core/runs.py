@@ -21,8 +21,8 @@ class TrainConfig:
     layers: int = 3
     seq_len: int = 512
     epochs: int = 7
-    batch_size: int = 64
-    lr: float = 1e-3
+    batch_size: int = 0  # rows per step; 0 = the scheme's default (SCHEME_DEFAULTS in training)
+    lr: float = 0.0  # Adam learning rate; 0 = the scheme's default
     split: str = "2024-01-01"  # train before, validation from
     device: str = "auto"
     seed: int = 0

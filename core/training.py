@@ -26,6 +26,10 @@ from fc.core.runs import TrainConfig, save_run
 from fc.core.schemes import Series, make_series, sequence_batches, steps_per_epoch, window_batches
 
 SCHEMES = ("sequence", "window")
+# (rows per step, learning rate). window: the workshop's 64 windows at 1e-3. sequence: 32 chunks
+# of 512 scored steps (16k targets a step, so far less gradient noise and far fewer steps) at
+# 3e-2, chosen by measurement on the 30m file (README, "Training speed").
+SCHEME_DEFAULTS = {"window": (64, 1e-3), "sequence": (32, 3e-2)}
 # on_progress(step, total_steps, train_loss, val_loss or None)
 Progress = Callable[[int, int, float, float | None], None]
 
@@ -79,11 +83,17 @@ def fit_scaling(series: Series, mode: str) -> tuple[float, float]:
     return 1.0, std if std > 0 else 1.0
 
 
+def with_scheme_defaults(config: TrainConfig) -> TrainConfig:
+    """The config with batch_size and lr filled in from its scheme where they are 0."""
+    if config.scheme not in SCHEMES:
+        raise FcError(f"--scheme {config.scheme!r}: use one of {', '.join(SCHEMES)}")
+    batch, lr = SCHEME_DEFAULTS[config.scheme]
+    return replace(config, batch_size=config.batch_size or batch, lr=config.lr or lr)
+
+
 def _check(config: TrainConfig, series: Series) -> None:
     if config.loss not in LOSSES:
         raise FcError(f"--loss {config.loss!r}: use one of {', '.join(LOSSES)}")
-    if config.scheme not in SCHEMES:
-        raise FcError(f"--scheme {config.scheme!r}: use one of {', '.join(SCHEMES)}")
     if min(config.hidden, config.layers, config.seq_len, config.batch_size, config.chunk) < 1:
         raise FcError("--hidden, --layers, --seq-len, --batch-size and --chunk must be >= 1")
     if not series.train.any() or not series.validation.any():
@@ -116,6 +126,7 @@ def train(
     import torch
 
     device = resolve_device(config.device)
+    config = with_scheme_defaults(config)
     split = pd.Timestamp(config.split, tz="UTC")
     series = make_series(grid, config.seq_len, split)
     _check(config, series)
