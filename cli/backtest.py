@@ -22,44 +22,40 @@ ROWS = (
 
 
 def _ci(pair) -> str:
-    return f"[{pair[0]:+.2f}, {pair[1]:+.2f}]" if pair else ""
+    return f"{pair[0]:+.2f}..{pair[1]:+.2f}" if pair else ""
 
 
-def _strategy_table(report: dict) -> Table:
-    table = Table(title="Trading (wealth starts at 1.0; Sharpe annualised, 95 % bootstrap CI)")
-    table.add_column("strategy")
-    ranges = [r for r in ("train", "validation") if r in report]
-    for r in ranges:
-        for col in ("wealth", "Sharpe", "CI", "max DD"):
-            table.add_column(f"{r} {col}", justify="right")
+def _range_tables(name: str, part: dict) -> tuple[Table, Table]:
+    """Trading and direction tables of one range, each within 80 columns."""
+    trading = Table(title=f"{name}: trading (wealth from 1.0; Sharpe annualised, 95 % CI)")
+    for col in ("strategy", "wealth", "Sharpe", "CI", "max DD", "turnover"):
+        trading.add_column(col, justify="left" if col == "strategy" else "right")
     for key, label in ROWS:
-        cells = []
-        for r in ranges:
-            m = report[r][key]
-            cells += [
-                f"{m['final_wealth']:.3f}",
-                f"{m['sharpe']:+.2f}",
-                _ci(m.get("sharpe_ci95")),
-                f"{m['max_drawdown']:.1%}",
-            ]
-        table.add_row(label, *cells)
-    return table
-
-
-def _classifier_table(report: dict) -> Table:
-    table = Table(title="Direction of the next candle")
-    table.add_column("predictor")
-    ranges = [r for r in ("train", "validation") if r in report]
-    for r in ranges:
-        for col in ("accuracy", "log loss", "Brier"):
-            table.add_column(f"{r} {col}", justify="right")
+        m = part[key]
+        trading.add_row(label, f"{m['final_wealth']:.3f}", f"{m['sharpe']:+.2f}",
+                        _ci(m.get("sharpe_ci95")), f"{m['max_drawdown']:.1%}",
+                        f"{m['turnover']:.3f}")  # fmt: skip
+    c = part["classifier"]
+    direction = Table(title=f"{name}: direction of the next candle ({c['scored']:,} candles)")
+    for col in ("predictor", "accuracy", "log loss", "Brier"):
+        direction.add_column(col, justify="left" if col == "predictor" else "right")
     for key in ("model", "class_prior", "always_up", "last_direction", "mean_reversion"):
-        cells = []
-        for r in ranges:
-            m = report[r]["classifier"][key]
-            cells += [f"{m['accuracy']:.2%}", f"{m['log_loss']:.4f}", f"{m['brier']:.4f}"]
-        table.add_row(key.replace("_", " "), *cells)
-    return table
+        m = c[key]
+        log_loss = "-" if m["log_loss"] is None else f"{m['log_loss']:.4f}"
+        direction.add_row(key.replace("_", " "), f"{m['accuracy']:.2%}", log_loss,
+                          f"{m['brier']:.4f}")  # fmt: skip
+    return trading, direction
+
+
+def _edges(name: str, c: dict) -> str:
+    parts = []
+    for other in ("prior", "mean_reversion"):
+        lo, hi = c[f"accuracy_minus_{other}_ci95"]
+        parts.append(
+            f"accuracy minus {other.replace('_', ' ')} "
+            f"{c[f'accuracy_minus_{other}']:+.2%} (95 % CI {lo:+.2%}..{hi:+.2%})"
+        )
+    return f"{name}: " + "; ".join(parts)
 
 
 def backtest(
@@ -94,16 +90,11 @@ def backtest(
     if as_json:
         typer.echo(json.dumps(report))
         return
-    console.print(_strategy_table(report))
-    console.print(_classifier_table(report))
-    for r in ("train", "validation"):
-        if r in report:
-            c = report[r]["classifier"]
-            lo, hi = c["accuracy_minus_prior_ci95"]
-            console.print(
-                f"{r}: accuracy minus class prior {c['accuracy_minus_prior']:+.2%} "
-                f"(95 % CI {lo:+.2%} .. {hi:+.2%}) over {c['scored']:,} candles"
-            )
+    for name in ("train", "validation"):
+        if name in report:
+            for table in _range_tables(name, report[name]):
+                console.print(table)
+            console.print(_edges(name, report[name]["classifier"]))
     console.print(f"files in {run / 'backtest'}")
 
 

@@ -112,8 +112,8 @@ def run_backtest(
     per_year = metrics.bars_per_year(timeframe_delta(timeframe) / pd.Timedelta(1, "min"))
     parts = segments(grid.index, decide, split, cfg)
     train_up = label_next[parts["train"] & scored]
-    prior_up = bool(len(train_up) == 0 or (train_up == 0).mean() >= 0.5)
-    base = baseline_positions(close, prior_up)
+    prior_p = float((train_up == 0).mean()) if len(train_up) else 0.5  # P(up) in training
+    base = baseline_positions(close, prior_p >= 0.5)
     frames, report = [], {}
     for name, part in parts.items():
         if not (part & decide).any():
@@ -121,30 +121,20 @@ def run_backtest(
         section, rows = {}, {"time": grid.index[part], "close": close[part]}
         rows["p_up"] = p_up[part]
         rows["p_down"] = 1.0 - p_up[part]
-        for policy in POLICIES:
-            f, r, factors = simulate(
-                close, position(policy, np.nan_to_num(p_up, nan=0.5)), decide, part, cfg.cost
-            )
-            section[policy] = metrics.performance(factors, f, r, per_year)
-            section[policy]["decisions"] = int((part & decide).sum())
-            section[policy]["sharpe_ci95"] = metrics.bootstrap_ci(
-                factors - 1.0,
-                metrics.sharpe_rows(per_year),
-                cfg.bootstrap_reps,
-                cfg.bootstrap_block,
-            )
-            rows[f"position_{policy}"] = f
-            rows[f"wealth_{policy}"] = np.cumprod(factors)  # at the next close
-        for baseline, positions in base.items():
+        strategies = {p: position(p, np.nan_to_num(p_up, nan=0.5)) for p in POLICIES}
+        for key, positions in {**strategies, **base}.items():
             f, r, factors = simulate(close, positions, decide, part, cfg.cost)
-            section[baseline] = metrics.performance(factors, f, r, per_year)
-            section[baseline]["decisions"] = int((part & decide).sum())
-            if baseline == "buy_and_hold":
-                rows["wealth_buy_and_hold"] = np.cumprod(factors)
-        section.update(_classifier_section(p_up, label_next, close, part & scored, prior_up))
-        section["classifier"].update(
-            _edge_over_prior(p_up, label_next, part & scored, prior_up, cfg)
-        )
+            section[key] = metrics.performance(factors, f, r, per_year)
+            section[key]["decisions"] = int((part & decide).sum())
+            section[key]["sharpe_ci95"] = metrics.bootstrap_ci(
+                factors - 1.0, metrics.sharpe_rows(per_year), cfg.bootstrap_reps,
+                cfg.bootstrap_block)  # fmt: skip
+            if key in strategies:
+                rows[f"position_{key}"] = f
+            if key in (*strategies, "buy_and_hold"):
+                rows[f"wealth_{key}"] = np.cumprod(factors)  # at the next close
+        section["classifier"] = _classifier_section(p_up, label_next, close, part & scored,
+                                                    prior_p, cfg)  # fmt: skip
         report[name] = section
         frame = pd.DataFrame(rows)
         frame.insert(1, "range", name)
@@ -152,32 +142,27 @@ def run_backtest(
     return pd.concat(frames, ignore_index=True), report
 
 
-def _classifier_section(p_up, label_next, close, scored, prior_up) -> dict:
-    d = direction(close)
-    last_up = (d >= 0).astype(np.float64)
-    model = metrics.classifier(p_up[scored], label_next[scored])
-    return {
-        "classifier": {
-            "model": model,
-            "always_up": metrics.classifier(np.ones(scored.sum()), label_next[scored]),
-            "class_prior": metrics.classifier(
-                np.full(scored.sum(), float(prior_up)), label_next[scored]
-            ),
-            "last_direction": metrics.classifier(last_up[scored], label_next[scored]),
-            "mean_reversion": metrics.classifier(1 - last_up[scored], label_next[scored]),
-            "scored": int(scored.sum()),
-        }
+def _classifier_section(p_up, label_next, close, scored, prior_p, cfg) -> dict:
+    """The model's direction scores beside the baselines'. The class prior predicts the training
+    frequency of up; the rule baselines predict hard 0/1, so they have no log loss."""
+    y = label_next[scored]
+    last_up = (direction(close) >= 0)[scored].astype(np.float64)
+    model_right = (p_up[scored] >= 0.5) == (y == 0)
+    out = {
+        "model": metrics.classifier(p_up[scored], y),
+        "class_prior": metrics.classifier(np.full(len(y), prior_p), y),
+        "always_up": metrics.classifier(np.ones(len(y)), y, hard=True),
+        "last_direction": metrics.classifier(last_up, y, hard=True),
+        "mean_reversion": metrics.classifier(1 - last_up, y, hard=True),
+        "scored": int(scored.sum()),
     }
-
-
-def _edge_over_prior(p_up, label_next, scored, prior_up, cfg) -> dict:
-    """Accuracy minus the class prior's, with its 95 % stationary-bootstrap interval."""
-    model_right = ((p_up[scored] >= 0.5) == (label_next[scored] == 0)).astype(np.float64)
-    prior_right = ((label_next[scored] == 0) == prior_up).astype(np.float64)
-    diff = model_right - prior_right
-    return {
-        "accuracy_minus_prior": float(diff.mean()) if len(diff) else 0.0,
-        "accuracy_minus_prior_ci95": metrics.bootstrap_ci(
+    for other, right in (
+        ("prior", (y == 0) == (prior_p >= 0.5)),
+        ("mean_reversion", (last_up == 0) == (y == 0)),
+    ):
+        diff = model_right.astype(np.float64) - right.astype(np.float64)
+        out[f"accuracy_minus_{other}"] = float(diff.mean()) if len(diff) else 0.0
+        out[f"accuracy_minus_{other}_ci95"] = metrics.bootstrap_ci(
             diff, metrics.mean_rows, cfg.bootstrap_reps, cfg.bootstrap_block
-        ),
-    }
+        )
+    return out

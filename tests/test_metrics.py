@@ -46,3 +46,9 @@ def test_bootstrap_interval_covers_the_mean_of_noise():
     x = np.random.default_rng(1).normal(0.0, 1.0, 5000)
     lo, hi = metrics.bootstrap_ci(x, metrics.mean_rows, reps=300, mean_block=10)
     assert lo < x.mean() < hi and hi - lo < 0.12
+
+
+def test_hard_predictor_has_brier_but_no_log_loss():
+    m = metrics.classifier(np.array([1.0, 0.0, 1.0, 1.0]), np.array([0, 0, 1, 0]), hard=True)
+    assert m["log_loss"] is None
+    assert m["accuracy"] == pytest.approx(0.5) and m["brier"] == pytest.approx(0.5)
