@@ -30,12 +30,22 @@ lint:
 bench:
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
-# The main job, offline, on a seeded synthetic series: data, train, backtest, export, replay.
+# The main job, offline, on a seeded SYNTHETIC series: data, train, backtest, export, replay.
 DEMO := demo-out
+DEMO_SPLIT := 2023-04-15
 demo:
 	rm -rf $(DEMO)
-	$(BIN)/fc data synth --days 200 --store $(DEMO)/data
+	$(BIN)/fc data synth --days 150 --store $(DEMO)/data
 	$(BIN)/fc data info --symbol SYNTH/USDT --timeframe 30m --store $(DEMO)/data
+	$(BIN)/fc train --symbol SYNTH/USDT --store $(DEMO)/data --split $(DEMO_SPLIT) \
+		--epochs 2 --runs $(DEMO)/runs | tee $(DEMO)/train.log
+	run=$$(tail -n 1 $(DEMO)/train.log) && \
+	$(BIN)/fc backtest $$run --fee-bps 5 && \
+	$(BIN)/fc export $$run --onnx --torchscript && \
+	$(BIN)/fc paper --replay $(DEMO)/data/synth/SYNTH_USDT-5m.parquet \
+		--model $$run/export/model.onnx --symbol SYNTH/USDT --start $(DEMO_SPLIT) \
+		--fee-bps 5 --journal $(DEMO)/paper.sqlite && \
+	$(BIN)/fc paper report --journal $(DEMO)/paper.sqlite
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache demo-out
