@@ -155,9 +155,10 @@ def train(
     per_epoch = steps_per_epoch(
         series, config.scheme, config.seq_len, config.batch_size, config.chunk
     )
-    total = per_epoch * config.epochs
-    if config.max_steps:
-        total = min(total, config.max_steps)
+    # total is for the progress bar (a sequence epoch may differ by a chunk); only --max-steps
+    # stops an epoch early
+    limit = config.max_steps or math.inf
+    total = int(min(per_epoch * config.epochs, limit))
     val_every = max(1, per_epoch // 10)
     rows, best, best_state, step, started = [], math.inf, None, 0, time.perf_counter()
 
@@ -166,7 +167,6 @@ def train(
         result = evaluate(
             model, series, val_ends, scaling, config.seq_len, config.loss, cost, device
         )
-        model.train()
         if result["loss"] < best:
             best, best_state = result["loss"], copy.deepcopy(model.state_dict())
         return result["loss"]
@@ -179,38 +179,27 @@ def train(
                 series, x, config.seq_len, config.chunk, config.batch_size, rng
             )
         for batch in batches:
-            if step >= total:
+            if step >= limit:
                 break
-            model.train()
-            tensors = [
-                torch.from_numpy(np.ascontiguousarray(a)).to(device)
-                for a in (batch.x, batch.labels, batch.returns, batch.scored)
-            ]
-            xb, yb, rb, mb = tensors
-            logits = model(xb.unsqueeze(-1))
-            loss = training_loss(config.loss, logits, yb, rb, mb, cost)
-            optimizer.zero_grad()
-            loss.backward()
-            if config.grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            optimizer.step()
+            loss = _optimiser_step(model, optimizer, batch, config, cost, device)
             step += 1
-            val = validate() if (step % val_every == 0 or step == total) else None
+            val = validate() if step % val_every == 0 else None
             rows.append(
                 {
                     "step": step,
                     "epoch": epoch + 1,
-                    "train_loss": loss.item(),
+                    "train_loss": loss,
                     "scored": int(batch.scored.sum()),
                     "val_loss": val,
                     "elapsed_s": time.perf_counter() - started,
                 }
             )
             if on_progress:
-                on_progress(step, total, loss.item(), val)
-        if step >= total:
-            break
+                on_progress(step, max(total, step), loss, val)
 
+    if rows and rows[-1]["val_loss"] is None:  # always score the last step
+        rows[-1]["val_loss"] = validate()
+        rows[-1]["elapsed_s"] = time.perf_counter() - started
     if best_state is not None:
         model.load_state_dict(best_state)
     history = pd.DataFrame(rows)
@@ -225,6 +214,23 @@ def train(
     figure = loss_figure(history, title=run_dir.name)
     figure.savefig(run_dir / "loss.png", dpi=100)
     return run_dir
+
+
+def _optimiser_step(model, optimizer, batch, config: TrainConfig, cost: float, device) -> float:
+    import torch
+
+    model.train()
+    xb, yb, rb, mb = (
+        torch.from_numpy(np.ascontiguousarray(a)).to(device)
+        for a in (batch.x, batch.labels, batch.returns, batch.scored)
+    )
+    loss = training_loss(config.loss, model(xb.unsqueeze(-1)), yb, rb, mb, cost)
+    optimizer.zero_grad()
+    loss.backward()
+    if config.grad_clip:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+    optimizer.step()
+    return loss.item()
 
 
 def final_metrics(model, series, scaling, config, cost, device, val_ends) -> dict:
