@@ -102,7 +102,10 @@ def _print_summary(run_dir: Path) -> None:
     table.add_row("last direction", "", f"{base['last_direction_accuracy']:.4f}")
     table.add_row("mean reversion", "", f"{base['mean_reversion_accuracy']:.4f}")
     Console(stderr=True).print(table)
-    Console(stderr=True).print(f"log growth per decision {val['log_growth']:.3g}")
+    Console(stderr=True).print(
+        f"log growth per decision: policy f = p_up - p_down {val['log_growth']:.3g}, "
+        f"buy and hold {base.get('buy_and_hold_log_growth', float('nan')):.3g}"
+    )
 
 
 def register(root: typer.Typer) -> None:

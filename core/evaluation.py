@@ -1,4 +1,4 @@
-"""Validation with the window semantics of SPEC §2, and the one-line baselines beside it."""
+"""Validation with the window semantics of SPEC §2 while training, and the one-line baselines."""
 
 import numpy as np
 
@@ -46,7 +46,8 @@ def evaluate(model, series, ends, scaling, seq_len, loss, cost=0.0, device="cpu"
 
 def baselines(series: Series, ends: np.ndarray) -> dict:
     """On the same decisions: the class prior of the training decisions (accuracy and log loss),
-    always up, last direction (the class of candle t) and its opposite, mean reversion."""
+    always up, last direction (the class of candle t), its opposite (mean reversion), and the
+    log growth of buy and hold."""
     labels = series.labels[ends]
     prior_up = float(np.mean(series.labels[series.train] == 0))
     last = series.labels[ends - 1]  # labels[t-1] is the class of candle t
@@ -55,4 +56,6 @@ def baselines(series: Series, ends: np.ndarray) -> dict:
         "always_up_accuracy": float(np.mean(labels == 0)),
         "last_direction_accuracy": float(np.mean(last == labels)),
         "mean_reversion_accuracy": float(np.mean(last != labels)),
+        # the profit loss's yardstick: always fully long, mean log(1 + R_{t+1})
+        "buy_and_hold_log_growth": float(np.mean(np.log1p(series.returns[ends]))),
     }

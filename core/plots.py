@@ -19,21 +19,16 @@ def loss_figure(history: pd.DataFrame, title: str = ""):
     if len(history):
         span = max(1, len(history) // 20)
         ax.plot(history["step"], history["train_loss"], color="tab:blue", alpha=0.2, lw=0.8)
-        ax.plot(
-            history["step"],
-            _smooth(history["train_loss"], span),
-            color="tab:blue",
-            label=f"train (EMA, span {span} steps)",
-        )
+        label = "train" if span == 1 else f"train (EMA over {span} steps)"
+        ax.plot(history["step"], _smooth(history["train_loss"], span), color="tab:blue",
+                label=label)  # fmt: skip
         val = history.dropna(subset=["val_loss"])
-        ax.plot(
-            val["step"],
-            val["val_loss"],
-            "o-",
-            color="tab:orange",
-            ms=3,
-            label="validation (exact windows)",
-        )
+        ax.plot(val["step"], val["val_loss"], "o-", color="tab:orange", ms=3,
+                label="validation (exact windows)")  # fmt: skip
+        if len(val):
+            best = val.loc[val["val_loss"].idxmin()]
+            ax.plot(best["step"], best["val_loss"], "*", color="tab:red", ms=12,
+                    label="kept checkpoint")  # fmt: skip
     ax.set_xlabel("optimiser step")
     ax.set_ylabel("loss")
     ax.set_title(title)

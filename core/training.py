@@ -213,6 +213,9 @@ def train(
 
     figure = loss_figure(history, title=run_dir.name)
     figure.savefig(run_dir / "loss.png", dpi=100)
+    import matplotlib.pyplot as plt
+
+    plt.close(figure)  # a sweep trains many runs in one process
     return run_dir
 
 

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from fc.cli.main import app
 from fc.core.candles import OHLCV, to_grid
+from fc.core.evaluation import baselines
 from fc.core.features import price_change
 from fc.core.losses import direction_ce, profit_loss
 from fc.core.model import window_p_up
@@ -86,6 +87,25 @@ def test_profit_loss_matches_wealth_formula():
     assert profit_loss(logits, returns, mask, cost).item() == pytest.approx(expected, abs=1e-12)
     no_cost = -np.mean(np.log(1 + np.array(f[1:]) * returns[0, 1:].numpy()))
     assert profit_loss(logits, returns, mask).item() == pytest.approx(no_cost, abs=1e-12)
+
+
+def test_baselines_on_hand_made_closes():
+    close = [100, 101, 100, 100, 99, 100, 102, 101, 103, 102]  # directions: + - 0 - + + - + -
+    index = pd.date_range("2024-01-01", periods=10, freq="30min", tz="UTC", name="timestamp")
+    frame = pd.DataFrame({c: close for c in OHLCV}, index=index, dtype=float)
+    series = make_series(to_grid(frame, "30m"), 2, index[6])  # train t = 2..5, validation 6..8
+    ends = np.flatnonzero(series.validation)
+    assert list(ends) == [6, 7, 8]
+    out = baselines(series, ends)
+    # train labels (next candle's class, ties up): t=2 -> 0 (tie), 3 -> 1, 4 -> 0, 5 -> 0
+    assert out["class_prior"]["p_up"] == 0.75
+    # validation targets: candles 7 (down), 8 (up), 9 (down); last directions: 6 up, 7 down, 8 up
+    assert out["always_up_accuracy"] == pytest.approx(1 / 3)
+    assert out["last_direction_accuracy"] == 0.0 and out["mean_reversion_accuracy"] == 1.0
+    assert out["class_prior"]["accuracy"] == pytest.approx(1 / 3)
+    assert out["class_prior"]["ce"] == pytest.approx(-(2 * math.log(0.25) + math.log(0.75)) / 3)
+    growth = np.mean(np.log([101 / 102, 103 / 101, 102 / 103]))
+    assert out["buy_and_hold_log_growth"] == pytest.approx(growth)
 
 
 def test_sequence_chunks_score_every_training_decision_after_a_full_burn_in(grid):
