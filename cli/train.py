@@ -95,7 +95,7 @@ def _print_summary(run_dir: Path) -> None:
     val, base = metrics["validation"], metrics["baselines"]
     table = Table(title=f"validation ({val['decisions']} decisions, exact windows)")
     for col in ("", "log loss", "accuracy"):
-        table.add_column(col)
+        table.add_column(col, no_wrap=True)
     table.add_row("model", f"{val['ce']:.5f}", f"{val['accuracy']:.4f}")
     prior = base["class_prior"]
     table.add_row("class prior", f"{prior['ce']:.5f}", f"{prior['accuracy']:.4f}")
@@ -167,15 +167,15 @@ def sweep_command(
         seq_len=seq_len, split=split, scheme=scheme, seed=seed, max_steps=max_steps, device="cpu",
     )  # fmt: skip
     configs = sweep_grid(base, _ints(layers), _ints(hidden), losses)
-    err = Console(stderr=True)
+    err = Console(stderr=True, width=120)
     err.print(f"{len(configs)} runs")
     results = run_sweep(configs, grid, runs, workers,
                         on_done=lambda r: err.print(f"done {r['run']}"))  # fmt: skip
     frame = sweep_table(results)
     table = Table(title="fc sweep: validation (exact windows) beside the class prior")
-    for col in ("loss", "layers", "hidden", "val_ce", "val_accuracy", "val_log_growth",
-                "prior_ce", "prior_accuracy", "seconds"):  # fmt: skip
-        table.add_column(col)
+    for col in ("loss", "layers", "hidden", "val CE", "val acc", "log growth", "prior CE",
+                "prior acc", "s"):  # fmt: skip
+        table.add_column(col, no_wrap=True)
     for row in frame.itertuples():
         cells = [f"{row.val_ce:.5f}", f"{row.val_accuracy:.4f}", f"{row.val_log_growth:.3g}"]
         cells += [f"{row.prior_ce:.5f}", f"{row.prior_accuracy:.4f}", f"{row.seconds:.0f}"]
@@ -184,6 +184,7 @@ def sweep_command(
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     png = Path(runs) / f"sweep-{stamp}.png"
     png.parent.mkdir(parents=True, exist_ok=True)
-    sweep_figure(sweep_curves(results)).savefig(png, dpi=100)
+    figure = sweep_figure(sweep_curves(results))
+    figure.savefig(png, dpi=100)
     frame.to_csv(png.with_suffix(".csv"), index=False)
     typer.echo(str(png))

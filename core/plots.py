@@ -39,18 +39,21 @@ def loss_figure(history: pd.DataFrame, title: str = ""):
 
 
 def sweep_figure(curves: dict[str, pd.DataFrame], title: str = "fc sweep"):
-    """Validation loss of each run over the fraction of its training done, one line per run
-    (runs differ in steps per epoch, so the x axis is epochs)."""
-    fig, ax = plt.subplots(figsize=(9, 5))
-    for name, history in curves.items():
-        val = history.dropna(subset=["val_loss"])
-        if len(val):
-            epochs = val["step"] / max(1, history["step"].max()) * history["epoch"].max()
-            ax.plot(epochs, val["val_loss"], "o-", ms=2, label=name)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("validation loss")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    """Validation loss of each run over its epochs, one line per run; one panel per loss, since
+    cross-entropy and -log growth live on different scales. Names start with the loss."""
+    losses = sorted({name.split()[0] for name in curves})
+    fig, axes = plt.subplots(1, len(losses), figsize=(8 * len(losses), 5), squeeze=False)
+    for ax, loss in zip(axes[0], losses, strict=True):
+        for name, history in curves.items():
+            val = history.dropna(subset=["val_loss"])
+            if name.split()[0] == loss and len(val):
+                # runs differ in steps per epoch: put them on a common epoch axis
+                epochs = val["step"] / max(1, history["step"].max()) * history["epoch"].max()
+                ax.plot(epochs, val["val_loss"], "o-", ms=2, label=name)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("validation loss" + (" (-mean log growth)" if loss == "profit" else " (CE)"))
+        ax.set_title(f"{title}: {loss} loss")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
