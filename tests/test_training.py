@@ -203,3 +203,18 @@ def test_cli_sweep_trains_the_grid_and_plots(candle_file, tmp_path):
     png = result.stdout.strip().splitlines()[-1]
     assert png.endswith(".png") and (tmp_path / png.split("/")[-1]).is_file()
     assert len(list(tmp_path.glob("*-ce-h*-l1"))) == 2
+
+
+def test_profit_with_cost_validates_on_the_positions_the_windows_give(grid, tmp_path):
+    config = TrainConfig(loss="profit", cost_bps=5, **{**FAST, "epochs": 1, "max_steps": 3})
+    run = train(config, grid, tmp_path)
+    val = json.loads((run / "metrics.json").read_text())["validation"]
+    _, model, scaling = load_run(run)
+    series = make_series(grid, 16, pd.Timestamp(SPLIT, tz="UTC"))
+    ends = np.flatnonzero(series.validation)
+    close = grid["close"].to_numpy()
+    f = 2 * window_p_up(model, price_change(close), ends, 16, scaling) - 1
+    held = 2 * window_p_up(model, price_change(close), ends - 1, 16, scaling) - 1
+    growth = 1 + f * (close[ends + 1] / close[ends] - 1) - 5e-4 * np.abs(f - held)
+    assert val["log_growth"] == pytest.approx(np.mean(np.log(growth)), rel=1e-9)
+    assert val["loss"] == -val["log_growth"]
