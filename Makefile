@@ -9,6 +9,9 @@ TORCH ?= torch==2.13.0
 TORCH_INDEX ?=
 PIP_TORCH_FLAGS := $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX),)
 
+# See __init__.py: spinning OpenMP threads are 20x slower on a shared 2-core machine.
+export OMP_WAIT_POLICY ?= PASSIVE
+
 .PHONY: install test test-all lint bench demo clean
 
 install:
