@@ -127,7 +127,10 @@ def train(
 
     device = resolve_device(config.device)
     config = with_scheme_defaults(config)
-    split = pd.Timestamp(config.split, tz="UTC")
+    try:
+        split = pd.Timestamp(config.split, tz="UTC")
+    except ValueError:
+        raise FcError(f"--split {config.split!r} is not a date; give one like 2024-01-01") from None
     series = make_series(grid, config.seq_len, split)
     _check(config, series)
     center, scale = fit_scaling(series, config.scaling)

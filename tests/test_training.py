@@ -195,6 +195,17 @@ def test_cli_cuda_without_cuda_is_one_line_exit_2(candle_file, tmp_path):
     assert not any(tmp_path.iterdir())  # nothing written
 
 
+@pytest.mark.parametrize(
+    "option", [["--split", "soon"], ["--loss", "mse"], ["--scheme", "batch"], ["--scaling", "x"]]
+)
+def test_cli_bad_option_is_one_line_exit_2(candle_file, tmp_path, option):
+    args = ["train", "--data", str(candle_file), "--device", "cpu", "--runs", str(tmp_path)]
+    result = CliRunner().invoke(app, [*args, "--quiet", *option])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("fc: error: ") and result.stderr.count("\n") == 1
+    assert not any(tmp_path.iterdir())
+
+
 def test_cli_sweep_trains_the_grid_and_plots(candle_file, tmp_path):
     args = ["sweep", "--data", str(candle_file), "--split", SPLIT, "--seq-len", "16"]
     args += ["--layers", "1", "--hidden", "2,4", "--loss", "ce", "--max-steps", "2"]
