@@ -66,11 +66,14 @@ def targets_per_second(config: TrainConfig, grid: pd.DataFrame, steps: int, repe
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", type=int, default=0, help="window scheme: stop after N steps")
+    # two threads per process spin against each other when the cores are busy (seen: 20x
+    # slower); pass --threads 1 on a shared machine
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     args = parser.parse_args()
     if not DATA.is_file():
         print(f"skip: {DATA.name} not found in ../shared/data beside the clone")
         return 0
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     grid = load_grid(DATA, "30m")
     default = TrainConfig(device="cpu", hidden=16, layers=3, seq_len=512, loss="ce")
     window = with_scheme_defaults(replace(default, scheme="window"))
@@ -80,7 +83,7 @@ def main() -> int:
     for name, config, steps in (("window", window, 10), (default.scheme, default, 3)):
         per_step, per_batch, rate = targets_per_second(config, grid, steps, repeats=3)
         rows.append((name, config.batch_size, per_batch, per_step, rate))
-    print("\nscored targets per second (median of timed steps, 2 threads)")
+    print(f"\nscored targets per second (median of timed steps, {args.threads} threads)")
     print(f"{'scheme':10} {'rows/step':>9} {'targets/step':>12} {'s/step':>8} {'targets/s':>10}")
     for name, rows_, per_batch, per_step, rate in rows:
         print(f"{name:10} {rows_:9d} {per_batch:12.0f} {per_step:8.3f} {rate:10.0f}")
