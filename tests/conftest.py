@@ -39,3 +39,15 @@ def make_candles(
 @pytest.fixture
 def candles_factory():
     return make_candles
+
+
+def one_line_error(result, *words):
+    """A CLI result that failed as users are promised: exit 2, one `fc: error:` line on stderr
+    naming `words`, no traceback."""
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("fc: error: "), result.stderr
+    assert "Traceback" not in result.output
+    for word in words:
+        assert word in lines[0], lines[0]

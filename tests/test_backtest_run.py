@@ -7,11 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from export_runs import make_run
 from typer.testing import CliRunner
 
 from fc.cli.main import app
 from fc.core.model import Forecast
-from fc.core.runs import TrainConfig
 from fc.core.synth import synth_candles
 
 runner = CliRunner()
@@ -25,21 +25,19 @@ def run_dir(tmp_path_factory):
     data = root / "synth-30m.parquet"
     df = synth_candles(days=40, timeframe="30m", seed=3)
     df.drop(df.index[[700, 701, 702]]).to_parquet(data)  # an outage: three filled bars
-    torch.manual_seed(0)
-    model = Forecast(hidden=8, layers=2)
-    torch.save(model.state_dict(), root / "model.pt")
-    config = TrainConfig(
-        symbol="SYNTH/USDT",
-        timeframe="30m",
-        data=str(data),
+    make_run(
+        root,
         hidden=8,
         layers=2,
         seq_len=SEQ,
+        data=data,
+        seed=0,
+        symbol="SYNTH/USDT",
+        timeframe="30m",
         split="2023-01-25",
         scale_center=1.0,
         scale_scale=0.003,
     )
-    (root / "config.json").write_text(config.to_json())
     return root
 
 

@@ -4,6 +4,7 @@ import json
 
 import pandas as pd
 import pytest
+from conftest import one_line_error
 from typer.testing import CliRunner
 
 from fc.cli.main import app
@@ -15,16 +16,6 @@ runner = CliRunner()
 
 def fc(*args):
     return runner.invoke(app, [str(a) for a in args])
-
-
-def one_line_error(result, *words):
-    assert result.exit_code == 2, result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("fc: error: "), result.stderr
-    assert "Traceback" not in result.output
-    for word in words:
-        assert word in lines[0]
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import time
 
 import pandas as pd
 import pytest
-from conftest import make_candles
+from conftest import make_candles, one_line_error
 from typer.testing import CliRunner
 
 import fc.live.pull
@@ -57,16 +57,6 @@ def pull_cli(market, store, *args):
     argv = ["data", "pull", "--symbol", "BTC/USDT", "--since", "2024-01-01", "--store", store]
     argv += ["--exchange-url", market.url, *args]
     return runner.invoke(app, [str(a) for a in argv])
-
-
-def one_line_error(result, *words):
-    assert result.exit_code == 2, result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("fc: error: "), result.stderr
-    assert "Traceback" not in result.output
-    for word in words:
-        assert word in lines[0], lines[0]
 
 
 def stored(store) -> pd.DataFrame:

@@ -7,12 +7,10 @@ import sqlite3
 import numpy as np
 import pandas as pd
 import pytest
-import torch
+from export_runs import make_run
 from typer.testing import CliRunner
 
 from fc.cli.main import app
-from fc.core.model import Forecast
-from fc.core.runs import TrainConfig
 from fc.core.synth import synth_candles
 
 runner = CliRunner()
@@ -26,20 +24,19 @@ def exported_run(tmp_path_factory):
     data = root / "synth-30m.parquet"
     df = synth_candles(days=30, timeframe="30m", seed=11)
     df.drop(df.index[[1000, 1001]]).to_parquet(data)  # an outage inside the replayed range
-    torch.manual_seed(1)
-    torch.save(Forecast(8, 2).state_dict(), root / "model.pt")
-    config = TrainConfig(
-        symbol="BTC/USDT",
-        timeframe="30m",
-        data=str(data),
+    make_run(
+        root,
         hidden=8,
         layers=2,
         seq_len=SEQ,
+        data=data,
+        seed=1,
+        symbol="BTC/USDT",
+        timeframe="30m",
         split=SPLIT,
         scale_center=1.0,
         scale_scale=0.003,
     )
-    (root / "config.json").write_text(config.to_json())
     result = runner.invoke(app, ["export", str(root), "--onnx", "--json"])
     assert result.exit_code == 0, result.output
     return root, data
