@@ -2,6 +2,7 @@
 window-by-window evaluation (no look-ahead, the live loop's semantics)."""
 
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -95,3 +96,35 @@ def test_backtest_bad_input_is_one_line(run_dir, tmp_path):
     assert result.exit_code == 2 and "not a run folder" in result.stderr
     result = runner.invoke(app, ["backtest", str(run_dir), "--data", str(tmp_path / "x.csv")])
     assert result.exit_code == 2 and "no such file" in result.stderr
+
+
+def test_compare_two_runs_table_and_plot(run_dir, tmp_path):
+    assert runner.invoke(app, ["backtest", str(run_dir), "--json"]).exit_code == 0
+    other = tmp_path / "other"
+    shutil.copytree(run_dir, other)
+    assert runner.invoke(app, ["backtest", str(other), "--fee-bps", "10", "--json"]).exit_code == 0
+    plot = tmp_path / "compare.png"
+    result = runner.invoke(app, ["compare", str(run_dir), str(other), "--out", str(plot),
+                                 "--json"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)["rows"]
+    assert [(r["run"], r["policy"]) for r in rows] == [
+        (run_dir.name, "discrete"), (run_dir.name, "proportional"),
+        ("other", "discrete"), ("other", "proportional"),
+    ]  # fmt: skip
+    fee_free = json.loads((run_dir / "backtest" / "metrics.json").read_text())
+    assert rows[0]["final_wealth"] == fee_free["validation"]["discrete"]["final_wealth"]
+    assert rows[2]["final_wealth"] < rows[0]["final_wealth"]  # same positions, 10 bps a trade
+    assert plot.stat().st_size > 10_000
+    missing = runner.invoke(app, ["compare", str(tmp_path)])
+    assert missing.exit_code == 2 and "no backtest yet" in missing.stderr
+
+
+def test_explore_writes_the_workshop_plots(run_dir, tmp_path):
+    out = tmp_path / "explore"
+    data = run_dir / "synth-30m.parquet"
+    result = runner.invoke(app, ["explore", "--data", str(data), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["change_histogram.png", "class_counts.png", "direction_scatter.png",
+                     "price_change.png"]  # fmt: skip
