@@ -13,6 +13,7 @@ import pandas as pd
 
 from fc.core import metrics
 from fc.core.candles import timeframe_delta
+from fc.core.errors import FcError
 from fc.core.features import direction, direction_class, next_return
 from fc.core.policies import POLICIES, position, wealth_factors
 
@@ -27,6 +28,17 @@ class BacktestConfig:
     end: str | None = None  # last decision time (exclusive)
     bootstrap_reps: int = 500
     bootstrap_block: float = 48.0  # mean block length in bars (a day of 30m bars)
+
+    def __post_init__(self):
+        for name in ("start", "end"):
+            value = getattr(self, name)
+            try:
+                if value is not None:
+                    pd.Timestamp(value)
+            except ValueError:
+                raise FcError(f"--{name} {value!r} is not a date; give e.g. 2024-01-01") from None
+        if self.fee_bps < 0 or self.slippage_bps < 0:
+            raise FcError("fees and slippage are costs: give --fee-bps/--slippage-bps >= 0")
 
     @property
     def cost(self) -> float:

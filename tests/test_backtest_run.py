@@ -94,6 +94,8 @@ def test_predictions_equal_a_fresh_window_by_window_evaluation(run_dir):
 def test_backtest_bad_input_is_one_line(run_dir, tmp_path):
     result = runner.invoke(app, ["backtest", str(tmp_path)])
     assert result.exit_code == 2 and "not a run folder" in result.stderr
+    result = runner.invoke(app, ["backtest", str(run_dir), "--start", "foo"])
+    assert result.exit_code == 2 and "--start 'foo' is not a date" in result.stderr
     result = runner.invoke(app, ["backtest", str(run_dir), "--data", str(tmp_path / "x.csv")])
     assert result.exit_code == 2 and "no such file" in result.stderr
 
