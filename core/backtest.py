@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from fc.core import metrics
-from fc.core.candles import timeframe_delta
+from fc.core.candles import timeframe_delta, utc_time
 from fc.core.errors import FcError
 from fc.core.features import direction, direction_class, next_return
 from fc.core.policies import POLICIES, position, wealth_factors
@@ -31,12 +31,8 @@ class BacktestConfig:
 
     def __post_init__(self):
         for name in ("start", "end"):
-            value = getattr(self, name)
-            try:
-                if value is not None:
-                    pd.Timestamp(value)
-            except ValueError:
-                raise FcError(f"--{name} {value!r} is not a date; give e.g. 2024-01-01") from None
+            if getattr(self, name) is not None:
+                utc_time(getattr(self, name), f"--{name}")
         if self.fee_bps < 0 or self.slippage_bps < 0:
             raise FcError("fees and slippage are costs: give --fee-bps/--slippage-bps >= 0")
 
@@ -69,9 +65,9 @@ def segments(times: pd.DatetimeIndex, decide: np.ndarray, split: str, cfg: Backt
     t = times
     inside = np.ones(len(t), dtype=bool)
     if cfg.start:
-        inside &= t >= pd.Timestamp(cfg.start, tz="UTC")
+        inside &= t >= utc_time(cfg.start, "--start")
     if cfg.end:
-        inside &= t < pd.Timestamp(cfg.end, tz="UTC")
+        inside &= t < utc_time(cfg.end, "--end")
     before = t < pd.Timestamp(split, tz="UTC")
     out = {}
     for name, part in (("train", inside & before), ("validation", inside & ~before)):

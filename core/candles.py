@@ -26,6 +26,15 @@ def timeframe_delta(timeframe: str) -> pd.Timedelta:
     return pd.Timedelta(int(m.group(1)), _UNITS[m.group(2)])
 
 
+def utc_time(value: str, option: str) -> pd.Timestamp:
+    """A user's date or time (UTC unless it says otherwise); not a time is a user error."""
+    try:
+        stamp = pd.Timestamp(value)
+    except (ValueError, TypeError):
+        raise FcError(f"{option} {value!r} is not a date; give e.g. 2024-01-01") from None
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
 def timeframe_ms(timeframe: str) -> int:
     return int(timeframe_delta(timeframe) / pd.Timedelta(1, "ms"))
 

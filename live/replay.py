@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fc.core.candles import load_candles, resample, timeframe_ms
+from fc.core.candles import load_candles, resample, timeframe_ms, utc_time
 from fc.core.errors import FcError
 from fc.live.clock import SimulatedClock
 from fc.live.journal import Journal
@@ -67,8 +67,8 @@ def replay(
     grid = np.arange(open_ms[0], open_ms[-1] + 1, tf)
     first = grid[min(predictor.seq_len, len(grid) - 1)]
     if start:
-        first = max(first, pd.Timestamp(start, tz="UTC").value // 1_000_000)
-    stop = pd.Timestamp(end, tz="UTC").value // 1_000_000 if end else grid[-1] + 1
+        first = max(first, utc_time(start, "--start").value // 1_000_000)
+    stop = utc_time(end, "--end").value // 1_000_000 if end else grid[-1] + 1
     steps = grid[(grid >= first) & (grid < stop)]
     if len(steps) == 0 or len(candles) <= predictor.seq_len:
         raise FcError(

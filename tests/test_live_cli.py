@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import one_line_error
 from live_models import make_onnx_model
 from typer.testing import CliRunner
 
@@ -121,3 +122,9 @@ def test_a_file_that_is_not_a_journal_is_one_line_exit_2(tmp_path):
     assert out.exit_code == 2 and "not a readable journal" in out.stderr
     assert bad.read_bytes() == b"not sqlite at all" * 100  # nothing written beside or into it
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.sqlite"]
+
+
+def test_replay_start_that_is_not_a_date_is_one_line(model, candle_file, tmp_path):
+    journal = tmp_path / "j.sqlite"
+    one_line_error(invoke("paper", "--replay", candle_file, "--model", model, "--start", "foo",
+                          "--journal", journal), "--start 'foo' is not a date")  # fmt: skip
