@@ -22,11 +22,12 @@ import numpy as np
 import pandas as pd
 import torch
 
+from fc.core.candles import grid_at, load_candles
 from fc.core.losses import training_loss
 from fc.core.model import Forecast, Scaling
 from fc.core.runs import TrainConfig
 from fc.core.schemes import make_series, sequence_batches, window_batches
-from fc.core.training import fit_scaling, load_grid, train, with_scheme_defaults
+from fc.core.training import fit_scaling, train, with_scheme_defaults
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "btc_usdt_30m.parquet"
 
@@ -74,7 +75,7 @@ def main() -> int:
         print(f"skip: {DATA.name} not found in ../shared/data beside the clone")
         return 0
     torch.set_num_threads(args.threads)
-    grid = load_grid(DATA, "30m")
+    grid = grid_at(load_candles(DATA), "30m")
     default = TrainConfig(device="cpu", hidden=16, layers=3, seq_len=512, loss="ce")
     window = with_scheme_defaults(replace(default, scheme="window"))
     default = with_scheme_defaults(default)

@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from fc.core.metrics import classifier
 from fc.core.schemes import Series
 
 
@@ -15,13 +16,9 @@ def validation_sample(series: Series, size: int) -> np.ndarray:
 
 
 def scores(p_up: np.ndarray, labels: np.ndarray) -> dict:
-    """Log loss and accuracy of p_up against direction classes (0 up)."""
-    p_up = np.clip(np.asarray(p_up, dtype=np.float64), 1e-12, 1 - 1e-12)
-    p_true = np.where(labels == 0, p_up, 1.0 - p_up)
-    return {
-        "ce": float(-np.mean(np.log(p_true))),
-        "accuracy": float(np.mean((p_up >= 0.5) == (labels == 0))),
-    }
+    """Log loss (as "ce") and accuracy of p_up against direction classes (0 up)."""
+    m = classifier(p_up, labels)
+    return {"ce": m["log_loss"], "accuracy": m["accuracy"]}
 
 
 def evaluate(model, series, ends, scaling, seq_len, loss, cost=0.0, device="cpu") -> dict:

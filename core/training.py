@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from fc import __version__
-from fc.core.candles import load_candles, resample, to_grid
+from fc.core.candles import grid_at, load_candles, to_grid
 from fc.core.errors import FcError
 from fc.core.evaluation import baselines, evaluate, validation_sample
 from fc.core.losses import LOSSES, training_loss
@@ -54,11 +54,6 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def load_grid(data: str | Path, timeframe: str) -> pd.DataFrame:
-    """Candles from a file, resampled to the timeframe, on the regular grid (filled bars)."""
-    return to_grid(resample(load_candles(data), timeframe), timeframe)
-
-
 def prepare_data(data, symbol: str, timeframe: str, store) -> tuple[pd.DataFrame, Path, str]:
     """(grid, source file, its sha256): from `data` when given, else the store's file for the
     symbol (any stored timeframe that resamples to `timeframe`)."""
@@ -67,7 +62,7 @@ def prepare_data(data, symbol: str, timeframe: str, store) -> tuple[pd.DataFrame
 
         candles, path = find_candles(store, symbol, timeframe)
         return to_grid(candles, timeframe), path, file_sha256(path)
-    return load_grid(data, timeframe), Path(data), file_sha256(data)
+    return grid_at(load_candles(data), timeframe), Path(data), file_sha256(data)
 
 
 def fit_scaling(series: Series, mode: str) -> tuple[float, float]:
