@@ -78,6 +78,20 @@ def start_paper(model, server, journal, notify_path, *extra):
                             text=True)  # fmt: skip
 
 
+def stop_with_sigterm(proc) -> tuple[str, float]:
+    """SIGTERM the service and wait up to 10 s: (its stderr, seconds it took to exit). A process
+    that does not exit is killed, so a failing test never leaves it behind."""
+    proc.send_signal(signal.SIGTERM)
+    began = time.monotonic()
+    try:
+        _, err = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    return err, time.monotonic() - began
+
+
 def test_notifier_speaks_the_sd_notify_protocol(tmp_path):
     listener = NotifySocket(tmp_path / "notify")
     notifier = Notifier(listener.path)
@@ -110,10 +124,8 @@ def test_sigterm_stops_the_service_cleanly_within_10_s(binance_server, model_1m,
         assert listener.wait_for("WATCHDOG=1", 5)
         # the catch-up decision of the minute just closed
         assert listener.wait_for("STATUS=decided", 20), "no decision"
-        proc.send_signal(signal.SIGTERM)
-        began = time.monotonic()
-        _, err = proc.communicate(timeout=10)
-        assert time.monotonic() - began < 10
+        err, seconds = stop_with_sigterm(proc)
+        assert seconds < 10
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -136,8 +148,7 @@ def test_sigterm_stops_the_service_cleanly_within_10_s(binance_server, model_1m,
     try:
         assert listener.wait_for("READY=1", 30)
         time.sleep(3)
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=10)
+        err, _ = stop_with_sigterm(proc)
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -1,7 +1,6 @@
 """Slow live runs (`make test-all`): a 1m model deciding every minute for three minutes against
 the fake Binance in real time, and a stop while a request hangs."""
 
-import signal
 import subprocess
 import sys
 import threading
@@ -12,7 +11,7 @@ import pandas as pd
 import pytest
 import torch
 from live_models import make_onnx_model
-from test_live_process import NotifySocket, start_paper, wall_candles
+from test_live_process import NotifySocket, start_paper, stop_with_sigterm, wall_candles
 
 from fc.live.journal import Journal
 
@@ -72,8 +71,7 @@ def test_a_1m_model_decides_every_minute_for_three_minutes(live_market, trained_
     try:
         assert listener.wait_for("READY=1", 30)
         time.sleep(3 * 60 + 5)
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=10)
+        err, _ = stop_with_sigterm(proc)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -99,10 +97,8 @@ def test_sigterm_while_a_request_hangs_exits_0_within_10_s(live_market, model_1m
         deadline = time.monotonic() + 10
         while live_market.count("/api/v3/klines") == 0 and time.monotonic() < deadline:
             time.sleep(0.1)
-        proc.send_signal(signal.SIGTERM)
-        began = time.monotonic()
-        proc.communicate(timeout=10)
-        assert time.monotonic() - began < 10
+        _, seconds = stop_with_sigterm(proc)
+        assert seconds < 10
     finally:
         if proc.poll() is None:
             proc.kill()
