@@ -35,3 +35,16 @@ def feature_windows(candles_factory, n_bars, seq_len, seed=0):
         ends,
         np.lib.stride_tricks.sliding_window_view(features, seq_len)[ends - seq_len + 1],
     )
+
+
+def synth_run(root, days, seed, outage, seq_len, split, symbol="BTC/USDT"):
+    """A run folder (h8 l2, seeded random weights, input scaled to order one) over `days` of
+    synthetic 30m candles with the bars at positions `outage` missing; returns the data file."""
+    from fc.core.synth import synth_candles
+
+    data = root / "synth-30m.parquet"
+    df = synth_candles(days=days, timeframe="30m", seed=seed)
+    df.drop(df.index[list(outage)]).to_parquet(data)
+    make_run(root, hidden=8, layers=2, seq_len=seq_len, data=data, seed=seed, symbol=symbol,
+             timeframe="30m", split=split, scale_center=1.0, scale_scale=0.003)  # fmt: skip
+    return data

@@ -8,12 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from export_runs import make_run
+from export_runs import synth_run
 from typer.testing import CliRunner
 
 from fc.cli.main import app
 from fc.core.model import Forecast
-from fc.core.synth import synth_candles
 
 runner = CliRunner()
 SEQ = 48
@@ -23,22 +22,9 @@ SEQ = 48
 def run_dir(tmp_path_factory):
     """A run folder with seeded random weights over 40 days of synthetic 30m candles."""
     root = tmp_path_factory.mktemp("run")
-    data = root / "synth-30m.parquet"
-    df = synth_candles(days=40, timeframe="30m", seed=3)
-    df.drop(df.index[[700, 701, 702]]).to_parquet(data)  # an outage: three filled bars
-    make_run(
-        root,
-        hidden=8,
-        layers=2,
-        seq_len=SEQ,
-        data=data,
-        seed=0,
-        symbol="SYNTH/USDT",
-        timeframe="30m",
-        split="2023-01-25",
-        scale_center=1.0,
-        scale_scale=0.003,
-    )
+    # an outage: three filled bars
+    synth_run(root, days=40, seed=3, outage=[700, 701, 702], seq_len=SEQ, split="2023-01-25",
+              symbol="SYNTH/USDT")  # fmt: skip
     return root
 
 

@@ -7,11 +7,10 @@ import sqlite3
 import numpy as np
 import pandas as pd
 import pytest
-from export_runs import make_run
+from export_runs import synth_run
 from typer.testing import CliRunner
 
 from fc.cli.main import app
-from fc.core.synth import synth_candles
 
 runner = CliRunner()
 SEQ = 48
@@ -21,22 +20,8 @@ SPLIT = "2023-01-20"
 @pytest.fixture(scope="module")
 def exported_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("parity")
-    data = root / "synth-30m.parquet"
-    df = synth_candles(days=30, timeframe="30m", seed=11)
-    df.drop(df.index[[1000, 1001]]).to_parquet(data)  # an outage inside the replayed range
-    make_run(
-        root,
-        hidden=8,
-        layers=2,
-        seq_len=SEQ,
-        data=data,
-        seed=1,
-        symbol="BTC/USDT",
-        timeframe="30m",
-        split=SPLIT,
-        scale_center=1.0,
-        scale_scale=0.003,
-    )
+    # an outage inside the replayed range
+    data = synth_run(root, days=30, seed=11, outage=[1000, 1001], seq_len=SEQ, split=SPLIT)
     result = runner.invoke(app, ["export", str(root), "--onnx", "--json"])
     assert result.exit_code == 0, result.output
     return root, data
