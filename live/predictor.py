@@ -236,14 +236,19 @@ class OnnxStepPredictor:
         return float(self.p_up_batch(np.asarray(window, dtype=np.float64)[None, :])[0])
 
 
+def _open(path, kind: str, symbol, timeframe, threads: int):
+    """(path, session, meta) of a checked graph of `kind` for the asked market."""
+    path = Path(path)
+    model, meta = read_graph(path, kind)
+    _check_market(path, meta, symbol, timeframe)
+    return path, _session(path, model, threads), meta
+
+
 def load_predictor(
     path: str | Path, symbol: str | None = None, timeframe: str | None = None, threads: int = 1
 ) -> OnnxPredictor:
     """The window graph at `path`, checked; symbol/timeframe, when given, must be the model's."""
-    path = Path(path)
-    model, meta = read_graph(path, "window")
-    _check_market(path, meta, symbol, timeframe)
-    session = _session(path, model, threads)
+    path, session, meta = _open(path, "window", symbol, timeframe, threads)
     _check_io(
         path,
         session,
@@ -257,10 +262,7 @@ def load_step_predictor(
     path: str | Path, symbol: str | None = None, timeframe: str | None = None, threads: int = 1
 ) -> OnnxStepPredictor:
     """The step graph (model.step.onnx beside model.onnx), checked like load_predictor."""
-    path = Path(path)
-    model, meta = read_graph(path, "step")
-    _check_market(path, meta, symbol, timeframe)
-    session = _session(path, model, threads)
+    path, session, meta = _open(path, "step", symbol, timeframe, threads)
     state = ("tensor(float)", (meta["layers"], None, meta["hidden"]))
     _check_io(
         path,
