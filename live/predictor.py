@@ -157,8 +157,8 @@ def _fits(size, want) -> bool:
     return want is None or size == want
 
 
-class OnnxPredictor:
-    """p_up from the window graph: the last seq_len raw price_change values, zero hidden state."""
+class _Graph:
+    """A checked onnxruntime session and the model's metadata."""
 
     def __init__(self, path: str | Path, session: ort.InferenceSession, meta: dict):
         self.path = Path(path)
@@ -167,6 +167,10 @@ class OnnxPredictor:
         self.seq_len: int = meta["seq_len"]
         self.symbol: str = meta["symbol"]
         self.timeframe: str = meta["timeframe"]
+
+
+class OnnxPredictor(_Graph):
+    """p_up from the window graph: the last seq_len raw price_change values, zero hidden state."""
 
     def p_up(self, window: np.ndarray) -> float:
         window = np.asarray(window, dtype=np.float64)
@@ -199,18 +203,10 @@ class OnnxPredictor:
         return out
 
 
-class OnnxStepPredictor:
+class OnnxStepPredictor(_Graph):
     """The step graph: one feature and the hidden state in, logits and the next state out, for
     O(1) work per candle. Carrying the state from an older start is NOT the window semantics
     (SPEC §2); p_up(window) streams the window from a zero state and matches the window graph."""
-
-    def __init__(self, path: str | Path, session: ort.InferenceSession, meta: dict):
-        self.path = Path(path)
-        self.session = session
-        self.meta = meta
-        self.seq_len: int = meta["seq_len"]
-        self.symbol: str = meta["symbol"]
-        self.timeframe: str = meta["timeframe"]
 
     def zero_state(self, batch: int = 1) -> np.ndarray:
         return np.zeros((self.meta["layers"], batch, self.meta["hidden"]), dtype=np.float32)
