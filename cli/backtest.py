@@ -25,25 +25,39 @@ def _ci(pair) -> str:
     return f"{pair[0]:+.2f}..{pair[1]:+.2f}" if pair else ""
 
 
+def _range_name(name: str, part: dict) -> str:
+    """The range as tables name it: test says it is untouched, every range its dates."""
+    info = part.get("range") or {}
+    label = "test (untouched by training and selection)" if name == "test" else name
+    if info.get("first"):
+        label += f" {info['first'][:10]}..{info['last'][:10]}"
+    return label
+
+
+def _num(value, fmt: str) -> str:
+    return "-" if value is None or value != value else format(value, fmt)
+
+
 def _range_tables(name: str, part: dict) -> tuple[Table, Table]:
     """Trading and direction tables of one range, each within 80 columns."""
-    trading = Table(title=f"{name}: trading (wealth from 1.0; Sharpe annualised, 95 % CI)")
-    for col in ("strategy", "wealth", "Sharpe", "CI", "max DD", "turnover"):
+    label = _range_name(name, part)
+    trading = Table(title=f"{label}: trading (wealth from 1.0; Sharpe annualised, 95 % CI)")
+    for col in ("strategy", "wealth", "Sharpe", "CI", "PSR(0)", "max DD", "turnover"):
         trading.add_column(col, justify="left" if col == "strategy" else "right")
-    for key, label in ROWS:
+    for key, label_row in ROWS:
         m = part[key]
-        trading.add_row(label, f"{m['final_wealth']:.3f}", f"{m['sharpe']:+.2f}",
-                        _ci(m.get("sharpe_ci95")), f"{m['max_drawdown']:.1%}",
-                        f"{m['turnover']:.3f}")  # fmt: skip
+        trading.add_row(label_row, f"{m['final_wealth']:.3f}", f"{m['sharpe']:+.2f}",
+                        _ci(m.get("sharpe_ci95")), _num(m.get("psr"), ".3f"),
+                        f"{m['max_drawdown']:.1%}", f"{m['turnover']:.3f}")  # fmt: skip
     c = part["classifier"]
-    direction = Table(title=f"{name}: direction of the next candle ({c['scored']:,} candles)")
-    for col in ("predictor", "accuracy", "log loss", "Brier"):
+    direction = Table(title=f"{label}: direction of the next candle ({c['scored']:,} candles)")
+    for col in ("predictor", "accuracy", "log loss", "Brier", "ECE"):
         direction.add_column(col, justify="left" if col == "predictor" else "right")
     for key in ("model", "class_prior", "always_up", "last_direction", "mean_reversion"):
         m = c[key]
-        log_loss = "-" if m["log_loss"] is None else f"{m['log_loss']:.4f}"
-        direction.add_row(key.replace("_", " "), f"{m['accuracy']:.2%}", log_loss,
-                          f"{m['brier']:.4f}")  # fmt: skip
+        direction.add_row(key.replace("_", " "), f"{m['accuracy']:.2%}",
+                          _num(m["log_loss"], ".4f"), f"{m['brier']:.4f}",
+                          _num(m.get("ece"), ".4f"))  # fmt: skip
     return trading, direction
 
 
@@ -71,7 +85,9 @@ def backtest(
     ] = None,
     as_json: Json = False,
 ) -> None:
-    """Backtest both policies and the baselines on the training and validation ranges.
+    """Backtest both policies and the baselines on the train, validation and test ranges
+    (test: from the run's --test-from, untouched by training and selection; later candles
+    given with --data are test too), with PSR(0), calibration and RUN/backtest/*.png.
 
     Example: fc backtest runs/20260101T000000-ce-h16-l3 --fee-bps 5
     """
@@ -90,11 +106,13 @@ def backtest(
     if as_json:
         typer.echo(json.dumps(report))
         return
-    for name in ("train", "validation"):
+    for name in ("train", "validation", "test"):
         if name in report:
             for table in _range_tables(name, report[name]):
                 console.print(table)
-            console.print(_edges(name, report[name]["classifier"]))
+            console.print(_edges(_range_name(name, report[name]), report[name]["classifier"]))
+    if "test" not in report:
+        console.print("no test range in this run (trained without one, or --start/--end)")
     console.print(f"files in {run / 'backtest'}")
 
 
@@ -103,7 +121,7 @@ def compare(
     out: Annotated[Path, typer.Option(help="Where to write the equity plot.")] = Path(
         "compare.png"
     ),
-    section: Annotated[str, typer.Option(help="train or validation")] = "validation",
+    section: Annotated[str, typer.Option(help="train, validation or test")] = "validation",
     as_json: Json = False,
 ) -> None:
     """One table and one overlaid equity plot for several backtested runs.
@@ -111,12 +129,13 @@ def compare(
     Example: fc compare runs/*-ce-* runs/*-profit-*
     """
     from fc.core.backtest_plots import save_figure
-    from fc.core.compare import compare_figure, compare_rows
+    from fc.core.compare import compare_best, compare_figure, compare_rows
 
     rows = compare_rows(runs, section)
+    best = compare_best(runs, section)
     save_figure(compare_figure(runs, section), out)
     if as_json:
-        typer.echo(json.dumps({"rows": rows, "plot": str(out)}))
+        typer.echo(json.dumps({"rows": rows, "best": best, "plot": str(out)}))
         return
     table = Table(title=f"{section} range")
     for col in (
@@ -128,6 +147,7 @@ def compare(
         "wealth",
         "Sharpe",
         "CI",
+        "PSR(0)",
         "max DD",
         "acc",
         "mean-rev acc",
@@ -143,12 +163,24 @@ def compare(
             f"{r['final_wealth']:.3f}",
             f"{r['sharpe']:+.2f}",
             _ci(r["sharpe_ci95"]),
+            _num(r.get("psr"), ".3f"),
             f"{r['max_drawdown']:.1%}",
             f"{r['accuracy']:.2%}",
             f"{r['mean_reversion_accuracy']:.2%}",
         )
     console.print(table)
+    console.print(_best_line(best))
     console.print(f"equity plot: {out}")
+
+
+def _best_line(best: dict) -> str:
+    n = best["n_trials"]
+    if best.get("best") is None:
+        return f"best of {n}: none (no run and policy has a Sharpe on {best['section']})"
+    return (
+        f"best of {n} (runs x policies) by {best['section']} Sharpe: {best['best']}; "
+        f"PSR(0) {best['psr']:.3f}, deflated Sharpe ratio for {n} trials {best['dsr']:.3f}"
+    )
 
 
 def explore(

@@ -6,6 +6,11 @@ from typing import Annotated
 import typer
 
 Opt = typer.Option
+TEST_FROM_HELP = (
+    "Test range from this date, never read by training or selection; default: 2025-01-01 when"
+    " validation and test each keep >= 20 % of the decisions after the split, else the last"
+    " 20 %; none: no test range."
+)
 
 
 def train_command(
@@ -22,6 +27,7 @@ def train_command(
     ] = 0,
     lr: Annotated[float, Opt(help="Adam learning rate; 0: 1e-3 (window) / 3e-2 (sequence).")] = 0.0,
     split: Annotated[str, Opt(help="Train before this date, validate from it.")] = "2024-01-01",
+    test_from: Annotated[str, Opt(help=TEST_FROM_HELP)] = "",
     device: Annotated[str, Opt(help="auto, cpu or cuda.")] = "auto",
     seed: Annotated[int, Opt(help="Seed: CPU runs with the same seed are identical.")] = 0,
     runs: Annotated[Path, Opt(help="Folder for run folders.")] = Path("runs"),
@@ -57,6 +63,7 @@ def train_command(
         hidden=hidden, layers=layers, seq_len=seq_len, epochs=epochs, batch_size=batch_size,
         lr=lr, split=split, device=device, seed=seed, scheme=scheme, chunk=chunk,
         max_steps=max_steps, val_size=val_size, cost_bps=cost_bps, scaling=scaling,
+        test_from=test_from,
     )  # fmt: skip
     if quiet:
         run_dir = train(config, grid, runs)
@@ -108,12 +115,38 @@ def _print_summary(run_dir: Path) -> None:
         f"log growth per decision: policy f = p_up - p_down {val['log_growth']:.3g}, "
         f"buy and hold {base.get('buy_and_hold_log_growth', float('nan')):.3g}"
     )
+    Console(stderr=True).print(_test_line(run_dir, metrics))
+
+
+def _test_line(run_dir: Path, metrics: dict) -> str:
+    import json
+
+    config = json.loads((run_dir / "config.json").read_text())
+    if not config.get("test_range"):
+        return "no test range (--test-from none): every number above chose the checkpoint"
+    first, last = config["test_range"]
+    return (
+        f"test range {first} .. {last} ({metrics.get('test_decisions', '?')} decisions): "
+        f"untouched by training and selection; `fc backtest {run_dir}` reports it"
+    )
 
 
 def register(root: typer.Typer) -> None:
     """Add this module's commands to the root app."""
     root.command("train")(train_command)
     root.command("sweep")(sweep_command)
+
+
+def _best_line(best: dict) -> str:
+    """The sweep's best run, always with the number of runs it is the best of."""
+    n = best["n_trials"]
+    if best.get("best") is None:
+        return f"best of {n}: none (no run has a validation Sharpe)"
+    return (
+        f"best of {n} by validation Sharpe of f = p_up - p_down: {Path(best['best']).name}; "
+        f"PSR(0) {best['psr']:.3f}, deflated Sharpe ratio for {n} trials {best['dsr']:.3f} "
+        "(validation also chose each checkpoint: the test range is the honest check)"
+    )
 
 
 def _ints(text: str) -> list[int]:
@@ -135,6 +168,7 @@ def sweep_command(
     epochs: Annotated[int, Opt(help="Epochs per run.")] = 7,
     seq_len: Annotated[int, Opt(help="Window length.")] = 512,
     split: Annotated[str, Opt(help="Train before this date, validate from it.")] = "2024-01-01",
+    test_from: Annotated[str, Opt(help=TEST_FROM_HELP)] = "",
     scheme: Annotated[str, Opt(help="sequence or window.")] = "sequence",
     seed: Annotated[int, Opt(help="Seed of every run.")] = 0,
     max_steps: Annotated[int, Opt(help="Stop each run after this many steps (0: all).")] = 0,
@@ -149,6 +183,7 @@ def sweep_command(
 
     Example: fc sweep --data ../shared/data/btc_usdt_30m.parquet --hidden 8,16,32 --loss ce
     """
+    import json
     from datetime import datetime, timezone
 
     from rich.console import Console
@@ -157,7 +192,7 @@ def sweep_command(
     from fc.core.errors import FcError
     from fc.core.plots import sweep_figure
     from fc.core.runs import TrainConfig
-    from fc.core.sweep import run_sweep, sweep_curves, sweep_grid, sweep_table
+    from fc.core.sweep import run_sweep, sweep_best, sweep_curves, sweep_grid, sweep_table
     from fc.core.training import prepare_data
 
     losses = [v.strip() for v in loss.split(",") if v.strip()]
@@ -167,6 +202,7 @@ def sweep_command(
     base = TrainConfig(
         symbol=symbol, timeframe=timeframe, data=str(source), data_sha256=digest, epochs=epochs,
         seq_len=seq_len, split=split, scheme=scheme, seed=seed, max_steps=max_steps, device="cpu",
+        test_from=test_from,
     )  # fmt: skip
     configs = sweep_grid(base, _ints(layers), _ints(hidden), losses)
     err = Console(stderr=True, width=120)
@@ -175,18 +211,22 @@ def sweep_command(
                         on_done=lambda r: err.print(f"done {r['run']}"))  # fmt: skip
     frame = sweep_table(results)
     table = Table(title="fc sweep: validation (exact windows) beside the class prior")
-    for col in ("loss", "layers", "hidden", "val CE", "val acc", "log growth", "prior CE",
-                "prior acc", "s"):  # fmt: skip
+    for col in ("loss", "layers", "hidden", "val CE", "val acc", "log growth", "val Sharpe",
+                "prior CE", "prior acc", "s"):  # fmt: skip
         table.add_column(col, no_wrap=True)
     for row in frame.itertuples():
         cells = [f"{row.val_ce:.5f}", f"{row.val_accuracy:.4f}", f"{row.val_log_growth:.3g}"]
+        cells.append(f"{row.val_sharpe:+.2f}")
         cells += [f"{row.prior_ce:.5f}", f"{row.prior_accuracy:.4f}", f"{row.seconds:.0f}"]
         table.add_row(row.loss, str(row.layers), str(row.hidden), *cells)
     err.print(table)
+    best = sweep_best(results)
+    err.print(_best_line(best))
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     png = Path(runs) / f"sweep-{stamp}.png"
     png.parent.mkdir(parents=True, exist_ok=True)
     figure = sweep_figure(sweep_curves(results))
     figure.savefig(png, dpi=100)
     frame.to_csv(png.with_suffix(".csv"), index=False)
+    png.with_suffix(".best.json").write_text(json.dumps(best, indent=2) + "\n")
     typer.echo(str(png))

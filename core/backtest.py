@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from fc.core import metrics
+from fc.core import metrics, significance
 from fc.core.candles import timeframe_delta, utc_time
 from fc.core.errors import FcError
 from fc.core.features import direction, direction_class, next_return
@@ -60,8 +60,15 @@ def hold(values: np.ndarray, decide: np.ndarray) -> np.ndarray:
     return np.where(last >= 0, np.asarray(values, dtype=np.float64)[np.maximum(last, 0)], 0.0)
 
 
-def segments(times: pd.DatetimeIndex, decide: np.ndarray, split: str, cfg: BacktestConfig):
-    """{'train': mask, 'validation': mask} over bars, each from its first decision on."""
+def segments(
+    times: pd.DatetimeIndex,
+    decide: np.ndarray,
+    split: str,
+    cfg: BacktestConfig,
+    test_from: pd.Timestamp | None = None,
+):
+    """{'train': mask, 'validation': mask, 'test': mask} over bars, each from its first decision
+    on; test from `test_from` (core.ranges.backtest_test_from; None: no test bar)."""
     t = times
     inside = np.ones(len(t), dtype=bool)
     if cfg.start:
@@ -69,8 +76,13 @@ def segments(times: pd.DatetimeIndex, decide: np.ndarray, split: str, cfg: Backt
     if cfg.end:
         inside &= t < utc_time(cfg.end, "--end")
     before = t < pd.Timestamp(split, tz="UTC")
+    test = np.asarray(t >= test_from) if test_from is not None else np.zeros(len(t), bool)
     out = {}
-    for name, part in (("train", inside & before), ("validation", inside & ~before)):
+    for name, part in (
+        ("train", inside & before),
+        ("validation", inside & ~before & ~test),
+        ("test", inside & ~before & test),
+    ):
         steps = part & decide
         if steps.any():
             first, last = np.flatnonzero(steps)[[0, -1]]
@@ -108,8 +120,12 @@ def run_backtest(
     split: str,
     cfg: BacktestConfig,
     timeframe: str,
+    test_from: pd.Timestamp | None = None,
+    prior_up: float | None = None,
 ):
     """Backtest both policies and the baselines. `p_up` is per bar (NaN where no decision).
+    `test_from` starts the test range; `prior_up` is the class prior's P(up) when the candles
+    have no training range (later candles given with --data): the run's own training prior.
     Returns (positions frame, metrics dict {range: {policy|baseline: {...}}})."""
     close = grid["close"].to_numpy()
     filled = grid["filled"].to_numpy() if "filled" in grid else np.zeros(len(grid), bool)
@@ -118,9 +134,11 @@ def run_backtest(
     label_next = np.r_[labels[1:], 0]
     scored = decide & np.r_[~filled[1:], False]  # a filled next bar is no direction to score
     per_year = metrics.bars_per_year(timeframe_delta(timeframe) / pd.Timedelta(1, "min"))
-    parts = segments(grid.index, decide, split, cfg)
+    parts = segments(grid.index, decide, split, cfg, test_from)
     train_up = label_next[parts["train"] & scored]
     prior_p = float((train_up == 0).mean()) if len(train_up) else 0.5  # P(up) in training
+    if not len(train_up) and prior_up is not None:
+        prior_p = float(prior_up)
     base = baseline_positions(close, prior_p >= 0.5)
     frames, report = [], {}
     for name, part in parts.items():
@@ -134,6 +152,7 @@ def run_backtest(
             f, r, factors = simulate(close, positions, decide, part, cfg.cost)
             section[key] = metrics.performance(factors, f, r, per_year)
             section[key]["decisions"] = int((part & decide).sum())
+            section[key]["psr"] = significance.psr(factors - 1.0)  # PSR(0), per-bar returns
             section[key]["sharpe_ci95"] = metrics.bootstrap_ci(
                 factors - 1.0, metrics.sharpe_rows(per_year), cfg.bootstrap_reps,
                 cfg.bootstrap_block)  # fmt: skip
@@ -158,7 +177,7 @@ def _classifier_section(p_up, label_next, close, scored, prior_p, cfg) -> dict:
     model_right = (p_up[scored] >= 0.5) == (y == 0)
     out = {
         "model": metrics.classifier(p_up[scored], y),
-        "class_prior": metrics.classifier(np.full(len(y), prior_p), y),
+        "class_prior": {**metrics.classifier(np.full(len(y), prior_p), y), "p_up": prior_p},
         "always_up": metrics.classifier(np.ones(len(y)), y, hard=True),
         "last_direction": metrics.classifier(last_up, y, hard=True),
         "mean_reversion": metrics.classifier(1 - last_up, y, hard=True),
@@ -174,3 +193,17 @@ def _classifier_section(p_up, label_next, close, scored, prior_p, cfg) -> dict:
             diff, metrics.mean_rows, cfg.bootstrap_reps, cfg.bootstrap_block
         )
     return out
+
+
+def scored_predictions(grid: pd.DataFrame, p_up: np.ndarray, seq_len: int, parts: dict) -> dict:
+    """{range: (p_up, up)} at the decisions whose next candle is real, as the classifier block
+    scores them: the reliability figure's input."""
+    close = grid["close"].to_numpy()
+    filled = grid["filled"].to_numpy() if "filled" in grid else np.zeros(len(grid), bool)
+    scored = trade_mask(filled, seq_len) & np.r_[~filled[1:], False]
+    up_next = np.r_[direction_class(close)[1:], 1] == 0
+    return {
+        name: (p_up[part & scored], up_next[part & scored])
+        for name, part in parts.items()
+        if (part & scored).any()
+    }

@@ -36,6 +36,14 @@ def _mark_split(ax, positions: pd.DataFrame, split: str) -> None:
         )
 
 
+def _mark_test(ax, positions: pd.DataFrame) -> None:
+    test = positions.loc[positions["range"] == "test", "time"]
+    if len(test) and (positions["range"] != "test").any():
+        ax.axvline(test.iloc[0], color="tab:red", ls="--", lw=1)
+        ax.text(test.iloc[0], ax.get_ylim()[1], " test (untouched) →", va="top", fontsize=8,
+                color="tab:red")  # fmt: skip
+
+
 def equity_figure(positions: pd.DataFrame, split: str, title: str):
     fig, ax = plt.subplots(figsize=(10, 4.5))
     for column, label in CURVES:
@@ -47,6 +55,7 @@ def equity_figure(positions: pd.DataFrame, split: str, title: str):
     ax.legend(loc="upper left")
     ax.grid(alpha=0.3)
     _mark_split(ax, positions, split)
+    _mark_test(ax, positions)
     fig.tight_layout()
     return fig
 
@@ -62,6 +71,7 @@ def drawdown_figure(positions: pd.DataFrame, split: str, title: str):
     ax.legend(loc="lower left")
     ax.grid(alpha=0.3)
     _mark_split(ax, positions, split)
+    _mark_test(ax, positions)
     fig.tight_layout()
     return fig
 

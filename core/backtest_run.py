@@ -1,6 +1,7 @@
 """Backtest a run folder: predictions with the window semantics, then core.backtest, then files.
 
-Writes RUN/backtest/positions.parquet, metrics.json, equity.png and drawdown.png."""
+Writes RUN/backtest/positions.parquet, metrics.json, equity.png, drawdown.png and
+calibration.png."""
 
 import json
 from pathlib import Path
@@ -8,10 +9,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fc.core.backtest import BacktestConfig, run_backtest, segments, trade_mask
+from fc.core.backtest import (
+    BacktestConfig,
+    run_backtest,
+    scored_predictions,
+    segments,
+    trade_mask,
+)
+from fc.core.calibration import calibration_figure
 from fc.core.candles import grid_at, load_candles
 from fc.core.errors import FcError
 from fc.core.features import price_change
+from fc.core.ranges import backtest_test_from, range_info
 from fc.core.runs import read_config
 
 
@@ -55,8 +64,9 @@ def backtest_run(
     predict = predict or torch_predict(run_dir)
     grid = run_grid(config, data)
     decide = trade_mask(grid["filled"].to_numpy(), config.seq_len)
-    parts = segments(grid.index, decide, config.split, cfg)
-    need = decide & (parts["train"] | parts["validation"])
+    test_from = backtest_test_from(config)
+    parts = segments(grid.index, decide, config.split, cfg, test_from)
+    need = decide & np.logical_or.reduce(list(parts.values()))
     if not need.any():
         raise FcError(
             "no decision in the chosen range: it needs more than seq_len candles; "
@@ -64,8 +74,11 @@ def backtest_run(
         )
     p_up = predict_bars(predict, grid, need)
     positions, report = run_backtest(
-        grid, p_up, config.seq_len, config.split, cfg, config.timeframe
-    )
+        grid, p_up, config.seq_len, config.split, cfg, config.timeframe, test_from,
+        _training_prior(run_dir),
+    )  # fmt: skip
+    for name, info in range_info(positions).items():
+        report[name]["range"] = info
     out = run_dir / "backtest"
     out.mkdir(exist_ok=True)
     positions.to_parquet(out / "positions.parquet")
@@ -77,10 +90,24 @@ def backtest_run(
         "symbol": config.symbol,
         "timeframe": config.timeframe,
         "split": config.split,
+        "test_from": None if test_from is None else test_from.isoformat(),
         "predictions": predictions,
     }
     (out / "metrics.json").write_text(json.dumps(result, indent=2))
     title = f"{config.symbol} {config.timeframe}, {config.loss} loss, fee {cfg.cost * 1e4:g} bps"
     for name, figure in (("equity.png", equity_figure), ("drawdown.png", drawdown_figure)):
         save_figure(figure(positions, config.split, title), out / name)
+    prior = report[next(iter(report))]["classifier"]["class_prior"]["p_up"]
+    scored = scored_predictions(grid, p_up, config.seq_len, parts)
+    save_figure(calibration_figure(scored, prior, title=f"Reliability of p_up: {title}"),
+                out / "calibration.png")  # fmt: skip
     return result
+
+
+def _training_prior(run_dir: Path) -> float | None:
+    """P(up) over the run's training decisions, from its metrics.json (None if absent)."""
+    path = run_dir / "metrics.json"
+    try:
+        return float(json.loads(path.read_text())["baselines"]["class_prior"]["p_up"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None

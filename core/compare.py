@@ -7,6 +7,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from fc.core.errors import FcError  # noqa: E402
@@ -41,12 +42,34 @@ def compare_rows(run_dirs: list, section: str = "validation") -> list[dict]:
                     "final_wealth": part[policy]["final_wealth"],
                     "sharpe": part[policy]["sharpe"],
                     "sharpe_ci95": part[policy].get("sharpe_ci95"),
+                    "psr": part[policy].get("psr"),
                     "max_drawdown": part[policy]["max_drawdown"],
                     "accuracy": part["classifier"]["model"]["accuracy"],
                     "mean_reversion_accuracy": part["classifier"]["mean_reversion"]["accuracy"],
                 }
             )
     return rows
+
+
+def step_returns(positions: pd.DataFrame, section: str, policy: str) -> np.ndarray:
+    """Per-bar returns of a policy over one range, from its wealth column (1.0 before the
+    range's first bar): the returns its Sharpe and PSR are computed from."""
+    wealth = positions.loc[positions["range"] == section, f"wealth_{policy}"].to_numpy()
+    return wealth / np.r_[1.0, wealth[:-1]] - 1.0
+
+
+def compare_best(run_dirs: list, section: str = "validation") -> dict:
+    """The best of the N = runs x policies compared (highest per-bar Sharpe on `section`) and its
+    deflated Sharpe ratio for N trials, from each run's positions.parquet."""
+    from fc.core.significance import best_of, moments
+
+    trials = {}
+    for run_dir in run_dirs:
+        _, positions = read_backtest(run_dir)
+        for policy in POLICIES:
+            returns = step_returns(positions, section, policy)
+            trials[f"{Path(run_dir).name} {policy}"] = moments(returns)
+    return {**best_of(trials), "section": section}
 
 
 def compare_figure(run_dirs: list, section: str = "validation"):

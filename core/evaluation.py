@@ -4,6 +4,7 @@ import numpy as np
 
 from fc.core.metrics import classifier
 from fc.core.schemes import Series
+from fc.core.significance import moments
 
 
 def validation_sample(series: Series, size: int) -> np.ndarray:
@@ -22,8 +23,9 @@ def scores(p_up: np.ndarray, labels: np.ndarray) -> dict:
 
 
 def evaluate(model, series, ends, scaling, seq_len, loss, cost=0.0, device="cpu") -> dict:
-    """CE, accuracy and mean log growth of f = p_up - p_down at the decisions `ends`, each from
-    its exact window; `loss` is the number the run's loss minimises (ce, or -log growth)."""
+    """CE, accuracy, mean log growth of f = p_up - p_down and the moments of its per-bar returns
+    (`returns`: n, sharpe, skewness, kurtosis) at the decisions `ends`, each from its exact
+    window; `loss` is the number the run's loss minimises (ce, or -log growth)."""
     from fc.core.model import window_p_up
 
     p_up = window_p_up(model, series.features, ends, seq_len, scaling, device=device)
@@ -37,6 +39,8 @@ def evaluate(model, series, ends, scaling, seq_len, loss, cost=0.0, device="cpu"
         growth = growth - cost * np.abs(f - previous)
     out = scores(p_up, series.labels[ends])
     out["log_growth"] = float(np.mean(np.log(growth)))
+    # per-bar returns of f = p_up - p_down: what fc sweep's deflated Sharpe reads
+    out["returns"] = moments(growth - 1.0)
     out["loss"] = out["ce"] if loss == "ce" else -out["log_growth"]
     return out
 

@@ -57,15 +57,20 @@ def performance(
 
 
 def classifier(p_up: np.ndarray, label: np.ndarray, hard: bool = False) -> dict:
-    """Accuracy, log loss and Brier score of p_up against labels (0 = up, 1 = down). A hard
-    0/1 predictor has no meaningful log loss: None."""
-    p_up = np.clip(np.asarray(p_up, dtype=np.float64), 1e-12, 1 - 1e-12)
+    """Accuracy, log loss, Brier score and expected calibration error (core.calibration.ece,
+    10 equal-width bins) of p_up against labels (0 = up, 1 = down). A hard 0/1 predictor has no
+    meaningful log loss: None."""
+    from fc.core.calibration import ece
+
     up = np.asarray(label) == 0
+    calibration_error = ece(p_up, up) if len(up) else float("nan")
+    p_up = np.clip(np.asarray(p_up, dtype=np.float64), 1e-12, 1 - 1e-12)
     predicted_up = p_up >= 0.5
     return {
         "accuracy": float((predicted_up == up).mean()) if len(up) else 0.0,
         "log_loss": None if hard else float(-np.mean(np.where(up, np.log(p_up), np.log(1 - p_up)))),
         "brier": float(np.mean((p_up - up) ** 2)),
+        "ece": calibration_error,
     }
 
 

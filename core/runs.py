@@ -24,6 +24,9 @@ class TrainConfig:
     batch_size: int = 0  # rows per step; 0 = the scheme's default (SCHEME_DEFAULTS in training)
     lr: float = 0.0  # Adam learning rate; 0 = the scheme's default
     split: str = "2024-01-01"  # train before, validation from
+    # test range start: "" default rule, ISO date, or "none" (core.ranges); config.json holds
+    # the resolved start ("none" when there is no test range)
+    test_from: str = ""
     device: str = "auto"
     seed: int = 0
     scheme: str = "sequence"  # window (the workshop's loop) | sequence (default, see schemes.py)
@@ -39,6 +42,7 @@ class TrainConfig:
     classes: tuple = CLASSES
     train_range: tuple = ()  # (first, last) decision times, ISO UTC
     validation_range: tuple = ()
+    test_range: tuple = ()  # (first, last) test decision times, ISO UTC; () without a test range
     fc_version: str = ""
     extra: dict = field(default_factory=dict)
 

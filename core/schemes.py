@@ -18,19 +18,23 @@ from fc.core.features import decision_mask, direction_class, next_return, price_
 
 @dataclass(frozen=True)
 class Series:
-    """Per grid bar t: the feature, the label and return of the decision at t, and its split."""
+    """Per grid bar t: the feature, the label and return of the decision at t, and its range."""
 
     time: pd.DatetimeIndex
     features: np.ndarray  # raw price_change, float64
     labels: np.ndarray  # direction class of candle t+1 (int64)
     returns: np.ndarray  # R_{t+1} (0 where there is no next candle)
     train: np.ndarray  # bool: a training decision
-    validation: np.ndarray  # bool: a validation decision
+    validation: np.ndarray  # bool: a validation decision (from the split, before the test)
+    test: np.ndarray  # bool: a test decision (from the test start); training never reads it
 
 
-def make_series(grid: pd.DataFrame, seq_len: int, split: pd.Timestamp) -> Series:
+def make_series(
+    grid: pd.DataFrame, seq_len: int, split: pd.Timestamp, test_from: pd.Timestamp | None = None
+) -> Series:
     """From a grid frame (to_grid's, with `filled`): decisions where decision_mask says, train
-    when their time is before the split, validation from it."""
+    when their time is before the split, validation from it, test from `test_from` (None: no
+    test range; see core.ranges)."""
     close = grid["close"].to_numpy(dtype=np.float64)
     n = len(close)
     labels = np.zeros(n, dtype=np.int64)
@@ -38,13 +42,15 @@ def make_series(grid: pd.DataFrame, seq_len: int, split: pd.Timestamp) -> Series
     returns = np.nan_to_num(next_return(close), nan=0.0)
     decisions = decision_mask(n, seq_len, grid["filled"].to_numpy(dtype=bool))
     before = np.asarray(grid.index < split)
+    test = decisions & ~before & (grid.index >= test_from if test_from is not None else False)
     return Series(
         time=grid.index,
         features=price_change(close),
         labels=labels,
         returns=returns,
         train=decisions & before,
-        validation=decisions & ~before,
+        validation=decisions & ~before & ~test,
+        test=test,
     )
 
 

@@ -78,9 +78,30 @@ def sweep_table(results: list[dict]) -> pd.DataFrame:
             "val_log_growth": val["log_growth"], "prior_ce": prior["ce"],
             "prior_accuracy": prior["accuracy"],
             "mean_reversion_accuracy": m["baselines"]["mean_reversion_accuracy"],
+            "val_sharpe": _annual_sharpe(c, val),
             "seconds": m["train_seconds"], "run": r["run"],
         })  # fmt: skip
     return pd.DataFrame(rows)
+
+
+def _annual_sharpe(config: TrainConfig, val: dict) -> float:
+    from fc.core.candles import timeframe_delta
+    from fc.core.metrics import bars_per_year
+
+    per_year = bars_per_year(timeframe_delta(config.timeframe) / pd.Timedelta(1, "min"))
+    return val.get("returns", {}).get("sharpe", float("nan")) * per_year**0.5
+
+
+def sweep_best(results: list[dict]) -> dict:
+    """The deflated Sharpe of the best of the N runs (significance.best_of). Each run's trial is
+    its kept checkpoint's proportional policy f = p_up - p_down on every validation decision (the
+    returns its validation log growth averages, with the run's cost_bps): the only per-bar
+    returns a sweep has. Validation also chose each run's checkpoint, so even deflated this
+    flatters the best; the test range (fc backtest) is the honest check."""
+    from fc.core.significance import best_of
+
+    trials = {r["run"]: r["metrics"]["validation"]["returns"] for r in results}
+    return {**best_of(trials), "trial": "validation returns of f = p_up - p_down, per run"}
 
 
 def sweep_curves(results: list[dict]) -> dict[str, pd.DataFrame]:

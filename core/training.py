@@ -22,6 +22,7 @@ from fc.core.candles import grid_at, load_candles, to_grid
 from fc.core.errors import FcError
 from fc.core.evaluation import baselines, evaluate, validation_sample
 from fc.core.losses import LOSSES, training_loss
+from fc.core.ranges import recorded, resolve_test_from
 from fc.core.runs import TrainConfig, save_run
 from fc.core.schemes import Series, make_series, sequence_batches, steps_per_epoch, window_batches
 
@@ -98,6 +99,20 @@ def _check(config: TrainConfig, series: Series) -> None:
         )
 
 
+def three_ranges(grid: pd.DataFrame, seq_len: int, split: pd.Timestamp, test_from: str):
+    """(series with train, validation and test masks, test start or None) per core.ranges."""
+    after = make_series(grid, seq_len, split).validation  # every decision from the split on
+    start = resolve_test_from(grid.index, after, split, test_from)
+    return make_series(grid, seq_len, split, start), start
+
+
+def recorded_test_range(series: Series, start) -> dict:
+    """config.json's record of the test range: resolved start and (first, last) decision."""
+    t = np.flatnonzero(series.test)
+    first_last = (series.time[t[0]].isoformat(), series.time[t[-1]].isoformat()) if len(t) else ()
+    return {"test_from": recorded(start), "test_range": first_last}
+
+
 def _run_dir(runs: Path, config: TrainConfig) -> Path:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     base = f"{stamp}-{config.loss}-h{config.hidden}-l{config.layers}"
@@ -126,7 +141,7 @@ def train(
         split = pd.Timestamp(config.split, tz="UTC")
     except ValueError:
         raise FcError(f"--split {config.split!r} is not a date; give one like 2024-01-01") from None
-    series = make_series(grid, config.seq_len, split)
+    series, test_start = three_ranges(grid, config.seq_len, split, config.test_from)
     _check(config, series)
     center, scale = fit_scaling(series, config.scaling)
     t_train, t_val = np.flatnonzero(series.train), np.flatnonzero(series.validation)
@@ -136,6 +151,7 @@ def train(
         scale_scale=scale,
         train_range=(series.time[t_train[0]].isoformat(), series.time[t_train[-1]].isoformat()),
         validation_range=(series.time[t_val[0]].isoformat(), series.time[t_val[-1]].isoformat()),
+        **recorded_test_range(series, test_start),
         fc_version=__version__,
     )
 
@@ -204,6 +220,7 @@ def train(
     metrics = final_metrics(model, series, scaling, config, cost, device, val_ends)
     metrics["train_seconds"] = round(time.perf_counter() - started, 2)
     metrics["steps"] = step
+    metrics["test_decisions"] = int(series.test.sum())  # a count of dates: no test price read
     metrics["scored_targets"] = int(history["scored"].sum()) if len(history) else 0
     run_dir = _run_dir(Path(runs), config)
     save_run(run_dir, config, model.state_dict(), history, metrics)

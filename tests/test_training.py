@@ -22,10 +22,11 @@ from fc.core.schemes import make_series, sequence_batches
 from fc.core.training import train
 
 SPLIT = "2024-03-01"
-# small and quick: the planted signal needs only the last change, a short window sees it
+# small and quick: the planted signal needs only the last change, a short window sees it; no
+# test range, so validation keeps every decision after the split (tests/test_ranges.py tests it)
 FAST = dict(
     seq_len=16, hidden=8, layers=1, epochs=25, batch_size=8, chunk=32, lr=1e-2, split=SPLIT,
-    device="cpu", val_size=0,
+    device="cpu", val_size=0, test_from="none",
 )  # fmt: skip
 
 
