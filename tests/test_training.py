@@ -215,6 +215,8 @@ def test_cli_sweep_trains_the_grid_and_plots(candle_file, tmp_path):
     png = result.stdout.strip().splitlines()[-1]
     assert png.endswith(".png") and (tmp_path / png.split("/")[-1]).is_file()
     assert len(list(tmp_path.glob("*-ce-h*-l1"))) == 2
+    best = json.loads((tmp_path / png.split("/")[-1]).with_suffix(".best.json").read_text())
+    assert best["n_trials"] == 2 and 0 <= best["dsr"] <= best["psr"] <= 1
 
 
 def test_profit_with_cost_validates_on_the_positions_the_windows_give(grid, tmp_path):
