@@ -8,6 +8,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from fc.cli.policy_options import Band, Cap, FlatInside, Inside, MinHold, Rebalance, policy_texts
+
 console = Console()
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 
@@ -47,6 +49,41 @@ def _range_tables(name: str, part: dict) -> tuple[Table, Table]:
     return trading, direction
 
 
+def _opt(value) -> str:
+    return "-" if value is None else f"{value:,.1f}"
+
+
+def _cost_table(name: str, part: dict) -> Table:
+    """What trading costs: trades, holding time and the fee at which wealth ends at 1.0."""
+    from fc.core.policies import PolicyParams
+
+    costs = Table(title=f"{name}: trades and the break-even fee (final wealth 1.0)")
+    for col in ("strategy", "trades", "mean hold, bars", "break-even, bps", "parameters"):
+        costs.add_column(col, justify="left" if col in ("strategy", "parameters") else "right")
+    for key, label in ROWS:
+        m = part[key]
+        params = m.get("policy_params")
+        setting = PolicyParams(**params).label(key) if params else ""
+        costs.add_row(label, f"{m.get('trades', 0):,}", _opt(m.get("mean_holding_bars")),
+                      _opt(m.get("break_even_fee_bps")), setting)  # fmt: skip
+    return costs
+
+
+def _grid_table(grid: dict) -> Table:
+    """Every setting tried, on validation, the chosen one marked."""
+    table = Table(title=f"validation: {grid['settings']} policy settings, chosen by the highest "
+                  f"final wealth at {grid['fee_bps'] + grid['slippage_bps']:g} bps")  # fmt: skip
+    for col in ("policy", "setting", "wealth", "Sharpe", "turnover", "trades", "hold", "b/e bps",
+                ""):  # fmt: skip
+        table.add_column(col, justify="left" if col in ("policy", "setting") else "right")
+    for r in grid["rows"]:
+        mark = "chosen" if r.get("chosen") else ""
+        table.add_row(r["policy"], r["label"], f"{r['final_wealth']:.3f}", f"{r['sharpe']:+.2f}",
+                      f"{r['turnover']:.3f}", f"{r['trades']:,}", _opt(r["mean_holding_bars"]),
+                      _opt(r["break_even_fee_bps"]), mark)  # fmt: skip
+    return table
+
+
 def _edges(name: str, c: dict) -> str:
     parts = []
     for other in ("prior", "mean_reversion"):
@@ -69,16 +106,28 @@ def backtest(
         Path | None,
         typer.Option(help="Predict with this exported ONNX graph (the live service's numbers)."),
     ] = None,
+    band: Band = None,
+    flat_inside: FlatInside = False,
+    inside: Inside = None,
+    rebalance: Rebalance = None,
+    cap: Cap = None,
+    min_hold: MinHold = None,
     as_json: Json = False,
 ) -> None:
     """Backtest both policies and the baselines on the training and validation ranges.
 
-    Example: fc backtest runs/20260101T000000-ce-h16-l3 --fee-bps 5
+    Policy parameters take one value or a comma-separated grid; a grid is tried setting by
+    setting on validation, the highest final validation wealth chosen per policy (written to
+    RUN/backtest/chosen_policy.json for `fc export`) and then reported on every range.
+
+    Example: fc backtest runs/20260101T000000-ce-h16-l3 --fee-bps 5 --band 0,0.01,0.02,0.05
     """
     from fc.core.backtest import BacktestConfig
     from fc.core.backtest_run import backtest_run
+    from fc.core.policy_grid import PolicyGrid
     from fc.core.runs import read_config
 
+    policies = PolicyGrid.parse(**policy_texts(band, flat_inside, inside, rebalance, cap, min_hold))
     cfg = BacktestConfig(fee_bps=fee_bps, slippage_bps=slippage_bps, start=start, end=end)
     predict = None
     if model is not None:
@@ -86,14 +135,17 @@ def backtest(
 
         config = read_config(run)
         predict = load_predictor(model, config.symbol, config.timeframe).p_up_at
-    report = backtest_run(run, cfg, data, predict, str(model) if model else "torch")
+    report = backtest_run(run, cfg, data, predict, str(model) if model else "torch", policies)
     if as_json:
         typer.echo(json.dumps(report))
         return
+    if "policy_grid" in report:
+        console.print(_grid_table(report["policy_grid"]))
     for name in ("train", "validation"):
         if name in report:
             for table in _range_tables(name, report[name]):
                 console.print(table)
+            console.print(_cost_table(name, report[name]))
             console.print(_edges(name, report[name]["classifier"]))
     console.print(f"files in {run / 'backtest'}")
 
