@@ -55,33 +55,47 @@ def _opt(value) -> str:
 
 def _cost_table(name: str, part: dict) -> Table:
     """What trading costs: trades, holding time and the fee at which wealth ends at 1.0."""
-    from fc.core.policies import PolicyParams
-
-    costs = Table(title=f"{name}: trades and the break-even fee (final wealth 1.0)")
-    for col in ("strategy", "trades", "mean hold, bars", "break-even, bps", "parameters"):
-        costs.add_column(col, justify="left" if col in ("strategy", "parameters") else "right")
+    costs = Table(title=f"{name}: trades, and the fee at which the final wealth is 1.0")
+    for col in ("strategy", "trades", "mean hold, bars", "break-even fee, bps"):
+        costs.add_column(col, justify="left" if col == "strategy" else "right")
     for key, label in ROWS:
         m = part[key]
-        params = m.get("policy_params")
-        setting = PolicyParams(**params).label(key) if params else ""
         costs.add_row(label, f"{m.get('trades', 0):,}", _opt(m.get("mean_holding_bars")),
-                      _opt(m.get("break_even_fee_bps")), setting)  # fmt: skip
+                      _opt(m.get("break_even_fee_bps")))  # fmt: skip
     return costs
 
 
-def _grid_table(grid: dict) -> Table:
-    """Every setting tried, on validation, the chosen one marked."""
-    table = Table(title=f"validation: {grid['settings']} policy settings, chosen by the highest "
-                  f"final wealth at {grid['fee_bps'] + grid['slippage_bps']:g} bps")  # fmt: skip
-    for col in ("policy", "setting", "wealth", "Sharpe", "turnover", "trades", "hold", "b/e bps",
-                ""):  # fmt: skip
-        table.add_column(col, justify="left" if col in ("policy", "setting") else "right")
-    for r in grid["rows"]:
-        mark = "chosen" if r.get("chosen") else ""
-        table.add_row(r["policy"], r["label"], f"{r['final_wealth']:.3f}", f"{r['sharpe']:+.2f}",
-                      f"{r['turnover']:.3f}", f"{r['trades']:,}", _opt(r["mean_holding_bars"]),
-                      _opt(r["break_even_fee_bps"]), mark)  # fmt: skip
-    return table
+def _policy_line(report: dict) -> str:
+    from fc.core.policies import POLICIES, PolicyParams
+
+    given = report.get("policy_params", {})
+    words = [f"{p}: {PolicyParams(**given[p]).label(p)}" for p in POLICIES if p in given]
+    how = " (chosen on validation)" if "policy_grid" in report else ""
+    return f"policy parameters{how}: " + "; ".join(words)
+
+
+def _grid_tables(grid: dict) -> list[Table]:
+    """Every setting tried on validation, one table per policy, the chosen one marked."""
+    from rich import box
+
+    fee = grid["fee_bps"] + grid["slippage_bps"]
+    tables = []
+    for policy in ("discrete", "proportional"):
+        rows = [r for r in grid["rows"] if r["policy"] == policy]
+        title = f"validation: model {policy}, {len(rows)} settings at {fee:g} bps"
+        caption = ("* chosen: the highest final validation wealth. flat: flat inside the band; "
+                   "hold: mean bars between trades; b/e: break-even fee, bps")  # fmt: skip
+        table = Table(title=title, caption=caption, box=box.SIMPLE, pad_edge=False)
+        for col in ("setting", "wealth", "Sharpe", "turnover", "trades", "hold", "b/e", ""):
+            table.add_column(col, justify="left" if col == "setting" else "right",
+                             no_wrap=col == "setting")  # fmt: skip
+        for r in rows:
+            table.add_row(r["label"], f"{r['final_wealth']:.3f}", f"{r['sharpe']:+.2f}",
+                          f"{r['turnover']:.3f}", f"{r['trades']:,}",
+                          _opt(r["mean_holding_bars"]), _opt(r["break_even_fee_bps"]),
+                          "*" if r.get("chosen") else "")  # fmt: skip
+        tables.append(table)
+    return tables
 
 
 def _edges(name: str, c: dict) -> str:
@@ -140,13 +154,15 @@ def backtest(
         typer.echo(json.dumps(report))
         return
     if "policy_grid" in report:
-        console.print(_grid_table(report["policy_grid"]))
+        for table in _grid_tables(report["policy_grid"]):
+            console.print(table)
     for name in ("train", "validation"):
         if name in report:
             for table in _range_tables(name, report[name]):
                 console.print(table)
             console.print(_cost_table(name, report[name]))
             console.print(_edges(name, report[name]["classifier"]))
+    console.print(_policy_line(report))
     console.print(f"files in {run / 'backtest'}")
 
 

@@ -56,6 +56,7 @@ def export(
 
     Example: fc export runs/20260101T000000-ce-h16-l3 --onnx --torchscript
     """
+    from fc.core.policies import PolicyParams
     from fc.core.policy_grid import policy_overrides
     from fc.export.run import export_run
 
@@ -85,7 +86,8 @@ def export(
                 console.print(f"{label}: {path} (opset {report.opset}, {report.exporter})")
         if report.torchscript:
             console.print(f"torchscript: {report.torchscript}")
-        console.print(f"policy parameters ({report.policy_source}): {report.policy_params}")
+        words = [f"{p}: {PolicyParams(**v).label(p)}" for p, v in report.policy_params.items()]
+        console.print(f"policy parameters ({report.policy_source}): " + "; ".join(words))
     if not report.ok:
         if not as_json:
             console.print("parity FAILED: a graph differs from torch by more than --tolerance")

@@ -72,7 +72,8 @@ class PolicyParams:
         return asdict(self)
 
     def label(self, policy: str) -> str:
-        """A short description of the non-default parameters `policy` reads."""
+        """The non-default parameters `policy` reads, short: "band 0.02 flat hold 4" (flat:
+        flat inside the band)."""
         words = {"band": "band {:g}", "rebalance": "rebalance {:g}", "cap": "cap {:g}",
                  "min_hold": "hold {}"}  # fmt: skip
         default = PolicyParams()
@@ -80,8 +81,8 @@ class PolicyParams:
         for key, value in self.for_policy(policy).items():
             if value == getattr(default, key):
                 continue
-            parts.append("flat inside" if key == "flat_inside" else words[key].format(value))
-        return ", ".join(parts) or "defaults"
+            parts.append("flat" if key == "flat_inside" else words[key].format(value))
+        return " ".join(parts) or "defaults"
 
 
 NAMES = tuple(f.name for f in fields(PolicyParams))

@@ -81,10 +81,10 @@ class PolicyGrid:
     def settings(self, policy: str) -> list[PolicyParams]:
         """Every combination of the parameters `policy` reads, in grid order."""
         names = APPLIES[policy]
-        return [
-            PolicyParams(**dict(zip(names, combo, strict=True)))
-            for combo in itertools.product(*(getattr(self, n) for n in names))
-        ]
+        combos = [dict(zip(names, c, strict=True)) for c in
+                  itertools.product(*(getattr(self, n) for n in names))]  # fmt: skip
+        # without a band nothing is inside it: flat_inside would repeat band 0's rows
+        return [PolicyParams(**c) for c in combos if c.get("band") or not c.get("flat_inside")]
 
     def single(self) -> PolicyParams:
         """The one setting (both policies read the fields that apply to them)."""
