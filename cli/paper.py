@@ -126,18 +126,8 @@ def paper(
         return
     from fc.live.scheduler import run_paper
 
-    run_paper(
-        str(model),
-        symbol,
-        exchange,
-        exchange_url,
-        str(journal),
-        fee_bps,
-        capital,
-        delay,
-        window,
-        policy,
-    )
+    run_paper(str(model), symbol, exchange, exchange_url, str(journal), fee_bps, capital, delay,
+              window, policy)  # fmt: skip
 
 
 @app.command()

@@ -46,6 +46,10 @@ class PolicyParams:
     min_hold: int = 1
 
     def __post_init__(self):
+        for name in ("band", "rebalance", "cap", "min_hold"):  # JSON read back may be anything
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise FcError(f"policy parameter {name} {value!r} is not a number")
         if not 0.0 <= self.band < 0.5:
             raise FcError(f"--band {self.band:g} must be in [0, 0.5), e.g. 0.02")
         if not self.rebalance >= 0.0 or not math.isfinite(self.rebalance):
@@ -60,9 +64,9 @@ class PolicyParams:
         object.__setattr__(self, "min_hold", int(self.min_hold))
         object.__setattr__(self, "flat_inside", bool(self.flat_inside))
 
-    @property
-    def is_default(self) -> bool:
-        return self == PolicyParams()
+    def is_default(self, policy: str) -> bool:
+        """Whether `policy` decides as the workshop's policy (the parameters it reads)."""
+        return self.for_policy(policy) == PolicyParams().for_policy(policy)
 
     def for_policy(self, policy: str) -> dict:
         """The parameters `policy` reads, as a dict."""
@@ -168,7 +172,7 @@ def held_positions(
     """The position held at every bar: flat until the first decision bar, decided by
     next_position at each decision bar (`decide`), carried through the others."""
     params = params or PolicyParams()
-    if params.is_default:  # the workshop's memoryless policies: no pass needed
+    if params.is_default(policy):  # the workshop's memoryless policies: no pass needed
         return hold(position(policy, p_up), np.asarray(decide, dtype=bool))
     return sequential_positions(policy, p_up, decide, params)
 

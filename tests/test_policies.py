@@ -170,3 +170,10 @@ def test_82k_bars_take_well_under_a_second():
     for policy in ("discrete", "proportional"):
         held_positions(policy, p_up, decide, params)
     assert time.perf_counter() - began < 1.0
+
+
+def test_parameters_read_back_from_json_must_be_numbers():
+    with pytest.raises(FcError, match="band"):
+        PolicyParams(band="0.02")
+    with pytest.raises(FcError, match="min_hold"):
+        PolicyParams(min_hold=True)
