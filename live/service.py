@@ -227,7 +227,7 @@ class PaperService:
                 trade = f - prev.position
             rows.append(
                 Row(c.symbol, c.timeframe, policy, t, "decision", now, decision.close, p_up,
-                    f, trade, wealth, c.model, self._params_json(policy))
+                    f, trade, wealth, c.model, policy_params=self._params_json(policy))
             )  # fmt: skip
             decision.positions[policy], decision.wealth[policy] = f, wealth
         if self.journal.record(rows) == 0:
@@ -269,7 +269,7 @@ class PaperService:
             rows.append(
                 Row(c.symbol, c.timeframe, prev.policy, int(times[i]), "held",
                     self.clock.now_ms(), close, None, prev.position, 0.0, wealth, c.model,
-                    self._params_json(prev.policy))
+                    policy_params=self._params_json(prev.policy))
             )  # fmt: skip
         return rows, wealth
 
