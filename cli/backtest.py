@@ -8,6 +8,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from fc.cli.policy_options import Band, Cap, FlatInside, Inside, MinHold, Rebalance, policy_texts
+
 console = Console()
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 
@@ -61,6 +63,55 @@ def _range_tables(name: str, part: dict) -> tuple[Table, Table]:
     return trading, direction
 
 
+def _opt(value) -> str:
+    return "-" if value is None else f"{value:,.1f}"
+
+
+def _cost_table(name: str, part: dict) -> Table:
+    """What trading costs: trades, holding time and the fee at which wealth ends at 1.0."""
+    costs = Table(title=f"{name}: trades, and the fee at which the final wealth is 1.0")
+    for col in ("strategy", "trades", "mean hold, bars", "break-even fee, bps"):
+        costs.add_column(col, justify="left" if col == "strategy" else "right")
+    for key, label in ROWS:
+        m = part[key]
+        costs.add_row(label, f"{m.get('trades', 0):,}", _opt(m.get("mean_holding_bars")),
+                      _opt(m.get("break_even_fee_bps")))  # fmt: skip
+    return costs
+
+
+def _policy_line(report: dict) -> str:
+    from fc.core.policies import POLICIES, PolicyParams
+
+    given = report.get("policy_params", {})
+    words = [f"{p}: {PolicyParams(**given[p]).label(p)}" for p in POLICIES if p in given]
+    how = " (chosen on validation)" if "policy_grid" in report else ""
+    return f"policy parameters{how}: " + "; ".join(words)
+
+
+def _grid_tables(grid: dict) -> list[Table]:
+    """Every setting tried on validation, one table per policy, the chosen one marked."""
+    from rich import box
+
+    fee = grid["fee_bps"] + grid["slippage_bps"]
+    tables = []
+    for policy in ("discrete", "proportional"):
+        rows = [r for r in grid["rows"] if r["policy"] == policy]
+        title = f"validation: model {policy}, {len(rows)} settings at {fee:g} bps"
+        caption = ("* chosen: the highest final validation wealth. flat: flat inside the band; "
+                   "hold: mean bars between trades; b/e: break-even fee, bps")  # fmt: skip
+        table = Table(title=title, caption=caption, box=box.SIMPLE, pad_edge=False)
+        for col in ("setting", "wealth", "Sharpe", "turnover", "trades", "hold", "b/e", ""):
+            table.add_column(col, justify="left" if col == "setting" else "right",
+                             no_wrap=col == "setting")  # fmt: skip
+        for r in rows:
+            table.add_row(r["label"], f"{r['final_wealth']:.3f}", f"{r['sharpe']:+.2f}",
+                          f"{r['turnover']:.3f}", f"{r['trades']:,}",
+                          _opt(r["mean_holding_bars"]), _opt(r["break_even_fee_bps"]),
+                          "*" if r.get("chosen") else "")  # fmt: skip
+        tables.append(table)
+    return tables
+
+
 def _edges(name: str, c: dict) -> str:
     parts = []
     for other in ("prior", "mean_reversion"):
@@ -83,18 +134,30 @@ def backtest(
         Path | None,
         typer.Option(help="Predict with this exported ONNX graph (the live service's numbers)."),
     ] = None,
+    band: Band = None,
+    flat_inside: FlatInside = False,
+    inside: Inside = None,
+    rebalance: Rebalance = None,
+    cap: Cap = None,
+    min_hold: MinHold = None,
     as_json: Json = False,
 ) -> None:
     """Backtest both policies and the baselines on the train, validation and test ranges
     (test: from the run's --test-from, untouched by training and selection; later candles
     given with --data are test too), with PSR(0), calibration and RUN/backtest/*.png.
 
-    Example: fc backtest runs/20260101T000000-ce-h16-l3 --fee-bps 5
+    Policy parameters take one value or a comma-separated grid; a grid is tried setting by
+    setting on validation, the highest final validation wealth chosen per policy (written to
+    RUN/backtest/chosen_policy.json for `fc export`) and then reported on every range.
+
+    Example: fc backtest runs/20260101T000000-ce-h16-l3 --fee-bps 5 --band 0,0.01,0.02,0.05
     """
     from fc.core.backtest import BacktestConfig
     from fc.core.backtest_run import backtest_run
+    from fc.core.policy_grid import PolicyGrid
     from fc.core.runs import read_config
 
+    policies = PolicyGrid.parse(**policy_texts(band, flat_inside, inside, rebalance, cap, min_hold))
     cfg = BacktestConfig(fee_bps=fee_bps, slippage_bps=slippage_bps, start=start, end=end)
     predict = None
     if model is not None:
@@ -102,17 +165,22 @@ def backtest(
 
         config = read_config(run)
         predict = load_predictor(model, config.symbol, config.timeframe).p_up_at
-    report = backtest_run(run, cfg, data, predict, str(model) if model else "torch")
+    report = backtest_run(run, cfg, data, predict, str(model) if model else "torch", policies)
     if as_json:
         typer.echo(json.dumps(report))
         return
+    if "policy_grid" in report:
+        for table in _grid_tables(report["policy_grid"]):
+            console.print(table)
     for name in ("train", "validation", "test"):
         if name in report:
             for table in _range_tables(name, report[name]):
                 console.print(table)
+            console.print(_cost_table(name, report[name]))
             console.print(_edges(_range_name(name, report[name]), report[name]["classifier"]))
     if "test" not in report:
         console.print("no test range in this run (trained without one, or --start/--end)")
+    console.print(_policy_line(report))
     console.print(f"files in {run / 'backtest'}")
 
 

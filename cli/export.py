@@ -8,6 +8,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from fc.cli.policy_options import Band, Cap, FlatInside, Inside, MinHold, Rebalance, policy_texts
+
 console = Console()
 
 CHECKS = {
@@ -37,16 +39,29 @@ def export(
     exporter: Annotated[
         str, typer.Option(help="legacy (opset 17, fast) or dynamo (opset 18, ~20 s).")
     ] = "legacy",
+    band: Band = None,
+    flat_inside: FlatInside = False,
+    inside: Inside = None,
+    rebalance: Rebalance = None,
+    cap: Cap = None,
+    min_hold: MinHold = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Export a run into RUN/export/ and check the graphs against torch; exit 1 if one differs
     by more than --tolerance.
 
+    The graphs carry the policy parameters `fc paper` trades with: those the run's last grid
+    backtest chose on validation (RUN/backtest/chosen_policy.json), else the defaults; an
+    option given here replaces that parameter for both policies.
+
     Example: fc export runs/20260101T000000-ce-h16-l3 --onnx --torchscript
     """
+    from fc.core.policies import PolicyParams
+    from fc.core.policy_grid import policy_overrides
     from fc.export.run import export_run
 
-    report = export_run(run, onnx, torchscript, tolerance, data, windows, exporter)
+    policy = policy_overrides(policy_texts(band, flat_inside, inside, rebalance, cap, min_hold))
+    report = export_run(run, onnx, torchscript, tolerance, data, windows, exporter, policy=policy)
     if as_json:
         typer.echo(json.dumps(report.to_dict()))
     else:
@@ -71,6 +86,8 @@ def export(
                 console.print(f"{label}: {path} (opset {report.opset}, {report.exporter})")
         if report.torchscript:
             console.print(f"torchscript: {report.torchscript}")
+        words = [f"{p}: {PolicyParams(**v).label(p)}" for p, v in report.policy_params.items()]
+        console.print(f"policy parameters ({report.policy_source}): " + "; ".join(words))
     if not report.ok:
         if not as_json:
             console.print("parity FAILED: a graph differs from torch by more than --tolerance")

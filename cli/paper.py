@@ -10,6 +10,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from fc.cli.policy_options import Band, Cap, FlatInside, Inside, MinHold, Rebalance, policy_texts
+
 app = typer.Typer(
     help="Paper-trade an exported model live, replay it over a candle file, report the journal.",
     epilog="Example: fc paper --symbol BTC/USDT --model runs/RUN/export/model.onnx "
@@ -75,6 +77,12 @@ def paper(
     ] = None,
     start: Annotated[str | None, typer.Option(help="Replay: first decision (UTC).")] = None,
     end: Annotated[str | None, typer.Option(help="Replay: stop before this time (UTC).")] = None,
+    band: Band = None,
+    flat_inside: FlatInside = False,
+    inside: Inside = None,
+    rebalance: Rebalance = None,
+    cap: Cap = None,
+    min_hold: MinHold = None,
     json_out: JsonOut = False,
 ) -> None:
     """Run until SIGTERM/SIGINT, deciding a few seconds after every candle close (the timeframe
@@ -83,11 +91,17 @@ def paper(
     Example: fc paper --symbol BTC/USDT --model runs/RUN/export/model.onnx --journal paper.sqlite
 
     Replay: fc paper --replay data/binance/BTC_USDT-30m.parquet --model model.onnx --json
+
+    The policy parameters are those exported into the model (fc export); --band, --cap, …
+    replace them. The journal records the parameters used on every row.
     """
     if ctx.invoked_subcommand is not None:
         return
     from fc.core.errors import FcError
+    from fc.core.policy_grid import policy_overrides
     from fc.live.logs import setup_logging
+
+    policy = policy_overrides(policy_texts(band, flat_inside, inside, rebalance, cap, min_hold))
 
     if model is None:
         raise FcError("no model: pass --model FILE.onnx (or set FC_MODEL)")
@@ -100,7 +114,7 @@ def paper(
             str(journal) if ctx.get_parameter_source("journal").name != "DEFAULT" else (":memory:")
         )
         result, report = replay_file(
-            replay, model, journal_path, symbol, fee_bps, capital, start, end
+            replay, model, journal_path, symbol, fee_bps, capital, start, end, policy
         )
         report["replay"] = {
             "decisions": result.decisions,
@@ -112,9 +126,8 @@ def paper(
         return
     from fc.live.scheduler import run_paper
 
-    run_paper(
-        str(model), symbol, exchange, exchange_url, str(journal), fee_bps, capital, delay, window
-    )
+    run_paper(str(model), symbol, exchange, exchange_url, str(journal), fee_bps, capital, delay,
+              window, policy)  # fmt: skip
 
 
 @app.command()

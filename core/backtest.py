@@ -15,7 +15,7 @@ from fc.core import metrics, significance
 from fc.core.candles import timeframe_delta, utc_time
 from fc.core.errors import FcError
 from fc.core.features import direction, direction_class, next_return
-from fc.core.policies import POLICIES, position, wealth_factors
+from fc.core.policies import POLICIES, PolicyParams, held_positions, hold, wealth_factors
 
 BASELINES = ("buy_and_hold", "last_direction", "mean_reversion", "class_prior")
 
@@ -51,13 +51,6 @@ def trade_mask(filled: np.ndarray, seq_len: int) -> np.ndarray:
     ok = np.zeros(n, dtype=bool)
     ok[seq_len : n - 1] = True
     return ok & ~np.asarray(filled, dtype=bool)
-
-
-def hold(values: np.ndarray, decide: np.ndarray) -> np.ndarray:
-    """values where decide is True, else the last decided value carried forward (0 before)."""
-    last = np.where(decide, np.arange(len(decide)), -1)
-    last = np.maximum.accumulate(last)
-    return np.where(last >= 0, np.asarray(values, dtype=np.float64)[np.maximum(last, 0)], 0.0)
 
 
 def segments(
@@ -122,11 +115,14 @@ def run_backtest(
     timeframe: str,
     test_from: pd.Timestamp | None = None,
     prior_up: float | None = None,
+    params: dict[str, PolicyParams] | None = None,
 ):
     """Backtest both policies and the baselines. `p_up` is per bar (NaN where no decision).
     `test_from` starts the test range; `prior_up` is the class prior's P(up) when the candles
     have no training range (later candles given with --data): the run's own training prior.
+    `params` {policy: PolicyParams} (default: the workshop's policies), each range from flat.
     Returns (positions frame, metrics dict {range: {policy|baseline: {...}}})."""
+    params = params or {}
     close = grid["close"].to_numpy()
     filled = grid["filled"].to_numpy() if "filled" in grid else np.zeros(len(grid), bool)
     decide = trade_mask(filled, seq_len)
@@ -147,7 +143,10 @@ def run_backtest(
         section, rows = {}, {"time": grid.index[part], "close": close[part]}
         rows["p_up"] = p_up[part]
         rows["p_down"] = 1.0 - p_up[part]
-        strategies = {p: position(p, np.nan_to_num(p_up, nan=0.5)) for p in POLICIES}
+        strategies = {
+            p: held_positions(p, np.nan_to_num(p_up, nan=0.5), decide & part, params.get(p))
+            for p in POLICIES
+        }
         for key, positions in {**strategies, **base}.items():
             f, r, factors = simulate(close, positions, decide, part, cfg.cost)
             section[key] = metrics.performance(factors, f, r, per_year)
@@ -158,6 +157,7 @@ def run_backtest(
                 cfg.bootstrap_block)  # fmt: skip
             if key in strategies:
                 rows[f"position_{key}"] = f
+                section[key]["policy_params"] = (params.get(key) or PolicyParams()).to_dict()
             if key in (*strategies, "buy_and_hold"):
                 rows[f"wealth_{key}"] = np.cumprod(factors)  # at the next close
         section["classifier"] = _classifier_section(p_up, label_next, close, part & scored,

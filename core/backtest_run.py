@@ -1,7 +1,8 @@
 """Backtest a run folder: predictions with the window semantics, then core.backtest, then files.
 
 Writes RUN/backtest/positions.parquet, metrics.json, equity.png, drawdown.png and
-calibration.png."""
+calibration.png, and chosen_policy.json when a grid of policy parameters was chosen on
+validation."""
 
 import json
 from pathlib import Path
@@ -20,6 +21,8 @@ from fc.core.calibration import calibration_figure
 from fc.core.candles import grid_at, load_candles
 from fc.core.errors import FcError
 from fc.core.features import price_change
+from fc.core.policies import POLICIES, params_by_policy
+from fc.core.policy_grid import PolicyGrid, choose_on_validation, write_chosen
 from fc.core.ranges import backtest_test_from, range_info
 from fc.core.runs import read_config
 
@@ -54,9 +57,12 @@ def backtest_run(
     data: str | Path | None = None,
     predict=None,
     predictions: str = "torch",
+    policies=None,
 ) -> dict:
     """Backtest a run folder. `predict(features, ends) -> p_up` defaults to the run's torch model;
-    an exported graph's predictor gives the live service's own numbers."""
+    an exported graph's predictor gives the live service's own numbers. `policies` (a
+    core.policy_grid.PolicyGrid) sets the policy parameters; a grid of several settings is
+    chosen on validation and written to RUN/backtest/chosen_policy.json."""
     from fc.core.backtest_plots import drawdown_figure, equity_figure, save_figure
 
     run_dir = Path(run_dir)
@@ -73,14 +79,24 @@ def backtest_run(
             "widen --start/--end"
         )
     p_up = predict_bars(predict, grid, need)
+    policies = policies or PolicyGrid()
+    chosen = None
+    if policies.is_grid:
+        chosen = choose_on_validation(grid, p_up, decide, parts["validation"], cfg,
+                                      config.timeframe, policies)  # fmt: skip
+        params = params_by_policy(chosen["chosen"])
+    else:
+        params = dict.fromkeys(POLICIES, policies.single())
     positions, report = run_backtest(
         grid, p_up, config.seq_len, config.split, cfg, config.timeframe, test_from,
-        _training_prior(run_dir),
+        _training_prior(run_dir), params,
     )  # fmt: skip
     for name, info in range_info(positions).items():
         report[name]["range"] = info
     out = run_dir / "backtest"
     out.mkdir(exist_ok=True)
+    if chosen is not None:
+        write_chosen(out, chosen)
     positions.to_parquet(out / "positions.parquet")
     result = {
         **report,
@@ -92,6 +108,8 @@ def backtest_run(
         "split": config.split,
         "test_from": None if test_from is None else test_from.isoformat(),
         "predictions": predictions,
+        "policy_params": {p: params[p].to_dict() for p in POLICIES},
+        **({"policy_grid": chosen} if chosen else {}),
     }
     (out / "metrics.json").write_text(json.dumps(result, indent=2))
     title = f"{config.symbol} {config.timeframe}, {config.loss} loss, fee {cfg.cost * 1e4:g} bps"

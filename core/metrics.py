@@ -3,6 +3,8 @@ uncertainty. Pure numpy; every number here can be recomputed by hand from positi
 
 import numpy as np
 
+from fc.core.policies import break_even_cost
+
 MINUTES_PER_YEAR = 365 * 24 * 60
 
 
@@ -53,6 +55,21 @@ def performance(
         "turnover": float(np.abs(np.diff(positions, prepend=0.0)).mean()),
         "hit_rate": float((pnl[traded] > 0).mean()) if traded.any() else 0.0,
         "exposure": float(np.abs(positions).mean()),
+        **trade_stats(positions, returns),
+    }
+
+
+def trade_stats(positions: np.ndarray, returns: np.ndarray) -> dict:
+    """Trades (position changes, the entry from flat included), the mean holding time (bars from
+    the first trade to the range's end over trades: the last spell is cut by the end) and the
+    break-even fee in bps (policies.break_even_cost; None: never trades or loses without fees)."""
+    f = np.asarray(positions, dtype=np.float64)
+    changes = np.flatnonzero(np.diff(f, prepend=0.0) != 0)
+    cost = break_even_cost(f, returns)
+    return {
+        "trades": int(len(changes)),
+        "mean_holding_bars": float((len(f) - changes[0]) / len(changes)) if len(changes) else None,
+        "break_even_fee_bps": None if cost is None else cost * 1e4,
     }
 
 

@@ -19,6 +19,7 @@ from torch import nn
 
 from fc import __version__
 from fc.core.model import Forecast, Scaling
+from fc.core.policies import POLICIES, PolicyParams, params_json
 from fc.core.runs import TrainConfig
 from fc.live.predictor import META_KEYS, STEP_INPUTS, STEP_OUTPUTS, WINDOW_INPUTS, WINDOW_OUTPUTS
 
@@ -60,8 +61,12 @@ class StepGraph(nn.Module):
         return self.fc(out[:, -1]), hidden_out
 
 
-def graph_metadata(config: TrainConfig, graph: str, exporter: str) -> dict[str, str]:
-    """metadata_props of a graph: the run's identity and everything the live loop needs."""
+def graph_metadata(
+    config: TrainConfig, graph: str, exporter: str, policy_params: dict | None = None
+) -> dict[str, str]:
+    """metadata_props of a graph: the run's identity and everything the live loop needs, with the
+    policy parameters {policy: PolicyParams} the live service decides with (default: defaults)."""
+    policy_params = policy_params or {p: PolicyParams() for p in POLICIES}
     meta = {
         "graph": graph,
         "fc_version": config.fc_version or __version__,
@@ -81,6 +86,7 @@ def graph_metadata(config: TrainConfig, graph: str, exporter: str) -> dict[str, 
         "exported_by": f"fc {__version__}",
         "exporter": f"torch {torch.__version__} {exporter}",
         "opset": str(OPSET[exporter]),
+        "policy_params": params_json(policy_params),
     }
     assert set(META_KEYS) <= set(meta)
     return meta
@@ -139,7 +145,12 @@ def _sample_batch(exporter: str) -> int:
 
 
 def write_window_onnx(
-    model: Forecast, scaling: Scaling, config: TrainConfig, path: Path, exporter: str = "legacy"
+    model: Forecast,
+    scaling: Scaling,
+    config: TrainConfig,
+    path: Path,
+    exporter: str = "legacy",
+    policy_params: dict | None = None,
 ) -> Path:
     graph = WindowGraph(model, scaling).eval()
     sample = torch.ones(_sample_batch(exporter), min(config.seq_len, 8), 1, dtype=torch.float64)
@@ -149,12 +160,17 @@ def write_window_onnx(
         "probabilities": {0: "batch"},
     }
     _torch_export(graph, (sample,), path, (WINDOW_INPUTS, WINDOW_OUTPUTS), dynamic, exporter)
-    _stamp(path, graph_metadata(config, "window", exporter))
+    _stamp(path, graph_metadata(config, "window", exporter, policy_params))
     return path
 
 
 def write_step_onnx(
-    model: Forecast, scaling: Scaling, config: TrainConfig, path: Path, exporter: str = "legacy"
+    model: Forecast,
+    scaling: Scaling,
+    config: TrainConfig,
+    path: Path,
+    exporter: str = "legacy",
+    policy_params: dict | None = None,
 ) -> Path:
     graph = StepGraph(model, scaling).eval()
     batch = _sample_batch(exporter)
@@ -169,11 +185,13 @@ def write_step_onnx(
         "hidden_out": {1: "batch"},
     }
     _torch_export(graph, sample, path, (STEP_INPUTS, STEP_OUTPUTS), dynamic, exporter)
-    _stamp(path, graph_metadata(config, "step", exporter))
+    _stamp(path, graph_metadata(config, "step", exporter, policy_params))
     return path
 
 
-def write_torchscript(model: Forecast, scaling: Scaling, config: TrainConfig, path: Path) -> Path:
+def write_torchscript(
+    model: Forecast, scaling: Scaling, config: TrainConfig, path: Path, policy_params=None
+) -> Path:
     """The window graph traced to TorchScript (nn.GRU is one aten op, so any batch and time run),
     with the same metadata as a JSON extra file `fc_meta.json`."""
     graph = WindowGraph(model, scaling).eval()
@@ -181,7 +199,8 @@ def write_torchscript(model: Forecast, scaling: Scaling, config: TrainConfig, pa
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # torch.jit is deprecated in favour of torch.export
         traced = torch.jit.trace(graph, (sample,), check_trace=False)
-    meta = graph_metadata(config, "window", "legacy") | {"exporter": "torch.jit.trace"}
+    meta = graph_metadata(config, "window", "legacy", policy_params)
+    meta["exporter"] = "torch.jit.trace"
     del meta["opset"]
     traced.save(str(path), _extra_files={"fc_meta.json": json.dumps(meta)})
     return path

@@ -9,6 +9,8 @@ from pathlib import Path
 import torch
 
 from fc.core.errors import FcError
+from fc.core.policies import POLICIES, params_by_policy, with_overrides
+from fc.core.policy_grid import CHOSEN_FILE, read_chosen
 from fc.core.runs import load_run
 from fc.export import graphs, parity
 from fc.live.predictor import load_predictor, load_step_predictor
@@ -27,6 +29,9 @@ class ExportReport:
     notes: list[str] = field(default_factory=list)
     # measured, not bounded: step graph with its state carried since the first candle vs windows
     carried_state_drift: float | None = None
+    # {policy: {parameter: value}} stamped into the graphs, and where they came from
+    policy_params: dict = field(default_factory=dict)
+    policy_source: str = ""
 
     @property
     def ok(self) -> bool:
@@ -45,11 +50,12 @@ def export_run(
     windows: int = 2048,
     exporter: str = "legacy",
     drift: bool = True,
+    policy: dict | None = None,
 ) -> ExportReport:
     """Write RUN/export/model.onnx and model.step.onnx (onnx) and/or model.torchscript.pt, run
     the parity checks and keep their report beside the graphs (parity.json). `windows` caps the
     real validation windows read (0: all); `drift` also measures carried_state_drift (the model
-    run once over the whole file)."""
+    run once over the whole file). `policy` {parameter: value or None}: see export_policy."""
     if not (onnx or torchscript):
         raise FcError("nothing to export: pass --onnx, --torchscript or both")
     if not tolerance > 0:
@@ -61,27 +67,45 @@ def export_run(
     # One torch thread: on a busy machine two threads ran the GRU's many small per-step ops 30x
     # slower than one (threads waiting on each other), and parity needs no speed.
     threads = torch.get_num_threads()
+    params, source = export_policy(run_dir, policy or {})
     torch.set_num_threads(1)
     try:
-        return _export(Path(run_dir), onnx, torchscript, tolerance, data, windows, exporter, drift)
+        return _export(Path(run_dir), onnx, torchscript, tolerance, data, windows, exporter, drift,
+                       params, source)  # fmt: skip
     finally:
         torch.set_num_threads(threads)
 
 
-def _export(run_dir, onnx, torchscript, tolerance, data, windows, exporter, drift) -> ExportReport:
+def export_policy(run_dir, overrides: dict) -> tuple[dict, str]:
+    """The policy parameters the graphs carry: those the run's last grid backtest chose
+    (RUN/backtest/chosen_policy.json), else the defaults; a parameter given on the command line
+    replaces that parameter for both policies."""
+    chosen = read_chosen(run_dir)
+    params = with_overrides(params_by_policy(chosen), overrides)
+    source = f"{CHOSEN_FILE} (chosen on validation)" if chosen else "defaults"
+    if any(v is not None for v in overrides.values()):
+        source += ", overridden on the command line"
+    return params, source
+
+
+def _export(run_dir, onnx, torchscript, tolerance, data, windows, exporter, drift, params,
+            source) -> ExportReport:  # fmt: skip
     config, model, scaling = load_run(run_dir)
     out = run_dir / "export"
     out.mkdir(exist_ok=True)
-    report = ExportReport(tolerance=tolerance)
+    report = ExportReport(tolerance=tolerance, policy_source=source)
+    report.policy_params = {p: params[p].to_dict() for p in POLICIES}
     real, note = parity.real_windows(config, data, windows)
     report.notes.append(note)
 
     if onnx:
         report.opset, report.exporter = graphs.OPSET[exporter], f"torch.onnx ({exporter})"
         window_path = graphs.write_window_onnx(
-            model, scaling, config, out / graphs.ONNX_NAME, exporter
+            model, scaling, config, out / graphs.ONNX_NAME, exporter, params
         )
-        step_path = graphs.write_step_onnx(model, scaling, config, out / graphs.STEP_NAME, exporter)
+        step_path = graphs.write_step_onnx(
+            model, scaling, config, out / graphs.STEP_NAME, exporter, params
+        )
         report.onnx, report.step_onnx = str(window_path), str(step_path)
         # the checks load the graphs the way the live loop does, so they test its loader too
         predictor = load_predictor(window_path, config.symbol, config.timeframe)
@@ -105,7 +129,9 @@ def _export(run_dir, onnx, torchscript, tolerance, data, windows, exporter, drif
         if real is not None and drift:
             report.carried_state_drift = parity.carried_state_drift(model, scaling, predictor, real)
     if torchscript:
-        ts_path = graphs.write_torchscript(model, scaling, config, out / graphs.TORCHSCRIPT_NAME)
+        ts_path = graphs.write_torchscript(
+            model, scaling, config, out / graphs.TORCHSCRIPT_NAME, params
+        )
         report.torchscript = str(ts_path)
         traced, _ = graphs.load_torchscript(ts_path)
         report.max_abs_diff["torchscript"], report.windows["torchscript"] = (

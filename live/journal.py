@@ -16,7 +16,7 @@ import pandas as pd
 
 from fc.core.errors import FcError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: policy_params
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS decisions (
     symbol     TEXT    NOT NULL,
@@ -31,6 +31,7 @@ CREATE TABLE IF NOT EXISTS decisions (
     trade      REAL    NOT NULL,  -- position - previous position
     wealth     REAL    NOT NULL,  -- realised at the close of candle t
     model      TEXT    NOT NULL DEFAULT '',
+    policy_params TEXT NOT NULL DEFAULT '',  -- JSON: the policy's parameters (core.policies)
     PRIMARY KEY (symbol, timeframe, policy, candle_ms)
 );
 CREATE TABLE IF NOT EXISTS events (
@@ -54,7 +55,10 @@ COLUMNS = (
     "trade",
     "wealth",
     "model",
+    "policy_params",
 )
+# columns added after version 1, with their declarations: a migration adds them when absent
+ADDED = {"policy_params": "TEXT NOT NULL DEFAULT ''"}
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,7 @@ class Row:
     trade: float
     wealth: float
     model: str = ""
+    policy_params: str = ""
 
 
 class Journal:
@@ -89,6 +94,7 @@ class Journal:
                 self.db = sqlite3.connect(uri, uri=True, isolation_level=None)
                 self.db.execute("PRAGMA busy_timeout = 5000")
                 self.db.execute("SELECT COUNT(*) FROM decisions").fetchone()
+                self.columns = self._present()  # an older journal: read what it has
                 return
             # autocommit off by hand: every write is one explicit transaction
             self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -98,12 +104,24 @@ class Journal:
             # the last commits, which a restart then re-decides or holds.
             self.db.execute("PRAGMA synchronous = NORMAL")
             self.db.executescript(SCHEMA)
-            self.db.execute(
-                "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
-            )
+            self._migrate()
+            self.columns = COLUMNS
         except sqlite3.DatabaseError as exc:
             msg = f"{path}: not a readable journal ({exc}); restore it from a backup"
             raise FcError(msg) from None
+
+    def _present(self) -> tuple:
+        have = {r[1] for r in self.db.execute("PRAGMA table_info(decisions)")}
+        return tuple(c for c in COLUMNS if c in have)
+
+    def _migrate(self) -> None:
+        """Bring a journal written by an older fc to SCHEMA_VERSION: add the missing columns."""
+        with self._transaction():
+            for name in set(ADDED) - set(self._present()):
+                self.db.execute(f"ALTER TABLE decisions ADD COLUMN {name} {ADDED[name]}")
+            self.db.execute(
+                "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+            )
 
     def record(self, rows: list[Row]) -> int:
         """Write rows in one transaction; a row whose key exists is left alone. Returns how many
@@ -133,12 +151,22 @@ class Journal:
 
     def last(self, symbol: str, timeframe: str, policy: str) -> Row | None:
         cur = self.db.execute(
-            f"SELECT {', '.join(COLUMNS)} FROM decisions WHERE symbol=? AND timeframe=? "
+            f"SELECT {', '.join(self.columns)} FROM decisions WHERE symbol=? AND timeframe=? "
             "AND policy=? ORDER BY candle_ms DESC LIMIT 1",
             (symbol, timeframe, policy),
         )
         found = cur.fetchone()
-        return Row(*found) if found else None
+        return Row(**dict(zip(self.columns, found, strict=True))) if found else None
+
+    def last_change(self, symbol: str, timeframe: str, policy: str) -> int | None:
+        """candle_ms of the policy's last position change (its minimum holding time runs from
+        there), or None when it never held a position."""
+        cur = self.db.execute(
+            "SELECT MAX(candle_ms) FROM decisions WHERE symbol=? AND timeframe=? AND policy=? "
+            "AND kind='decision' AND trade != 0",
+            (symbol, timeframe, policy),
+        )
+        return cur.fetchone()[0]
 
     def decisions(self, symbol: str | None = None, timeframe: str | None = None) -> pd.DataFrame:
         """All rows (optionally of one symbol and timeframe), oldest first."""
@@ -149,11 +177,12 @@ class Journal:
         if timeframe:
             where.append("timeframe = ?")
             args.append(timeframe)
-        sql = f"SELECT {', '.join(COLUMNS)} FROM decisions"
+        sql = f"SELECT {', '.join(self.columns)} FROM decisions"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY symbol, timeframe, policy, candle_ms"
-        return pd.DataFrame(self.db.execute(sql, args).fetchall(), columns=list(COLUMNS))
+        frame = pd.DataFrame(self.db.execute(sql, args).fetchall(), columns=list(self.columns))
+        return frame.reindex(columns=list(COLUMNS), fill_value="")  # an older journal's gaps
 
     def events(self) -> pd.DataFrame:
         rows = self.db.execute("SELECT at_ms, kind, detail FROM events ORDER BY id").fetchall()

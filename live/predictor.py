@@ -18,6 +18,7 @@ import onnxruntime as ort
 
 from fc.core.errors import FcError
 from fc.core.features import CLASSES, FEATURE
+from fc.core.policies import params_by_policy
 
 SUPPORTED_OPSETS = (17, 18)  # what the exporter writes (legacy: 17, dynamo: 18) and tests run
 WINDOW_INPUTS = ("price_change",)
@@ -98,6 +99,10 @@ def _parse_meta(props: dict) -> dict:
         raise ValueError("seq_len, hidden and layers must be positive")
     if not np.isfinite(meta["scale_scale"]) or meta["scale_scale"] == 0:
         raise ValueError("scale_scale must be finite and non-zero")
+    try:  # graphs exported before policy parameters existed: the workshop's policies
+        meta["policy_params"] = params_by_policy(json.loads(props.get("policy_params", "{}")))
+    except FcError as exc:
+        raise ValueError(f"policy_params: {exc}") from None
     return meta
 
 

@@ -10,6 +10,7 @@ import pandas as pd
 
 from fc.core.candles import load_candles, resample, timeframe_ms, utc_time
 from fc.core.errors import FcError
+from fc.core.policies import with_overrides
 from fc.live.clock import SimulatedClock
 from fc.live.journal import Journal
 from fc.live.logs import log_event
@@ -109,8 +110,10 @@ def replay_file(
     capital: float = 10_000.0,
     start: str | None = None,
     end: str | None = None,
+    policy: dict | None = None,
 ) -> tuple[ReplayResult, dict]:
-    """`fc paper --replay FILE`: the service over the file's candles, then the journal report."""
+    """`fc paper --replay FILE`: the service over the file's candles, then the journal report.
+    The policy parameters are the model's (export metadata), each one in `policy` replaced."""
     from fc.live.predictor import load_predictor
     from fc.live.report import paper_report
 
@@ -121,6 +124,7 @@ def replay_file(
         fee_bps=fee_bps,
         capital=capital,
         model=str(model),
+        policy_params=with_overrides(predictor.meta["policy_params"], policy or {}),
     )
     candles = recorded_candles(path, config.timeframe)
     journal = Journal(journal_path)

@@ -101,9 +101,12 @@ def run_paper(
     capital: float = 10_000.0,
     delay_s: float = 5.0,
     window_s: float | None = None,
+    policy: dict | None = None,
 ) -> None:
-    """`fc paper`: load the model (its metadata gives the timeframe), open the journal and the
-    exchange, and trade on paper until SIGTERM/SIGINT."""
+    """`fc paper`: load the model (its metadata gives the timeframe and the policy parameters,
+    each one in `policy` replaced), open the journal and the exchange, and trade on paper until
+    SIGTERM/SIGINT."""
+    from fc.core.policies import with_overrides
     from fc.live.exchange import Exchange
     from fc.live.journal import Journal
     from fc.live.predictor import load_predictor
@@ -119,6 +122,7 @@ def run_paper(
         delay_s=delay_s,
         window_s=window_s,
         model=str(model),
+        policy_params=with_overrides(predictor.meta["policy_params"], policy or {}),
     )
     # the exchange's own retries stay short: the service retries again inside its window
     exchange = Exchange(exchange_id, url=exchange_url, timeout_ms=10_000, retries=2,

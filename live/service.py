@@ -9,7 +9,9 @@ had no candle) are written as 'held' rows: the last position carried through eac
 earning its return from the closes, as the backtest holds a position through a filled bar.
 """
 
+import json
 import logging
+import math
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -19,7 +21,7 @@ import pandas as pd
 from fc.core.candles import timeframe_ms, to_grid
 from fc.core.errors import FcError
 from fc.core.features import price_change
-from fc.core.policies import POLICIES, position
+from fc.core.policies import POLICIES, PolicyParams, next_position
 from fc.live.clock import Clock
 from fc.live.journal import Journal, Row
 from fc.live.logs import LOGGER, log_event
@@ -49,6 +51,7 @@ class PaperConfig:
     window_s: float | None = None  # decide within this of the close, else skip: min(tf/2, 5 min)
     backoff_s: float = 2.0  # first wait between fetch attempts, doubled up to 30 s
     model: str = ""  # the model file, journalled with each row
+    policy_params: dict = field(default_factory=dict)  # {policy: PolicyParams}; absent: defaults
 
     def __post_init__(self):
         if not self.fee_bps >= 0:
@@ -63,6 +66,9 @@ class PaperConfig:
     @property
     def cost(self) -> float:
         return self.fee_bps / 1e4
+
+    def params(self, policy: str) -> PolicyParams:
+        return self.policy_params.get(policy) or PolicyParams()
 
     @property
     def timeframe_ms(self) -> int:
@@ -110,6 +116,7 @@ class PaperService:
         """Positions, wealth and last candle of each policy from the journal."""
         c = self.config
         self.state = {p: self.journal.last(c.symbol, c.timeframe, p) for p in POLICIES}
+        self.changed = {p: self.journal.last_change(c.symbol, c.timeframe, p) for p in POLICIES}
 
     @property
     def last_candle_ms(self) -> int | None:
@@ -208,7 +215,7 @@ class PaperService:
         rows = []
         for policy in POLICIES:
             prev = self.state[policy]
-            f = float(position(policy, np.array([p_up]))[0])
+            f = self._position(policy, p_up, prev, t)
             if prev is None:
                 wealth, trade = c.capital, f
             else:
@@ -220,7 +227,7 @@ class PaperService:
                 trade = f - prev.position
             rows.append(
                 Row(c.symbol, c.timeframe, policy, t, "decision", now, decision.close, p_up,
-                    f, trade, wealth, c.model)
+                    f, trade, wealth, c.model, policy_params=self._params_json(policy))
             )  # fmt: skip
             decision.positions[policy], decision.wealth[policy] = f, wealth
         if self.journal.record(rows) == 0:
@@ -228,8 +235,20 @@ class PaperService:
             self.restore()
             return None
         self.state = {r.policy: r for r in rows if r.kind == "decision"}
+        self.changed.update({r.policy: t for r in self.state.values() if r.trade != 0})
         self._log(decision)
         return decision
+
+    def _position(self, policy: str, p_up: float, prev: Row | None, t: int) -> float:
+        """core.policies.next_position from the position held and the bars since it changed
+        (counted on the candle grid, so downtime counts as the backtest counts filled bars)."""
+        held = 0.0 if prev is None else prev.position
+        since = self.changed.get(policy)
+        bars = math.inf if since is None else (t - since) // self.config.timeframe_ms
+        return float(next_position(policy, p_up, held, bars, self.config.params(policy)))
+
+    def _params_json(self, policy: str) -> str:
+        return json.dumps(self.config.params(policy).to_dict(), sort_keys=True)
 
     def _carry(self, prev: Row, times: np.ndarray, closes: np.ndarray):
         """Held rows for the candles after prev and before the last one; and the wealth then."""
@@ -249,7 +268,8 @@ class PaperService:
             close, trade = float(closes[i]), 0.0
             rows.append(
                 Row(c.symbol, c.timeframe, prev.policy, int(times[i]), "held",
-                    self.clock.now_ms(), close, None, prev.position, 0.0, wealth, c.model)
+                    self.clock.now_ms(), close, None, prev.position, 0.0, wealth, c.model,
+                    policy_params=self._params_json(prev.policy))
             )  # fmt: skip
         return rows, wealth
 
