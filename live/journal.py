@@ -16,7 +16,7 @@ import pandas as pd
 
 from fc.core.errors import FcError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS decisions (
     symbol     TEXT    NOT NULL,
@@ -31,6 +31,7 @@ CREATE TABLE IF NOT EXISTS decisions (
     trade      REAL    NOT NULL,  -- position - previous position
     wealth     REAL    NOT NULL,  -- realised at the close of candle t
     model      TEXT    NOT NULL DEFAULT '',
+    model_sha256 TEXT  NOT NULL DEFAULT '',  -- sha256 of the model file (version 2)
     PRIMARY KEY (symbol, timeframe, policy, candle_ms)
 );
 CREATE TABLE IF NOT EXISTS events (
@@ -54,7 +55,11 @@ COLUMNS = (
     "trade",
     "wealth",
     "model",
+    "model_sha256",
 )
+# Columns added after version 1: (name, declaration, default). An older journal gains them when
+# opened for writing; a read-only reader of one sees the default.
+ADDED_COLUMNS = (("model_sha256", "TEXT NOT NULL", "''"),)
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,7 @@ class Row:
     trade: float
     wealth: float
     model: str = ""
+    model_sha256: str = ""
 
 
 class Journal:
@@ -89,6 +95,7 @@ class Journal:
                 self.db = sqlite3.connect(uri, uri=True, isolation_level=None)
                 self.db.execute("PRAGMA busy_timeout = 5000")
                 self.db.execute("SELECT COUNT(*) FROM decisions").fetchone()
+                self._check_columns()
                 return
             # autocommit off by hand: every write is one explicit transaction
             self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -97,13 +104,46 @@ class Journal:
             # NORMAL in WAL mode survives a process crash (kill -9); only power loss may lose
             # the last commits, which a restart then re-decides or holds.
             self.db.execute("PRAGMA synchronous = NORMAL")
+            if self._tables():  # never create fc's tables inside another program's database
+                self._check_columns()
             self.db.executescript(SCHEMA)
-            self.db.execute(
-                "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
-            )
+            self._migrate()
         except sqlite3.DatabaseError as exc:
             msg = f"{path}: not a readable journal ({exc}); restore it from a backup"
             raise FcError(msg) from None
+
+    def _tables(self) -> set[str]:
+        found = self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        return {name for (name,) in found}
+
+    def _present(self) -> list[str]:
+        return [r[1] for r in self.db.execute("PRAGMA table_info(decisions)")]
+
+    def _check_columns(self) -> None:
+        present = set(self._present())
+        added = {name for name, _, _ in ADDED_COLUMNS}
+        if not present or not set(COLUMNS) - added <= present:
+            raise FcError(
+                f"{self.path}: a SQLite file, but not an fc journal (no decisions table of fc's); "
+                "give the --journal `fc paper` writes"
+            )
+        # what SELECTs read: a column an old journal lacks reads as its default
+        defaults = {name: default for name, _, default in ADDED_COLUMNS}
+        self._select = ", ".join(c if c in present else f"{defaults[c]} AS {c}" for c in COLUMNS)
+
+    def _migrate(self) -> None:
+        """Add the columns of later versions to an older journal, in one transaction."""
+        present = set(self._present())
+        with self._transaction():
+            for name, declaration, default in ADDED_COLUMNS:
+                if name not in present:
+                    self.db.execute(
+                        f"ALTER TABLE decisions ADD COLUMN {name} {declaration} DEFAULT {default}"
+                    )
+            self.db.execute(
+                "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+            )
+        self._check_columns()
 
     def record(self, rows: list[Row]) -> int:
         """Write rows in one transaction; a row whose key exists is left alone. Returns how many
@@ -133,7 +173,7 @@ class Journal:
 
     def last(self, symbol: str, timeframe: str, policy: str) -> Row | None:
         cur = self.db.execute(
-            f"SELECT {', '.join(COLUMNS)} FROM decisions WHERE symbol=? AND timeframe=? "
+            f"SELECT {self._select} FROM decisions WHERE symbol=? AND timeframe=? "
             "AND policy=? ORDER BY candle_ms DESC LIMIT 1",
             (symbol, timeframe, policy),
         )
@@ -149,7 +189,7 @@ class Journal:
         if timeframe:
             where.append("timeframe = ?")
             args.append(timeframe)
-        sql = f"SELECT {', '.join(COLUMNS)} FROM decisions"
+        sql = f"SELECT {self._select} FROM decisions"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY symbol, timeframe, policy, candle_ms"

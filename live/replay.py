@@ -109,8 +109,10 @@ def replay_file(
     capital: float = 10_000.0,
     start: str | None = None,
     end: str | None = None,
+    new_model: bool = False,
 ) -> tuple[ReplayResult, dict]:
     """`fc paper --replay FILE`: the service over the file's candles, then the journal report."""
+    from fc.live.model_file import check_journal_model, model_sha256
     from fc.live.predictor import load_predictor
     from fc.live.report import paper_report
 
@@ -121,8 +123,11 @@ def replay_file(
         fee_bps=fee_bps,
         capital=capital,
         model=str(model),
+        model_sha256=model_sha256(model),
     )
     candles = recorded_candles(path, config.timeframe)
+    check_journal_model(journal_path, config.symbol, config.timeframe, config.model_sha256,
+                        config.model, new_model)  # fmt: skip
     journal = Journal(journal_path)
     try:
         result = replay(candles, predictor, journal, config, start=start, end=end)

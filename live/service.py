@@ -23,6 +23,7 @@ from fc.core.policies import POLICIES, position
 from fc.live.clock import Clock
 from fc.live.journal import Journal, Row
 from fc.live.logs import LOGGER, log_event
+from fc.live.metrics import NoMetrics
 
 MAX_FETCH = 5000  # candles asked at most; a longer downtime is bridged by one held step
 
@@ -49,6 +50,7 @@ class PaperConfig:
     window_s: float | None = None  # decide within this of the close, else skip: min(tf/2, 5 min)
     backoff_s: float = 2.0  # first wait between fetch attempts, doubled up to 30 s
     model: str = ""  # the model file, journalled with each row
+    model_sha256: str = ""  # and the sha256 of its bytes
 
     def __post_init__(self):
         if not self.fee_bps >= 0:
@@ -99,9 +101,11 @@ class PaperService:
         predictor: Predictor,
         journal: Journal,
         clock: Clock,
+        metrics=None,
     ):
         self.config, self.source, self.predictor = config, source, predictor
         self.journal, self.clock = journal, clock
+        self.metrics = metrics or NoMetrics()  # live/metrics.py; off unless --metrics-port
         self.seq_len = int(predictor.seq_len)
         self.state: dict[str, Row | None] = {}
         self.restore()
@@ -110,6 +114,7 @@ class PaperService:
         """Positions, wealth and last candle of each policy from the journal."""
         c = self.config
         self.state = {p: self.journal.last(c.symbol, c.timeframe, p) for p in POLICIES}
+        self.metrics.restored([r for r in self.state.values() if r is not None])
 
     @property
     def last_candle_ms(self) -> int | None:
@@ -220,13 +225,14 @@ class PaperService:
                 trade = f - prev.position
             rows.append(
                 Row(c.symbol, c.timeframe, policy, t, "decision", now, decision.close, p_up,
-                    f, trade, wealth, c.model)
+                    f, trade, wealth, c.model, c.model_sha256)
             )  # fmt: skip
             decision.positions[policy], decision.wealth[policy] = f, wealth
         if self.journal.record(rows) == 0:
             log_event(logging.INFO, "duplicate", f"candle {iso(t)} journalled by another job")
             self.restore()
             return None
+        self.metrics.journalled(rows, t + c.timeframe_ms, self.clock.now_ms())
         self.state = {r.policy: r for r in rows if r.kind == "decision"}
         self._log(decision)
         return decision
@@ -249,7 +255,8 @@ class PaperService:
             close, trade = float(closes[i]), 0.0
             rows.append(
                 Row(c.symbol, c.timeframe, prev.policy, int(times[i]), "held",
-                    self.clock.now_ms(), close, None, prev.position, 0.0, wealth, c.model)
+                    self.clock.now_ms(), close, None, prev.position, 0.0, wealth, c.model,
+                    c.model_sha256)
             )  # fmt: skip
         return rows, wealth
 
