@@ -78,7 +78,11 @@ def paper(
     json_out: JsonOut = False,
     new_model: Annotated[
         bool,
-        typer.Option("--new-model", help="Continue a journal another model file wrote."),
+        typer.Option(
+            "--new-model",
+            envvar="FC_NEW_MODEL",
+            help="Continue a journal another model file wrote (needed once).",
+        ),
     ] = False,
     metrics_port: Annotated[
         int | None,
