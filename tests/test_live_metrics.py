@@ -17,7 +17,8 @@ from live_fakes import FakeExchange, FakePredictor
 from live_models import make_onnx_model
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
-from test_live_process import NotifySocket, start_paper, stop_with_sigterm, wall_candles
+from test_live_process import NotifySocket, start_paper, stop_with_sigterm
+from test_live_slow import live_market  # noqa: F401  (the exchange's clock ticks with the wall)
 from typer.testing import CliRunner
 
 from fc.cli.main import app
@@ -116,40 +117,35 @@ def wait_for(port: int, name: str, labels: dict, at_least: float, timeout: float
         time.sleep(0.2)
 
 
-def test_a_running_service_serves_its_metrics(binance_server, model_1m, tmp_path):
-    binance_server.timeframe = "1m"
-    if 60 - time.time() % 60 < 15:  # let the minute roll first: the candles end at its start
-        time.sleep(60 - time.time() % 60 + 0.5)
-    binance_server.candles = wall_candles(200)
-    binance_server.now_ms = int(time.time() * 1000)
+def test_a_running_service_serves_its_metrics(live_market, model_1m, tmp_path):  # noqa: F811
     # the catch-up decision's first request answers 503 (the exchange module retries after 1 s),
     # the retry a truncated answer (the service retries after 2 s)
-    binance_server.fail("503")
-    binance_server.fail("malformed")
+    live_market.fail("503")
+    live_market.fail("malformed")
     port = free_port()
     listener = NotifySocket(tmp_path / "notify")
-    proc = start_paper(model_1m, binance_server, tmp_path / "j.sqlite", listener.path,
+    proc = start_paper(model_1m, live_market, tmp_path / "j.sqlite", listener.path,
                        "--metrics-port", str(port))  # fmt: skip
     try:
         assert listener.wait_for("READY=1", 30), proc.stderr.read() if proc.poll() else ""
-        got = wait_for(port, "fc_decisions_total", {"policy": "discrete"}, 1, 30)
-        time.sleep(0.5)
+        wait_for(port, "fc_decisions_total", {"policy": "discrete"}, 1, 30)
         got = scrape(port)
     finally:
         err, _ = stop_with_sigterm(proc)
     assert proc.returncode == 0, err
-    for policy in POLICIES:
-        assert value(got, "fc_decisions_total", policy=policy) == 1
+    rows = Journal(tmp_path / "j.sqlite", read_only=True).decisions()
+    decided = rows[rows.kind == "decision"]
+    last = decided.candle_ms.max()
+    for policy in POLICIES:  # one per candle (two if a minute turned before the scrape)
+        assert value(got, "fc_decisions_total", policy=policy) == (decided.policy == policy).sum()
+    assert value(got, "fc_last_candle_timestamp_seconds") == last / 1000
+    assert value(got, "fc_decision_seconds_count") == len(decided) / 2
     assert value(got, "fc_exchange_errors_total", kind="unavailable") == 1
     assert value(got, "fc_exchange_errors_total", kind="bad_data") == 1
     sha = hashlib.sha256(model_1m.read_bytes()).hexdigest()
     info = value(got, "fc_model_info", sha256=sha, seq_len="32", timeframe="1m", symbol="BTC/USDT")
-    assert info == 1
-    assert value(got, "fc_decision_seconds_count") == 1
+    assert info == 1 and set(rows.model_sha256) == {sha}
     assert value(got, "process_resident_memory_bytes") > 0
-    rows = Journal(tmp_path / "j.sqlite", read_only=True).decisions()
-    assert value(got, "fc_last_candle_timestamp_seconds") == rows.candle_ms.max() / 1000
-    assert set(rows.model_sha256) == {sha}
 
 
 def test_a_port_in_use_is_one_line_exit_2(model_1m, tmp_path):
