@@ -54,8 +54,15 @@ def backtest_table(candles: pd.DataFrame, predict, seq_len: int, timeframe: str,
                    last: int, fee_bps: float, capital: dict) -> pd.DataFrame:  # fmt: skip
     """The backtest over the candles from `first` to `last` (open times, ms), one row per grid
     bar there, in the journal's wealth convention."""
-    grid = grid_at(candles, timeframe)
     tf = timeframe_ms(timeframe)
+    opens = candles.index.as_unit("ns").asi8 // 1_000_000
+    candles = candles[(opens >= first - (seq_len + 1) * tf) & (opens <= last + tf)]
+    if not ((opens >= first) & (opens <= last)).any():
+        raise FcError(
+            f"the candles have none from {iso(first)} to {iso(last)}, the journal's; give the "
+            "--data file (or --exchange-url) the service traded"
+        )
+    grid = grid_at(candles, timeframe)
     times = grid.index.as_unit("ns").asi8 // 1_000_000
     grid = grid[times <= last + tf]
     if len(grid) and times[len(grid) - 1] == last:

@@ -164,3 +164,10 @@ def test_metrics_with_a_replay_is_one_line_exit_2(model_1m, tmp_path):
     out = CliRunner().invoke(app, ["paper", "--model", str(model_1m), "--replay", "x.parquet",
                                    "--metrics-port", "9000"])  # fmt: skip
     one_line_error(out, "--metrics-port", "--replay")
+
+
+def test_the_service_does_not_need_prometheus_client_when_metrics_are_off():
+    from test_layers import loaded_by
+
+    loaded = loaded_by(["fc.live.service", "fc.live.replay", "fc.live.scheduler"])
+    assert "fc.live.metrics" in loaded and "prometheus_client" not in loaded

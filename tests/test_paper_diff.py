@@ -182,6 +182,11 @@ def test_bad_input_is_one_line_exit_2(replayed, tmp_path):
                    "BTC/USDT 1h")  # fmt: skip
     one_line_error(invoke("paper", "diff", "--journal", tmp_path / "none.sqlite", "--run", run),
                    "no such journal")  # fmt: skip
+    later = pd.read_parquet(data)
+    later.index = later.index + pd.Timedelta(365, "D")
+    later.to_parquet(tmp_path / "later.parquet")
+    one_line_error(invoke("paper", "diff", "--journal", journal, "--run", run, "--data",
+                          tmp_path / "later.parquet"), "the candles have none from")  # fmt: skip
 
 
 def test_a_run_never_exported_is_predicted_by_its_torch_model(replayed, tmp_path):
