@@ -132,17 +132,21 @@ class Journal:
         self._select = ", ".join(c if c in present else f"{defaults[c]} AS {c}" for c in COLUMNS)
 
     def _migrate(self) -> None:
-        """Add the columns of later versions to an older journal, in one transaction."""
+        """Add the columns of later versions to an older journal, in one transaction; a journal
+        already up to date is not written."""
         present = set(self._present())
-        with self._transaction():
-            for name, declaration, default in ADDED_COLUMNS:
-                if name not in present:
+        missing = [column for column in ADDED_COLUMNS if column[0] not in present]
+        versioned = self.db.execute("SELECT 1 FROM meta WHERE key = 'schema_version'").fetchone()
+        if missing or not versioned:
+            with self._transaction():
+                for name, declaration, default in missing:
                     self.db.execute(
                         f"ALTER TABLE decisions ADD COLUMN {name} {declaration} DEFAULT {default}"
                     )
-            self.db.execute(
-                "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
-            )
+                self.db.execute(
+                    "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)",
+                    (str(SCHEMA_VERSION),),
+                )
         self._check_columns()
 
     def record(self, rows: list[Row]) -> int:
