@@ -22,6 +22,9 @@ console = Console()
 
 
 def register(root: typer.Typer) -> None:
+    from fc.cli.paper_diff import diff  # `fc paper diff`, in a module of its own
+
+    app.command()(diff)
     root.add_typer(app, name="paper")
 
 
@@ -84,6 +87,21 @@ def paper(
     cap: Cap = None,
     min_hold: MinHold = None,
     json_out: JsonOut = False,
+    new_model: Annotated[
+        bool,
+        typer.Option(
+            "--new-model",
+            envvar="FC_NEW_MODEL",
+            help="Continue a journal another model file wrote (needed once).",
+        ),
+    ] = False,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(envvar="FC_METRICS_PORT", help="Serve Prometheus metrics on this port."),
+    ] = None,
+    metrics_host: Annotated[
+        str, typer.Option(envvar="FC_METRICS_HOST", help="Address the metrics listen on.")
+    ] = "127.0.0.1",
 ) -> None:
     """Run until SIGTERM/SIGINT, deciding a few seconds after every candle close (the timeframe
     is the model's); both policies' positions and wealth go to the journal.
@@ -107,6 +125,8 @@ def paper(
         raise FcError("no model: pass --model FILE.onnx (or set FC_MODEL)")
     # a replay logs only what goes wrong (skips); its report is the summary of the decisions
     setup_logging(json_lines=log_json, level=logging.WARNING if replay else logging.INFO)
+    if replay is not None and metrics_port is not None:
+        raise FcError("--metrics-port serves a live service; drop it with --replay")
     if replay is not None:
         from fc.live.replay import replay_file
 
@@ -114,7 +134,16 @@ def paper(
             str(journal) if ctx.get_parameter_source("journal").name != "DEFAULT" else (":memory:")
         )
         result, report = replay_file(
-            replay, model, journal_path, symbol, fee_bps, capital, start, end, policy
+            replay,
+            model,
+            journal_path,
+            symbol,
+            fee_bps,
+            capital,
+            start,
+            end,
+            policy,
+            new_model,
         )
         report["replay"] = {
             "decisions": result.decisions,
@@ -126,8 +155,10 @@ def paper(
         return
     from fc.live.scheduler import run_paper
 
-    run_paper(str(model), symbol, exchange, exchange_url, str(journal), fee_bps, capital, delay,
-              window, policy)  # fmt: skip
+    run_paper(
+        str(model), symbol, exchange, exchange_url, str(journal), fee_bps, capital, delay, window,
+        policy, new_model, metrics_port, metrics_host,
+    )  # fmt: skip
 
 
 @app.command()
@@ -215,8 +246,25 @@ def _print_report(report: dict, json_out: bool) -> None:
         f"({down['seconds'] / 3600:.1f} h in {len(down['periods'])} period(s)); "
         f"{report['skipped']} skipped decision(s), {report['starts']} start(s)"
     )
+    _print_models(report.get("by_model", {}))
     if "replay" in report:
         r = report["replay"]
         console.print(
             f"replay: {r['decisions']:,} decisions in {r['seconds']} s ({r['per_second']}/s)"
         )
+
+
+def _print_models(models: dict) -> None:
+    """The figures split by model file, when more than one model wrote the journal."""
+    if len(models) < 2:
+        return
+    table = Table(title="by model: returns of the positions each decided")
+    for col in ("sha256", "first decision", "decisions", "discrete", "proportional"):
+        table.add_column(col, justify="left" if col == "sha256" else "right")
+    for sha, m in models.items():
+        returns = (f"{m[p]['return']:+.2%}" for p in ("discrete", "proportional"))
+        name = sha[:12] or "(unrecorded)"
+        table.add_row(name, m["first"], f"{m['discrete']['decisions']:,}", *returns)
+    console.print(table)
+    for sha, m in models.items():
+        console.print(f"{sha[:12] or '(unrecorded)'}: {m['model'] or '?'}")

@@ -40,6 +40,7 @@ class Exchange:
         sleep: Callable[[float], None] = time.sleep,
         now_ms: Callable[[], int] | None = None,
         page_limit: int = PAGE_LIMIT,
+        on_error: Callable[[str], None] | None = None,
     ):
         exchange_id = exchange_id.strip().lower()
         if exchange_id not in ccxt.exchanges:
@@ -52,6 +53,7 @@ class Exchange:
         self.sleep = sleep
         self.page_limit = page_limit
         self._now_ms = now_ms
+        self.on_error = on_error  # told the kind of every failed request (metrics)
         self._markets_loaded = False
         self.client = getattr(ccxt, exchange_id)({"enableRateLimit": True, "timeout": timeout_ms})
         if url:
@@ -75,6 +77,7 @@ class Exchange:
             try:
                 return fn(*args, **kwargs)
             except ccxt.NetworkError as exc:  # RequestTimeout, DDoSProtection (429), 5xx
+                self._failed(error_kind(exc))
                 if attempt == self.retries:
                     raise ExchangeUnavailable(
                         f"{self.id} did not answer {what} after {attempt + 1} tries "
@@ -87,17 +90,24 @@ class Exchange:
                     f"{self.id} has no market for {what}; give a symbol it lists, like BTC/USDT"
                 ) from None
             except ccxt.BadResponse as exc:
+                self._failed("bad_data")
                 raise BadExchangeData(
                     f"{self.id} sent an answer to {what} that is not valid ({_first_line(exc)}); "
                     "try again later"
                 ) from None
             except ccxt.BaseError as exc:
+                self._failed("refused")
                 raise FcError(f"{self.id} refused {what}: {_first_line(exc)}") from None
             except (TypeError, ValueError, KeyError, IndexError) as exc:  # ccxt parsing junk
+                self._failed("bad_data")
                 raise BadExchangeData(
                     f"{self.id} sent an answer to {what} that ccxt cannot read "
                     f"({type(exc).__name__}); try again later"
                 ) from None
+
+    def _failed(self, kind: str) -> None:
+        if self.on_error is not None:
+            self.on_error(kind)
 
     def _delay(self, attempt: int, exc: Exception) -> float:
         delay = self.backoff_s * 2**attempt
@@ -167,7 +177,11 @@ class Exchange:
                 limit=self.page_limit,
                 params={"until": stop},
             )
-            page = self._page(rows, symbol, timeframe, since, step)
+            try:
+                page = self._page(rows, symbol, timeframe, since, step)
+            except BadExchangeData:
+                self._failed("bad_data")
+                raise
             page = page[page.index.as_unit("ms").asi8 <= stop]  # an exchange ignoring endTime
             if page.empty:
                 break
@@ -221,6 +235,15 @@ class Exchange:
         except FcError as exc:
             what = str(exc).split(";")[0]  # validate_candles' advice is for files, not answers
             raise BadExchangeData(f"{what}: the exchange sent bad data; try again later") from None
+
+
+def error_kind(exc: Exception) -> str:
+    """A failed request's kind, one of a small fixed set (a metrics label)."""
+    if isinstance(exc, ccxt.RequestTimeout):
+        return "timeout"
+    if isinstance(exc, ccxt.DDoSProtection):  # 429, 418; RateLimitExceeded is one
+        return "rate_limited"
+    return "unavailable"  # 5xx, connection refused or reset, maintenance
 
 
 def last_closed_open(timeframe: str, now_ms: int) -> int:

@@ -16,7 +16,7 @@ import pandas as pd
 
 from fc.core.errors import FcError
 
-SCHEMA_VERSION = 2  # 2: policy_params
+SCHEMA_VERSION = 2  # 2: model_sha256, policy_params
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS decisions (
     symbol     TEXT    NOT NULL,
@@ -31,7 +31,8 @@ CREATE TABLE IF NOT EXISTS decisions (
     trade      REAL    NOT NULL,  -- position - previous position
     wealth     REAL    NOT NULL,  -- realised at the close of candle t
     model      TEXT    NOT NULL DEFAULT '',
-    policy_params TEXT NOT NULL DEFAULT '',  -- JSON: the policy's parameters (core.policies)
+    model_sha256 TEXT  NOT NULL DEFAULT '',  -- sha256 of the model file (version 2)
+    policy_params TEXT NOT NULL DEFAULT '',  -- JSON: the policy's parameters (version 2)
     PRIMARY KEY (symbol, timeframe, policy, candle_ms)
 );
 CREATE TABLE IF NOT EXISTS events (
@@ -55,10 +56,15 @@ COLUMNS = (
     "trade",
     "wealth",
     "model",
+    "model_sha256",
     "policy_params",
 )
-# columns added after version 1, with their declarations: a migration adds them when absent
-ADDED = {"policy_params": "TEXT NOT NULL DEFAULT ''"}
+# Columns added after version 1: (name, declaration, default). An older journal gains them when
+# opened for writing; a read-only reader of one sees the default.
+ADDED_COLUMNS = (
+    ("model_sha256", "TEXT NOT NULL", "''"),
+    ("policy_params", "TEXT NOT NULL", "''"),
+)
 
 
 @dataclass(frozen=True)
@@ -75,6 +81,7 @@ class Row:
     trade: float
     wealth: float
     model: str = ""
+    model_sha256: str = ""
     policy_params: str = ""
 
 
@@ -94,7 +101,7 @@ class Journal:
                 self.db = sqlite3.connect(uri, uri=True, isolation_level=None)
                 self.db.execute("PRAGMA busy_timeout = 5000")
                 self.db.execute("SELECT COUNT(*) FROM decisions").fetchone()
-                self.columns = self._present()  # an older journal: read what it has
+                self._check_columns()
                 return
             # autocommit off by hand: every write is one explicit transaction
             self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -103,25 +110,50 @@ class Journal:
             # NORMAL in WAL mode survives a process crash (kill -9); only power loss may lose
             # the last commits, which a restart then re-decides or holds.
             self.db.execute("PRAGMA synchronous = NORMAL")
+            if self._tables():  # never create fc's tables inside another program's database
+                self._check_columns()
             self.db.executescript(SCHEMA)
             self._migrate()
-            self.columns = COLUMNS
         except sqlite3.DatabaseError as exc:
             msg = f"{path}: not a readable journal ({exc}); restore it from a backup"
             raise FcError(msg) from None
 
-    def _present(self) -> tuple:
-        have = {r[1] for r in self.db.execute("PRAGMA table_info(decisions)")}
-        return tuple(c for c in COLUMNS if c in have)
+    def _tables(self) -> set[str]:
+        found = self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        return {name for (name,) in found}
+
+    def _present(self) -> list[str]:
+        return [r[1] for r in self.db.execute("PRAGMA table_info(decisions)")]
+
+    def _check_columns(self) -> None:
+        present = set(self._present())
+        added = {name for name, _, _ in ADDED_COLUMNS}
+        if not present or not set(COLUMNS) - added <= present:
+            raise FcError(
+                f"{self.path}: a SQLite file, but not an fc journal (no decisions table of fc's); "
+                "give the --journal `fc paper` writes"
+            )
+        # what SELECTs read: a column an old journal lacks reads as its default
+        defaults = {name: default for name, _, default in ADDED_COLUMNS}
+        self._select = ", ".join(c if c in present else f"{defaults[c]} AS {c}" for c in COLUMNS)
 
     def _migrate(self) -> None:
-        """Bring a journal written by an older fc to SCHEMA_VERSION: add the missing columns."""
-        with self._transaction():
-            for name in set(ADDED) - set(self._present()):
-                self.db.execute(f"ALTER TABLE decisions ADD COLUMN {name} {ADDED[name]}")
-            self.db.execute(
-                "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
-            )
+        """Add the columns of later versions to an older journal, in one transaction; a journal
+        already up to date is not written."""
+        present = set(self._present())
+        missing = [column for column in ADDED_COLUMNS if column[0] not in present]
+        versioned = self.db.execute("SELECT 1 FROM meta WHERE key = 'schema_version'").fetchone()
+        if missing or not versioned:
+            with self._transaction():
+                for name, declaration, default in missing:
+                    self.db.execute(
+                        f"ALTER TABLE decisions ADD COLUMN {name} {declaration} DEFAULT {default}"
+                    )
+                self.db.execute(
+                    "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)",
+                    (str(SCHEMA_VERSION),),
+                )
+        self._check_columns()
 
     def record(self, rows: list[Row]) -> int:
         """Write rows in one transaction; a row whose key exists is left alone. Returns how many
@@ -151,12 +183,12 @@ class Journal:
 
     def last(self, symbol: str, timeframe: str, policy: str) -> Row | None:
         cur = self.db.execute(
-            f"SELECT {', '.join(self.columns)} FROM decisions WHERE symbol=? AND timeframe=? "
+            f"SELECT {self._select} FROM decisions WHERE symbol=? AND timeframe=? "
             "AND policy=? ORDER BY candle_ms DESC LIMIT 1",
             (symbol, timeframe, policy),
         )
         found = cur.fetchone()
-        return Row(**dict(zip(self.columns, found, strict=True))) if found else None
+        return Row(*found) if found else None
 
     def last_change(self, symbol: str, timeframe: str, policy: str) -> int | None:
         """candle_ms of the policy's last position change (its minimum holding time runs from
@@ -177,12 +209,11 @@ class Journal:
         if timeframe:
             where.append("timeframe = ?")
             args.append(timeframe)
-        sql = f"SELECT {', '.join(self.columns)} FROM decisions"
+        sql = f"SELECT {self._select} FROM decisions"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY symbol, timeframe, policy, candle_ms"
-        frame = pd.DataFrame(self.db.execute(sql, args).fetchall(), columns=list(self.columns))
-        return frame.reindex(columns=list(COLUMNS), fill_value="")  # an older journal's gaps
+        return pd.DataFrame(self.db.execute(sql, args).fetchall(), columns=list(COLUMNS))
 
     def events(self) -> pd.DataFrame:
         rows = self.db.execute("SELECT at_ms, kind, detail FROM events ORDER BY id").fetchall()

@@ -111,9 +111,11 @@ def replay_file(
     start: str | None = None,
     end: str | None = None,
     policy: dict | None = None,
+    new_model: bool = False,
 ) -> tuple[ReplayResult, dict]:
     """`fc paper --replay FILE`: the service over the file's candles, then the journal report.
     The policy parameters are the model's (export metadata), each one in `policy` replaced."""
+    from fc.live.model_file import check_journal_model, model_sha256
     from fc.live.predictor import load_predictor
     from fc.live.report import paper_report
 
@@ -125,8 +127,11 @@ def replay_file(
         capital=capital,
         model=str(model),
         policy_params=with_overrides(predictor.meta["policy_params"], policy or {}),
+        model_sha256=model_sha256(model),
     )
     candles = recorded_candles(path, config.timeframe)
+    check_journal_model(journal_path, config.symbol, config.timeframe, config.model_sha256,
+                        config.model, new_model)  # fmt: skip
     journal = Journal(journal_path)
     try:
         result = replay(candles, predictor, journal, config, start=start, end=end)

@@ -62,6 +62,37 @@ def paper_report(journal: Journal, symbol: str | None = None) -> dict:
     events = journal.events()
     out["skipped"] = int((events.kind == "skip").sum()) if len(events) else 0
     out["starts"] = int((events.kind == "start").sum()) if len(events) else 0
+    out["by_model"] = by_model(rows)
+    return out
+
+
+def by_model(rows: pd.DataFrame) -> dict:
+    """The figures split by the model file (sha256) that decided: {sha256: {"model", "first",
+    "last", policy: {...}}}, in the order the models took over. A step's return belongs to the
+    model that decided the position earning it; held rows carry the last decision's model."""
+    out = {}
+    for policy in POLICIES:
+        got = rows[rows.policy == policy].sort_values("candle_ms")
+        decided = got.kind == "decision"
+        # who decided the position each row holds (an old row without a hash: "")
+        decider = got.model_sha256.where(decided).ffill().fillna("").to_numpy()
+        wealth = got.wealth.to_numpy()
+        step = np.r_[1.0, wealth[1:] / wealth[:-1]]
+        earner = np.r_[decider[:1], decider[:-1]]  # step k is earned by row k-1's position
+        for sha in pd.unique(decider):
+            mine = got[decided & (got.model_sha256 == sha)]
+            growth = np.cumprod(np.r_[1.0, step[earner == sha]])
+            entry = out.setdefault(sha, {"model": "", "first": "", "last": ""})
+            if len(mine):
+                entry.update(model=mine.model.iloc[-1], first=iso(mine.candle_ms.iloc[0]),
+                             last=iso(mine.candle_ms.iloc[-1]))  # fmt: skip
+            entry[policy] = {
+                "decisions": len(mine),
+                "trades": int((mine.trade != 0).sum()),
+                "turnover": float(mine.trade.abs().sum()),
+                "return": float(growth[-1] - 1.0),
+                "max_drawdown": float((1.0 - growth / np.maximum.accumulate(growth)).max()),
+            }
     return out
 
 

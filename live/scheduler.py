@@ -102,13 +102,19 @@ def run_paper(
     delay_s: float = 5.0,
     window_s: float | None = None,
     policy: dict | None = None,
+    new_model: bool = False,
+    metrics_port: int | None = None,
+    metrics_host: str = "127.0.0.1",
 ) -> None:
     """`fc paper`: load the model (its metadata gives the timeframe and the policy parameters,
-    each one in `policy` replaced), open the journal and the exchange, and trade on paper until
-    SIGTERM/SIGINT."""
+    each one in `policy` replaced), open the journal and the exchange, serve metrics when asked,
+    and trade on paper until SIGTERM/SIGINT. The journal is opened for writing last, after every
+    check that may refuse to start."""
     from fc.core.policies import with_overrides
     from fc.live.exchange import Exchange
     from fc.live.journal import Journal
+    from fc.live.metrics import NoMetrics, PrometheusMetrics
+    from fc.live.model_file import check_journal_model, model_sha256
     from fc.live.predictor import load_predictor
     from fc.live.service import PaperConfig
 
@@ -123,13 +129,26 @@ def run_paper(
         window_s=window_s,
         model=str(model),
         policy_params=with_overrides(predictor.meta["policy_params"], policy or {}),
+        model_sha256=model_sha256(model),
     )
+    check_journal_model(journal_path, config.symbol, config.timeframe, config.model_sha256,
+                        config.model, new_model)  # fmt: skip
+    metrics = NoMetrics() if metrics_port is None else PrometheusMetrics()
+    server = None if metrics_port is None else metrics.serve(metrics_host, metrics_port)
+    if server is not None:
+        where = f"http://{metrics_host}:{metrics_port}/metrics"
+        log_event(logging.INFO, "metrics", f"metrics on {where}", url=where)
+    metrics.model(config.model_sha256, predictor.seq_len, config.timeframe, config.symbol)
     # the exchange's own retries stay short: the service retries again inside its window
     exchange = Exchange(exchange_id, url=exchange_url, timeout_ms=10_000, retries=2,
-                        backoff_s=1.0, sleep=clock.sleep)  # fmt: skip
+                        backoff_s=1.0, sleep=clock.sleep,
+                        on_error=metrics.exchange_error)  # fmt: skip
     exchange.check_market(config.symbol, config.timeframe)
     journal = Journal(journal_path)
-    finished = run_live(PaperService(config, exchange, predictor, journal, clock), clock)
+    service = PaperService(config, exchange, predictor, journal, clock, metrics)
+    finished = run_live(service, clock)
+    if server is not None:
+        server.shutdown()
     if not finished:
         # the job's thread is blocked in a request: leave now rather than wait for its timeout
         # (SQLite's WAL keeps the journal whole; an unfinished decision was never committed)

@@ -25,6 +25,7 @@ from fc.core.policies import POLICIES, PolicyParams, next_position
 from fc.live.clock import Clock
 from fc.live.journal import Journal, Row
 from fc.live.logs import LOGGER, log_event
+from fc.live.metrics import NoMetrics
 
 MAX_FETCH = 5000  # candles asked at most; a longer downtime is bridged by one held step
 
@@ -52,6 +53,7 @@ class PaperConfig:
     backoff_s: float = 2.0  # first wait between fetch attempts, doubled up to 30 s
     model: str = ""  # the model file, journalled with each row
     policy_params: dict = field(default_factory=dict)  # {policy: PolicyParams}; absent: defaults
+    model_sha256: str = ""  # and the sha256 of its bytes
 
     def __post_init__(self):
         if not self.fee_bps >= 0:
@@ -105,9 +107,11 @@ class PaperService:
         predictor: Predictor,
         journal: Journal,
         clock: Clock,
+        metrics=None,
     ):
         self.config, self.source, self.predictor = config, source, predictor
         self.journal, self.clock = journal, clock
+        self.metrics = metrics or NoMetrics()  # live/metrics.py; off unless --metrics-port
         self.seq_len = int(predictor.seq_len)
         self.state: dict[str, Row | None] = {}
         self.restore()
@@ -117,6 +121,7 @@ class PaperService:
         c = self.config
         self.state = {p: self.journal.last(c.symbol, c.timeframe, p) for p in POLICIES}
         self.changed = {p: self.journal.last_change(c.symbol, c.timeframe, p) for p in POLICIES}
+        self.metrics.restored([r for r in self.state.values() if r is not None])
 
     @property
     def last_candle_ms(self) -> int | None:
@@ -227,13 +232,15 @@ class PaperService:
                 trade = f - prev.position
             rows.append(
                 Row(c.symbol, c.timeframe, policy, t, "decision", now, decision.close, p_up,
-                    f, trade, wealth, c.model, policy_params=self._params_json(policy))
+                    f, trade, wealth, c.model, c.model_sha256,
+                    policy_params=self._params_json(policy))
             )  # fmt: skip
             decision.positions[policy], decision.wealth[policy] = f, wealth
         if self.journal.record(rows) == 0:
             log_event(logging.INFO, "duplicate", f"candle {iso(t)} journalled by another job")
             self.restore()
             return None
+        self.metrics.journalled(rows, t + c.timeframe_ms, self.clock.now_ms())
         self.state = {r.policy: r for r in rows if r.kind == "decision"}
         self.changed.update({r.policy: t for r in self.state.values() if r.trade != 0})
         self._log(decision)
@@ -269,7 +276,7 @@ class PaperService:
             rows.append(
                 Row(c.symbol, c.timeframe, prev.policy, int(times[i]), "held",
                     self.clock.now_ms(), close, None, prev.position, 0.0, wealth, c.model,
-                    policy_params=self._params_json(prev.policy))
+                    c.model_sha256, policy_params=self._params_json(prev.policy))
             )  # fmt: skip
         return rows, wealth
 
