@@ -30,6 +30,12 @@ def train_command(
     test_from: Annotated[str, Opt(help=TEST_FROM_HELP)] = "",
     device: Annotated[str, Opt(help="auto, cpu or cuda.")] = "auto",
     seed: Annotated[int, Opt(help="Seed: CPU runs with the same seed are identical.")] = 0,
+    seeds: Annotated[
+        int, Opt(help="Ensemble members, seeds seed..seed+N-1, probabilities averaged.")
+    ] = 1,
+    calibrate: Annotated[
+        str, Opt(help="none, or temperature: one T fitted on validation log loss.")
+    ] = "none",
     runs: Annotated[Path, Opt(help="Folder for run folders.")] = Path("runs"),
     store: Annotated[Path, Opt(help="Candle store (with --symbol).", envvar="FC_STORE")] = Path(
         "data"
@@ -49,10 +55,12 @@ def train_command(
 
     Example: fc train --data ../shared/data/btc_usdt_30m.parquet --loss ce --epochs 7
     """
+    from fc.core.ensemble import check_ensemble_options, train_ensemble
     from fc.core.runs import TrainConfig
-    from fc.core.training import prepare_data, resolve_device, train
+    from fc.core.training import prepare_data, resolve_device
 
     resolve_device(device)  # a missing CUDA is a user error before any work
+    check_ensemble_options(TrainConfig(seeds=seeds, calibrate=calibrate))
     if threads > 0:
         import torch
 
@@ -63,12 +71,14 @@ def train_command(
         hidden=hidden, layers=layers, seq_len=seq_len, epochs=epochs, batch_size=batch_size,
         lr=lr, split=split, device=device, seed=seed, scheme=scheme, chunk=chunk,
         max_steps=max_steps, val_size=val_size, cost_bps=cost_bps, scaling=scaling,
-        test_from=test_from,
+        test_from=test_from, seeds=seeds, calibrate=calibrate,
     )  # fmt: skip
     if quiet:
-        run_dir = train(config, grid, runs)
+        run_dir = train_ensemble(config, grid, runs)
     else:
-        run_dir = _with_progress(lambda on_progress: train(config, grid, runs, on_progress))
+        run_dir = _with_progress(
+            lambda on_progress: train_ensemble(config, grid, runs, on_progress)
+        )
     _print_summary(run_dir)
     typer.echo(str(run_dir))
 
@@ -103,9 +113,15 @@ def _print_summary(run_dir: Path) -> None:
     metrics = json.loads((run_dir / "metrics.json").read_text())
     val, base = metrics["validation"], metrics["baselines"]
     table = Table(title=f"validation ({val['decisions']} decisions, exact windows)")
+    members, calibration = metrics.get("members"), metrics.get("calibration")
     for col in ("", "log loss", "accuracy"):
         table.add_column(col, no_wrap=True)
-    table.add_row("model", f"{val['ce']:.5f}", f"{val['accuracy']:.4f}")
+    name = f"mean of {len(members)} members" if members else "model"
+    name += f", T = {calibration['temperature']:.3g}" if calibration else ""
+    table.add_row(name, f"{val['ce']:.5f}", f"{val['accuracy']:.4f}")
+    for member in members or []:
+        mv = member["validation"]
+        table.add_row(f"member seed {member['seed']}", f"{mv['ce']:.5f}", f"{mv['accuracy']:.4f}")
     prior = base["class_prior"]
     table.add_row("class prior", f"{prior['ce']:.5f}", f"{prior['accuracy']:.4f}")
     table.add_row("last direction", "", f"{base['last_direction_accuracy']:.4f}")
@@ -115,6 +131,12 @@ def _print_summary(run_dir: Path) -> None:
         f"log growth per decision: policy f = p_up - p_down {val['log_growth']:.3g}, "
         f"buy and hold {base.get('buy_and_hold_log_growth', float('nan')):.3g}"
     )
+    if calibration:
+        Console(stderr=True).print(
+            f"temperature {calibration['temperature']:.4g} fitted on validation: log loss "
+            f"{calibration['validation_ce_before']:.5f} -> {calibration['validation_ce_after']:.5f}"
+            " (in-sample for T; judge it on later candles)"
+        )
     Console(stderr=True).print(_test_line(run_dir, metrics))
 
 
@@ -171,6 +193,7 @@ def sweep_command(
     test_from: Annotated[str, Opt(help=TEST_FROM_HELP)] = "",
     scheme: Annotated[str, Opt(help="sequence or window.")] = "sequence",
     seed: Annotated[int, Opt(help="Seed of every run.")] = 0,
+    seeds: Annotated[int, Opt(help="Ensemble members per run (seeds seed..seed+N-1).")] = 1,
     max_steps: Annotated[int, Opt(help="Stop each run after this many steps (0: all).")] = 0,
     workers: Annotated[int, Opt(help="Parallel processes (0: one per core).")] = 0,
     runs: Annotated[Path, Opt(help="Folder for run folders and the sweep plot.")] = Path("runs"),
@@ -189,6 +212,7 @@ def sweep_command(
     from rich.console import Console
     from rich.table import Table
 
+    from fc.core.ensemble import check_ensemble_options
     from fc.core.errors import FcError
     from fc.core.plots import sweep_figure
     from fc.core.runs import TrainConfig
@@ -198,11 +222,12 @@ def sweep_command(
     losses = [v.strip() for v in loss.split(",") if v.strip()]
     if not losses or any(v not in ("ce", "profit") for v in losses):
         raise FcError(f"--loss {loss!r}: use ce, profit or ce,profit")
+    check_ensemble_options(TrainConfig(seeds=seeds))
     grid, source, digest = prepare_data(data, symbol, timeframe, store)
     base = TrainConfig(
         symbol=symbol, timeframe=timeframe, data=str(source), data_sha256=digest, epochs=epochs,
         seq_len=seq_len, split=split, scheme=scheme, seed=seed, max_steps=max_steps, device="cpu",
-        test_from=test_from,
+        test_from=test_from, seeds=seeds,
     )  # fmt: skip
     configs = sweep_grid(base, _ints(layers), _ints(hidden), losses)
     err = Console(stderr=True, width=120)

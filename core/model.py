@@ -2,6 +2,7 @@
 
 Feature scaling (x - center) / scale is kept outside the module so the state dict holds exactly
 the workshop's keys (gru.*, fc.*); it travels in the run's config and inside exported graphs.
+An `Ensemble` holds several such models (a `--seeds N` run) and/or a calibration temperature.
 """
 
 from dataclasses import dataclass
@@ -23,6 +24,44 @@ class Forecast(nn.Module):
         return self.fc(out)
 
 
+class Ensemble(nn.Module):
+    """Members trained with different seeds, their probabilities averaged, then one temperature:
+    p = softmax(log(mean_k softmax(z_k)) / T), i.e. logit(p_up) = logit(mean p_up) / T. T scales
+    the averaged probability's logit, not each member's logits: calibration is one transform of
+    what the ensemble predicts, fitted on it alone, and the same formula for one member
+    (softmax(z / T)) or many. Probabilities are float64, as window_p_up's softmax is."""
+
+    def __init__(self, members: list[Forecast], temperature: float = 1.0):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+        self.temperature = float(temperature)
+
+    def probabilities(self, x: torch.Tensor, last_only: bool = False) -> torch.Tensor:
+        """x: (batch, time, 1) → [up, down] probabilities (batch, time or 1, 2), float64."""
+        total = 0.0
+        for member in self.members:
+            out, _ = member.gru(x)
+            if last_only:
+                out = out[:, -1:]
+            total = total + torch.softmax(member.fc(out).double(), dim=-1)
+        mean = total / len(self.members)
+        if self.temperature == 1.0:  # exactly the members' mean
+            return mean
+        return torch.softmax(torch.log(mean) / self.temperature, dim=-1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (batch, time, 2) whose softmax is `probabilities`: log p, float64."""
+        return torch.log(self.probabilities(x))
+
+
+def last_probabilities(model: Forecast | Ensemble, x: torch.Tensor) -> torch.Tensor:
+    """[up, down] probabilities (batch, 2), float64, of the last step of x (batch, time, 1)."""
+    if isinstance(model, Ensemble):
+        return model.probabilities(x, last_only=True)[:, -1]
+    hidden, _ = model.gru(x)
+    return torch.softmax(model.fc(hidden[:, -1]).double(), dim=-1)
+
+
 @dataclass(frozen=True)
 class Scaling:
     """x_model = (price_change - center) / scale; Scaling(0, 1) feeds the raw feature."""
@@ -36,7 +75,7 @@ class Scaling:
 
 @torch.no_grad()
 def window_p_up(
-    model: Forecast,
+    model: Forecast | Ensemble,
     features: np.ndarray,
     ends: np.ndarray,
     seq_len: int,
@@ -57,7 +96,5 @@ def window_p_up(
     for i in range(0, len(ends), batch):
         block = windows[ends[i : i + batch] - seq_len + 1]
         xb = torch.from_numpy(np.ascontiguousarray(block)).to(device).unsqueeze(-1)
-        hidden, _ = model.gru(xb)
-        logits = model.fc(hidden[:, -1])
-        out[i : i + batch] = torch.softmax(logits.double(), dim=-1)[:, 0].cpu().numpy()
+        out[i : i + batch] = last_probabilities(model, xb)[:, 0].cpu().numpy()
     return out

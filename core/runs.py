@@ -1,4 +1,9 @@
-"""The run folder (SPEC §6): config.json + model.pt, enough on its own to reproduce predictions."""
+"""The run folder (SPEC §6): config.json + model.pt, enough on its own to reproduce predictions.
+
+An ensemble (`--seeds N`, N > 1) keeps no model.pt of its own: each member is a run folder of its
+own inside it, members/seed-<k>/ for k = seed .. seed + N - 1, whose model.pt has the workshop's
+keys. A calibrated run records its temperature in config.json.
+"""
 
 import json
 from dataclasses import asdict, dataclass, field, fields
@@ -44,6 +49,9 @@ class TrainConfig:
     validation_range: tuple = ()
     test_range: tuple = ()  # (first, last) test decision times, ISO UTC; () without a test range
     fc_version: str = ""
+    seeds: int = 1  # members trained with seeds seed .. seed + seeds - 1, probabilities averaged
+    calibrate: str = "none"  # none | temperature (fitted on validation, core/ensemble.py)
+    temperature: float = 1.0  # logit(p_up) = logit(mean member p_up) / temperature
     extra: dict = field(default_factory=dict)
 
     def to_json(self) -> str:
@@ -78,19 +86,41 @@ def read_config(run_dir: str | Path) -> TrainConfig:
         raise FcError(f"{path}: unreadable config ({exc}); the run folder is damaged") from None
 
 
-def load_run(run_dir: str | Path, device: str = "cpu"):
-    """(config, Forecast in eval mode, Scaling) from a run folder alone."""
-    import torch
+def member_dirs(run_dir: str | Path, config: TrainConfig) -> list[Path]:
+    """The members' run folders of an ensemble (config.seeds > 1), in seed order."""
+    return [Path(run_dir) / "members" / f"seed-{config.seed + k}" for k in range(config.seeds)]
 
-    from fc.core.model import Forecast, Scaling
+
+def load_run(run_dir: str | Path, device: str = "cpu"):
+    """(config, model in eval mode, Scaling) from a run folder alone. The model is the
+    workshop's Forecast for a single uncalibrated run, else an Ensemble of the members with the
+    run's temperature; core.model.window_p_up and export take either."""
+    from fc.core.model import Ensemble, Scaling
 
     config = read_config(run_dir)
+    if not (config.seeds >= 1 and 0 < config.temperature < float("inf")):
+        raise FcError(f"{run_dir}: config.json has seeds {config.seeds} and temperature "
+                      f"{config.temperature}; the run folder is damaged")  # fmt: skip
+    if config.seeds > 1:
+        paths = [d / "model.pt" for d in member_dirs(run_dir, config)]
+        model = Ensemble([_load_forecast(p, config, device) for p in paths], config.temperature)
+    else:
+        model = _load_forecast(Path(run_dir) / "model.pt", config, device)
+        if config.temperature != 1.0:
+            model = Ensemble([model], config.temperature)
+    return config, model.eval(), Scaling(config.scale_center, config.scale_scale)
+
+
+def _load_forecast(path: Path, config: TrainConfig, device: str):
+    import torch
+
+    from fc.core.model import Forecast
+
     model = Forecast(config.hidden, config.layers)
-    path = Path(run_dir) / "model.pt"
     try:
         state = torch.load(path, map_location=device, weights_only=True)
         model.load_state_dict(state)
     except (OSError, RuntimeError, EOFError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise FcError(f"{path}: cannot load the model ({first})") from None
-    return config, model.eval(), Scaling(config.scale_center, config.scale_scale)
+    return model

@@ -31,10 +31,10 @@ def _train_one(config: TrainConfig, grid: pd.DataFrame, runs: str, threads: int)
 
     import torch
 
-    from fc.core.training import train
+    from fc.core.ensemble import train_ensemble
 
     torch.set_num_threads(threads)
-    run_dir = train(config, grid, runs)
+    run_dir = train_ensemble(config, grid, runs)  # one model when config.seeds is 1
     metrics = json.loads((run_dir / "metrics.json").read_text())
     return {"run": str(run_dir), "config": config, "metrics": metrics}
 
@@ -106,8 +106,14 @@ def sweep_best(results: list[dict]) -> dict:
 
 def sweep_curves(results: list[dict]) -> dict[str, pd.DataFrame]:
     return {
-        f"{r['config'].loss} l{r['config'].layers} h{r['config'].hidden}": pd.read_csv(
-            Path(r["run"]) / "history.csv"
-        )
+        f"{r['config'].loss} l{r['config'].layers} h{r['config'].hidden}": _history(r["run"])
         for r in results
     }
+
+
+def _history(run: str) -> pd.DataFrame:
+    """A run's history.csv; an ensemble's (a `seed` column) as the members' mean per step."""
+    history = pd.read_csv(Path(run) / "history.csv")
+    if "seed" not in history:
+        return history
+    return history.drop(columns="seed").groupby("step", as_index=False).mean()

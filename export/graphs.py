@@ -4,6 +4,9 @@ Scaling sits inside every graph, so each reads the raw price_change as float64 a
 float32 only after (x - center) / scale, exactly as core.model.window_p_up does; a float32 input
 would lose the feature's small changes to rounding before the subtraction. The inputs, outputs
 and metadata keys are the contract fixed in live/predictor.py.
+
+An Ensemble (members and/or a temperature) is written by export/ensemble_graphs.py as one graph
+of the same inputs and outputs; its step graph's hidden is (layers, batch, members * hidden).
 """
 
 import contextlib
@@ -18,9 +21,10 @@ import torch
 from torch import nn
 
 from fc import __version__
-from fc.core.model import Forecast, Scaling
+from fc.core.model import Ensemble, Forecast, Scaling
 from fc.core.policies import POLICIES, PolicyParams, params_json
 from fc.core.runs import TrainConfig
+from fc.export.ensemble_graphs import EnsembleStepGraph, EnsembleWindowGraph
 from fc.live.predictor import META_KEYS, STEP_INPUTS, STEP_OUTPUTS, WINDOW_INPUTS, WINDOW_OUTPUTS
 
 # The legacy (TorchScript-based) exporter writes one ONNX GRU op per layer with
@@ -61,6 +65,21 @@ class StepGraph(nn.Module):
         return self.fc(out[:, -1]), hidden_out
 
 
+def window_graph(model: Forecast | Ensemble, scaling: Scaling) -> nn.Module:
+    """The window graph module of a run's model (what load_run returns), in eval mode."""
+    graph = EnsembleWindowGraph if isinstance(model, Ensemble) else WindowGraph
+    return graph(model, scaling).eval()
+
+
+def step_graph(model: Forecast | Ensemble, scaling: Scaling) -> nn.Module:
+    graph = EnsembleStepGraph if isinstance(model, Ensemble) else StepGraph
+    return graph(model, scaling).eval()
+
+
+def members(model: Forecast | Ensemble) -> int:
+    return len(model.members) if isinstance(model, Ensemble) else 1
+
+
 def graph_metadata(
     config: TrainConfig, graph: str, exporter: str, policy_params: dict | None = None
 ) -> dict[str, str]:
@@ -77,8 +96,10 @@ def graph_metadata(
         "classes": json.dumps(list(config.classes)),
         "train_range": json.dumps(list(config.train_range)),
         "validation_range": json.dumps(list(config.validation_range)),
-        "hidden": str(config.hidden),
+        "hidden": str(config.hidden),  # of each member
         "layers": str(config.layers),
+        "members": str(config.seeds),
+        "temperature": repr(float(config.temperature)),
         "scale_center": repr(float(config.scale_center)),
         "scale_scale": repr(float(config.scale_scale)),
         "loss": config.loss,
@@ -144,15 +165,22 @@ def _sample_batch(exporter: str) -> int:
     return 1 if exporter == "legacy" else 2
 
 
+def _check_model(model: Forecast | Ensemble, config: TrainConfig) -> None:
+    """The metadata comes from the config: it must describe the model exported."""
+    temperature = model.temperature if isinstance(model, Ensemble) else 1.0
+    assert (members(model), temperature) == (config.seeds, config.temperature), "config != model"
+
+
 def write_window_onnx(
-    model: Forecast,
+    model: Forecast | Ensemble,
     scaling: Scaling,
     config: TrainConfig,
     path: Path,
     exporter: str = "legacy",
     policy_params: dict | None = None,
 ) -> Path:
-    graph = WindowGraph(model, scaling).eval()
+    _check_model(model, config)
+    graph = window_graph(model, scaling)
     sample = torch.ones(_sample_batch(exporter), min(config.seq_len, 8), 1, dtype=torch.float64)
     dynamic = {
         "price_change": {0: "batch", 1: "time"},
@@ -165,18 +193,19 @@ def write_window_onnx(
 
 
 def write_step_onnx(
-    model: Forecast,
+    model: Forecast | Ensemble,
     scaling: Scaling,
     config: TrainConfig,
     path: Path,
     exporter: str = "legacy",
     policy_params: dict | None = None,
 ) -> Path:
-    graph = StepGraph(model, scaling).eval()
+    _check_model(model, config)
+    graph = step_graph(model, scaling)
     batch = _sample_batch(exporter)
     sample = (
         torch.ones(batch, 1, 1, dtype=torch.float64),
-        torch.zeros(config.layers, batch, config.hidden),
+        torch.zeros(config.layers, batch, members(model) * config.hidden),
     )
     dynamic = {
         "price_change": {0: "batch"},
@@ -190,11 +219,16 @@ def write_step_onnx(
 
 
 def write_torchscript(
-    model: Forecast, scaling: Scaling, config: TrainConfig, path: Path, policy_params=None
+    model: Forecast | Ensemble,
+    scaling: Scaling,
+    config: TrainConfig,
+    path: Path,
+    policy_params=None,
 ) -> Path:
     """The window graph traced to TorchScript (nn.GRU is one aten op, so any batch and time run),
     with the same metadata as a JSON extra file `fc_meta.json`."""
-    graph = WindowGraph(model, scaling).eval()
+    _check_model(model, config)
+    graph = window_graph(model, scaling)
     sample = torch.ones(1, min(config.seq_len, 8), 1, dtype=torch.float64)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # torch.jit is deprecated in favour of torch.export

@@ -15,9 +15,9 @@ import torch
 from fc.core.backtest import trade_mask
 from fc.core.errors import FcError
 from fc.core.features import price_change
-from fc.core.model import Forecast, Scaling, window_p_up
+from fc.core.model import Ensemble, Forecast, Scaling, window_p_up
 from fc.core.runs import TrainConfig
-from fc.export.graphs import WindowGraph
+from fc.export.graphs import window_graph
 from fc.live.predictor import OnnxPredictor, OnnxStepPredictor, p_up_from_logits
 
 
@@ -68,24 +68,24 @@ def random_windows(config: TrainConfig, n: int, length: int, seed: int = 0) -> n
 
 @torch.no_grad()
 def torch_p_up(graph: torch.nn.Module, windows: np.ndarray) -> np.ndarray:
-    """p_up of a WindowGraph-like module (torch eager or TorchScript) on raw windows (n, time)."""
+    """p_up of a window_graph module (torch eager or TorchScript) on raw windows (n, time)."""
     logits, _ = graph(torch.from_numpy(np.ascontiguousarray(windows[:, :, None])))
     return p_up_from_logits(logits.numpy())
 
 
 def onnx_vs_torch_real(
-    model: Forecast, scaling: Scaling, predictor: OnnxPredictor, real: RealWindows
+    model: Forecast | Ensemble, scaling: Scaling, predictor: OnnxPredictor, real: RealWindows
 ) -> tuple[float, int]:
     reference = window_p_up(model, real.features, real.ends, predictor.seq_len, scaling)
     return float(np.abs(predictor.p_up_batch(real.windows) - reference).max()), len(reference)
 
 
 def onnx_vs_torch_random(
-    model: Forecast, scaling: Scaling, config: TrainConfig, predictor: OnnxPredictor
+    model: Forecast | Ensemble, scaling: Scaling, config: TrainConfig, predictor: OnnxPredictor
 ) -> tuple[float, int]:
     """seq_len windows through the predictor, and other batch sizes and lengths (the axes are
     dynamic) through the raw session."""
-    graph = WindowGraph(model, scaling).eval()
+    graph = window_graph(model, scaling)
     windows = random_windows(config, 64, config.seq_len, seed=1)
     diff = np.abs(predictor.p_up_batch(windows) - torch_p_up(graph, windows)).max()
     for n, length in ((1, 1), (3, 7), (5, config.seq_len + 13)):
@@ -107,9 +107,13 @@ def step_vs_window(
 
 
 def torchscript_vs_torch(
-    model: Forecast, scaling: Scaling, config: TrainConfig, traced, real: RealWindows | None
+    model: Forecast | Ensemble,
+    scaling: Scaling,
+    config: TrainConfig,
+    traced,
+    real: RealWindows | None,
 ) -> tuple[float, int]:
-    graph = WindowGraph(model, scaling).eval()
+    graph = window_graph(model, scaling)
     windows = random_windows(config, 32, config.seq_len, seed=3)
     diff = np.abs(torch_p_up(traced, windows) - torch_p_up(graph, windows)).max()
     short = random_windows(config, 3, 5, seed=4)  # traced with another length: time is dynamic
@@ -136,7 +140,7 @@ def onnx_vs_backtest(
 
 @torch.no_grad()
 def carried_state_drift(
-    model: Forecast, scaling: Scaling, predictor: OnnxPredictor, real: RealWindows
+    model: Forecast | Ensemble, scaling: Scaling, predictor: OnnxPredictor, real: RealWindows
 ) -> float:
     """Not a parity check but the number that says whether a live loop may carry the step
     graph's state (O(1) per candle) instead of reading windows: the model run once over the whole

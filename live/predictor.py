@@ -5,8 +5,12 @@ The contract with export/graphs.py (which imports these names):
 - window graph: input `price_change` float64 (batch, time, 1), the raw feature, scaled inside the
   graph; outputs `logits` float32 (batch, 2) of the last step and `probabilities` = their softmax.
 - step graph: inputs `price_change` float64 (batch, 1, 1) and `hidden` float32 (layers, batch,
-  hidden); outputs `logits` (batch, 2) and `hidden_out` (layers, batch, hidden).
+  members * hidden); outputs `logits` (batch, 2) and `hidden_out` of the same shape as hidden.
 p_up = softmax(logits in float64)[0], as core.model.window_p_up computes it.
+An ensemble graph (metadata `members` > 1) averages its members inside and a calibrated one
+applies its `temperature` inside: logits = log(mean p) / T; the reader needs to know neither,
+only that the step graph's state holds the members' states side by side (members * hidden).
+Graphs without these keys are one member at temperature 1.
 """
 
 import json
@@ -30,8 +34,9 @@ META_KEYS = (
     "graph", "fc_version", "symbol", "timeframe", "seq_len", "feature", "classes",
     "train_range", "validation_range", "hidden", "layers", "scale_center", "scale_scale",
 )  # fmt: skip
-_INTS = ("seq_len", "hidden", "layers")
-_FLOATS = ("scale_center", "scale_scale")
+_INTS = ("seq_len", "hidden", "layers", "members")
+_FLOATS = ("scale_center", "scale_scale", "temperature")
+_OPTIONAL = {"members": "1", "temperature": "1.0"}  # absent in graphs before ensembles
 _JSON = ("classes", "train_range", "validation_range")
 _BATCH_CHUNK = 4096  # windows per onnxruntime call in p_up_batch: bounds memory, not results
 
@@ -86,7 +91,7 @@ def read_graph(path: str | Path, graph: str) -> tuple[onnx.ModelProto, dict]:
 
 def _parse_meta(props: dict) -> dict:
     """All metadata_props as strings, the ones fc reads converted to numbers and lists."""
-    meta = dict(props)
+    meta = _OPTIONAL | dict(props)
     for k in _INTS:
         meta[k] = int(meta[k])
     for k in _FLOATS:
@@ -95,8 +100,8 @@ def _parse_meta(props: dict) -> dict:
         meta[k] = json.loads(meta[k])
         if not isinstance(meta[k], list):
             raise ValueError(f"{k} is not a list")
-    if meta["seq_len"] < 1 or meta["hidden"] < 1 or meta["layers"] < 1:
-        raise ValueError("seq_len, hidden and layers must be positive")
+    if min(meta["seq_len"], meta["hidden"], meta["layers"], meta["members"]) < 1:
+        raise ValueError("seq_len, hidden, layers and members must be positive")
     if not np.isfinite(meta["scale_scale"]) or meta["scale_scale"] == 0:
         raise ValueError("scale_scale must be finite and non-zero")
     try:  # graphs exported before policy parameters existed: the workshop's policies
@@ -214,10 +219,12 @@ class OnnxStepPredictor(_Graph):
     (SPEC §2); p_up(window) streams the window from a zero state and matches the window graph."""
 
     def zero_state(self, batch: int = 1) -> np.ndarray:
-        return np.zeros((self.meta["layers"], batch, self.meta["hidden"]), dtype=np.float32)
+        """(layers, batch, members * hidden): the members' zero states side by side."""
+        width = self.meta["members"] * self.meta["hidden"]
+        return np.zeros((self.meta["layers"], batch, width), dtype=np.float32)
 
     def step(self, price_change: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """price_change (batch,) raw values, state (layers, batch, hidden) → (logits, state)."""
+        """price_change (batch,) raw values, state zero_state's shape → (logits, state)."""
         x = np.asarray(price_change, dtype=np.float64).reshape(-1, 1, 1)
         logits, state = self.session.run(
             list(STEP_OUTPUTS), {"price_change": x, "hidden": np.asarray(state, np.float32)}
@@ -264,7 +271,7 @@ def load_step_predictor(
 ) -> OnnxStepPredictor:
     """The step graph (model.step.onnx beside model.onnx), checked like load_predictor."""
     path, session, meta = _open(path, "step", symbol, timeframe, threads)
-    state = ("tensor(float)", (meta["layers"], None, meta["hidden"]))
+    state = ("tensor(float)", (meta["layers"], None, meta["members"] * meta["hidden"]))
     _check_io(
         path,
         session,

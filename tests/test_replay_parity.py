@@ -1,5 +1,6 @@
 """Replay parity through the CLI: `fc paper --replay` journals the same positions as
-`fc backtest --model` (the same exported graph) and wealth equal to 1e-9 relative, both policies."""
+`fc backtest --model` (the same exported graph) and wealth equal to 1e-9 relative, both policies,
+for a single model and for a calibrated seed ensemble (one graph, members inside)."""
 
 import json
 import sqlite3
@@ -17,11 +18,13 @@ SEQ = 48
 SPLIT = "2023-01-20"
 
 
-@pytest.fixture(scope="module")
-def exported_run(tmp_path_factory):
+@pytest.fixture(scope="module", params=[(0, 1.0), (3, 0.8)], ids=["single", "ensemble"])
+def exported_run(tmp_path_factory, request):
     root = tmp_path_factory.mktemp("parity")
+    members, temperature = request.param
     # an outage inside the replayed range
-    data = synth_run(root, days=30, seed=11, outage=[1000, 1001], seq_len=SEQ, split=SPLIT)
+    data = synth_run(root, days=30, seed=11, outage=[1000, 1001], seq_len=SEQ, split=SPLIT,
+                     members=members, T=temperature)  # fmt: skip
     result = runner.invoke(app, ["export", str(root), "--onnx", "--json"])
     assert result.exit_code == 0, result.output
     return root, data
