@@ -16,7 +16,7 @@ import torch
 
 from fc.core.model import Forecast, Scaling
 from fc.core.runs import TrainConfig, load_run
-from fc.export.graphs import WindowGraph, write_step_onnx, write_window_onnx
+from fc.export.graphs import step_graph, window_graph, write_step_onnx, write_window_onnx
 from fc.live.predictor import load_predictor, load_step_predictor, p_up_from_logits
 
 DECISIONS, WARMUP = 500, 20
@@ -54,7 +54,7 @@ def main() -> None:
         ort_2 = load_predictor(window_path, threads=2)
         step = load_step_predictor(step_path, threads=1)
 
-    graph = WindowGraph(model, scaling).eval()
+    graph, step_module = window_graph(model, scaling), step_graph(model, scaling)
 
     @torch.no_grad()
     def torch_window(i):
@@ -67,14 +67,13 @@ def main() -> None:
         logits, state["h"] = step.step(features[L + i : L + i + 1], state["h"])
         return p_up_from_logits(logits)[0]
 
-    torch_h = {"h": torch.zeros(config.layers, 1, config.hidden)}
+    torch_h = {"h": torch.from_numpy(step.zero_state(1))}  # members' states side by side
 
     @torch.no_grad()
     def torch_step(i):
         x = torch.from_numpy(features[L + i : L + i + 1].reshape(1, 1, 1))
-        x = ((x - scaling.center) / scaling.scale).float()
-        out, torch_h["h"] = model.gru(x, torch_h["h"])
-        return p_up_from_logits(model.fc(out[:, -1]).numpy())[0]
+        logits, torch_h["h"] = step_module(x, torch_h["h"])
+        return p_up_from_logits(logits.numpy())[0]
 
     rows = [("torch eager, window (2 threads)", latencies(torch_window))]
     torch.set_num_threads(1)  # on a busy machine one thread can beat two: show both

@@ -59,10 +59,12 @@ def feature_windows(candles_factory, n_bars, seq_len, seed=0):
     )
 
 
-def synth_run(root, days, seed, outage, seq_len, split, symbol="BTC/USDT", members=0, T=1.0):
+def synth_run(
+    root, days, seed, outage, seq_len, split, symbol="BTC/USDT", members=0, temperature=1.0
+):
     """A run folder (h8 l2, seeded random weights, input scaled to order one) over `days` of
     synthetic 30m candles with the bars at positions `outage` missing; returns the data file.
-    members > 0: an ensemble of that many members at temperature T (make_ensemble_run)."""
+    members > 0: an ensemble of that many members at that temperature (make_ensemble_run)."""
     from fc.core.synth import synth_candles
 
     data = root / "synth-30m.parquet"
@@ -71,7 +73,7 @@ def synth_run(root, days, seed, outage, seq_len, split, symbol="BTC/USDT", membe
     config = dict(hidden=8, layers=2, seq_len=seq_len, data=str(data), seed=seed, symbol=symbol,
                   timeframe="30m", split=split, scale_center=1.0, scale_scale=0.003)  # fmt: skip
     if members:
-        make_ensemble_run(root, members, T, **config)
+        make_ensemble_run(root, members, temperature, **config)
     else:
         make_run(root, **config)
     return data

@@ -154,7 +154,7 @@ def test_export_of_an_ensemble_equals_torch(tmp_path, members, temperature):
     root = tmp_path / "run"
     root.mkdir()
     data = synth_run(root, days=20, seed=4, outage=[], seq_len=24, split="2023-01-12",
-                     members=members, T=temperature)  # fmt: skip
+                     members=members, temperature=temperature)  # fmt: skip
     report = export_run(root, onnx=True, torchscript=True, windows=0)  # every validation window
     assert report.ok and report.windows["onnx_real"] > 300
     assert report.max_abs_diff["onnx_real"] < 1e-5 and report.max_abs_diff["torchscript"] < 1e-5
@@ -199,22 +199,40 @@ def test_cli_bad_seeds_or_calibration_is_one_line_exit_2(candle_file, tmp_path, 
     assert option[0] in result.stderr and not any(tmp_path.iterdir())
 
 
-def test_cli_train_and_sweep_take_seeds(candle_file, tmp_path):
-    args = ["--data", str(candle_file), "--split", SPLIT, "--seq-len", "16", "--layers", "1"]
-    args += ["--max-steps", "2", "--runs", str(tmp_path)]
-    result = runner.invoke(
-        app, ["train", *args, "--hidden", "4", "--seeds", "2", "--calibrate", "temperature"]
-    )
+CLI_ARGS = ["--split", SPLIT, "--seq-len", "16", "--layers", "1", "--max-steps", "2"]
+
+
+@pytest.fixture(scope="module")
+def cli_ensemble(candle_file, tmp_path_factory):
+    runs = tmp_path_factory.mktemp("cli")
+    args = ["train", "--data", str(candle_file), *CLI_ARGS, "--hidden", "4", "--runs", str(runs)]
+    result = runner.invoke(app, [*args, "--seeds", "2", "--calibrate", "temperature"])
     assert result.exit_code == 0, result.output
-    run = tmp_path / result.stdout.strip().splitlines()[-1].split("/")[-1]
-    assert "mean of 2 members, T =" in result.stderr and "member seed 1" in result.stderr
-    assert json.loads((run / "config.json").read_text())["seeds"] == 2
-    result = runner.invoke(
-        app, ["sweep", *args, "--hidden", "2", "--loss", "ce", "--seeds", "2", "--workers", "1"]
-    )
+    return runs / result.stdout.strip().splitlines()[-1].split("/")[-1], result.stderr
+
+
+def test_cli_train_prints_members_and_the_calibrated_mean(cli_ensemble):
+    run, stderr = cli_ensemble
+    config = json.loads((run / "config.json").read_text())
+    assert (config["seeds"], config["calibrate"]) == (2, "temperature")
+    assert f"mean of 2 members, T = {config['temperature']:.3g}" in stderr
+    assert "member seed 0" in stderr and "member seed 1" in stderr
+
+
+def test_cli_backtest_and_export_of_an_ensemble(cli_ensemble):
+    run, _ = cli_ensemble
+    result = runner.invoke(app, ["backtest", str(run), "--json"])
     assert result.exit_code == 0, result.output
-    swept = [p for p in tmp_path.glob("*-ce-h2-l1")]
-    assert len(swept) == 1 and sorted(p.name for p in (swept[0] / "members").iterdir()) == [
-        "seed-0",
-        "seed-1",
-    ]
+    result = runner.invoke(app, ["export", str(run), "--onnx", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    # the graph against the torch backtest's own p_up, on the validation windows it scored
+    assert report["ok"] and report["max_abs_diff"]["onnx_backtest"] < 1e-5
+
+
+def test_cli_sweep_takes_seeds(candle_file, tmp_path):
+    args = ["sweep", "--data", str(candle_file), *CLI_ARGS, "--hidden", "2", "--loss", "ce"]
+    result = runner.invoke(app, [*args, "--seeds", "2", "--workers", "1", "--runs", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    (swept,) = tmp_path.glob("*-ce-h2-l1")
+    assert sorted(p.name for p in (swept / "members").iterdir()) == ["seed-0", "seed-1"]

@@ -24,7 +24,7 @@ def exported_run(tmp_path_factory, request):
     members, temperature = request.param
     # an outage inside the replayed range
     data = synth_run(root, days=30, seed=11, outage=[1000, 1001], seq_len=SEQ, split=SPLIT,
-                     members=members, T=temperature)  # fmt: skip
+                     members=members, temperature=temperature)  # fmt: skip
     result = runner.invoke(app, ["export", str(root), "--onnx", "--json"])
     assert result.exit_code == 0, result.output
     return root, data
