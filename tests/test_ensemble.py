@@ -149,6 +149,25 @@ def test_calibrated_run_applies_softmax_of_logits_over_t(grid, features, tmp_pat
     )
 
 
+def test_poisoned_test_range_changes_no_member_and_no_temperature(grid, tmp_path):
+    # the default rule: the last 20 % of the decisions after the split are test
+    config = TrainConfig(seeds=2, calibrate="temperature", **{**QUICK, "test_from": ""})
+    clean = train_ensemble(config, grid, tmp_path / "clean")
+    test_from = pd.Timestamp(json.loads((clean / "config.json").read_text())["test_from"])
+    poisoned = grid.copy()
+    # the outcomes the test range scores: candles after its first bar (whose close is the last
+    # validation decision's outcome and the first test decision's feature)
+    after = poisoned.index > test_from
+    assert 100 < after.sum() < len(grid) // 2  # the default rule left a test range to poison
+    poisoned.loc[after, "close"] = np.random.default_rng(9).uniform(50, 150, after.sum())
+    dirty = train_ensemble(config, poisoned, tmp_path / "dirty")
+    a, b = (json.loads((r / "config.json").read_text()) for r in (clean, dirty))
+    assert a["temperature"] == b["temperature"] != 1.0 and a["test_range"] == b["test_range"]
+    for seed in (0, 1):
+        member = f"members/seed-{seed}"
+        assert same_weights(weights(clean / member), weights(dirty / member))
+
+
 @pytest.mark.parametrize("members, temperature", [(3, 0.7), (1, 1.8)])
 def test_export_of_an_ensemble_equals_torch(tmp_path, members, temperature):
     root = tmp_path / "run"
