@@ -1,5 +1,6 @@
 """`fc train` and `fc sweep`: parse options, call core.training / core.sweep, print."""
 
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -50,8 +51,12 @@ def train_command(
         int, Opt(help="Torch CPU threads; 0: torch's default (a small GRU gains little).")
     ] = 1,
     quiet: Annotated[bool, Opt(help="No progress bar.")] = False,
+    as_json: Annotated[
+        bool, Opt("--json", help="One JSON object: run folder, validation, timing in seconds.")
+    ] = False,
 ) -> None:
-    """Train the GRU on candles; the last line printed is the run folder.
+    """Train the GRU on candles; the last line printed is the run folder (with --json: one
+    JSON object, `run` and the seconds before the first step, training, after the last step).
 
     Example: fc train --data ../shared/data/btc_usdt_30m.parquet --loss ce --epochs 7
     """
@@ -59,6 +64,7 @@ def train_command(
     from fc.core.runs import TrainConfig
     from fc.core.training import prepare_data, resolve_device
 
+    stamps: dict = {"imported": time.time()}  # --json's timing: what start-up is made of
     resolve_device(device)  # a missing CUDA is a user error before any work
     check_ensemble_options(TrainConfig(seeds=seeds, calibrate=calibrate))
     if threads > 0:
@@ -66,6 +72,7 @@ def train_command(
 
         torch.set_num_threads(threads)
     grid, source, digest = prepare_data(data, symbol, timeframe, store)
+    stamps["data_loaded"] = time.time()
     config = TrainConfig(
         symbol=symbol, timeframe=timeframe, data=str(source), data_sha256=digest, loss=loss,
         hidden=hidden, layers=layers, seq_len=seq_len, epochs=epochs, batch_size=batch_size,
@@ -73,12 +80,19 @@ def train_command(
         max_steps=max_steps, val_size=val_size, cost_bps=cost_bps, scaling=scaling,
         test_from=test_from, seeds=seeds, calibrate=calibrate,
     )  # fmt: skip
-    if quiet:
-        run_dir = train_ensemble(config, grid, runs)
+    if quiet or as_json:
+        run_dir = train_ensemble(config, grid, runs, timing=stamps)
     else:
         run_dir = _with_progress(
-            lambda on_progress: train_ensemble(config, grid, runs, on_progress)
+            lambda report: train_ensemble(config, grid, runs, report, timing=stamps)
         )
+    if as_json:
+        import json
+
+        from fc.core.timing import train_result
+
+        typer.echo(json.dumps(train_result(run_dir, stamps)))
+        return
     _print_summary(run_dir)
     typer.echo(str(run_dir))
 
@@ -195,7 +209,10 @@ def sweep_command(
     seed: Annotated[int, Opt(help="Seed of every run.")] = 0,
     seeds: Annotated[int, Opt(help="Ensemble members per run (seeds seed..seed+N-1).")] = 1,
     max_steps: Annotated[int, Opt(help="Stop each run after this many steps (0: all).")] = 0,
-    workers: Annotated[int, Opt(help="Parallel processes (0: one per core).")] = 0,
+    workers: Annotated[
+        int, Opt(help="Parallel processes (0: one per core on CPU, one looping on CUDA).")
+    ] = 0,
+    device: Annotated[str, Opt(help="auto, cpu or cuda (runs share the one GPU).")] = "auto",
     runs: Annotated[Path, Opt(help="Folder for run folders and the sweep plot.")] = Path("runs"),
     store: Annotated[Path, Opt(help="Candle store (with --symbol).", envvar="FC_STORE")] = Path(
         "data"
@@ -217,8 +234,9 @@ def sweep_command(
     from fc.core.plots import sweep_figure
     from fc.core.runs import TrainConfig
     from fc.core.sweep import run_sweep, sweep_best, sweep_curves, sweep_grid, sweep_table
-    from fc.core.training import prepare_data
+    from fc.core.training import prepare_data, resolve_device
 
+    device = resolve_device(device)  # before any work: --device cuda without CUDA is one line
     losses = [v.strip() for v in loss.split(",") if v.strip()]
     if not losses or any(v not in ("ce", "profit") for v in losses):
         raise FcError(f"--loss {loss!r}: use ce, profit or ce,profit")
@@ -226,7 +244,7 @@ def sweep_command(
     grid, source, digest = prepare_data(data, symbol, timeframe, store)
     base = TrainConfig(
         symbol=symbol, timeframe=timeframe, data=str(source), data_sha256=digest, epochs=epochs,
-        seq_len=seq_len, split=split, scheme=scheme, seed=seed, max_steps=max_steps, device="cpu",
+        seq_len=seq_len, split=split, scheme=scheme, seed=seed, max_steps=max_steps, device=device,
         test_from=test_from, seeds=seeds,
     )  # fmt: skip
     configs = sweep_grid(base, _ints(layers), _ints(hidden), losses)

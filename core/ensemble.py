@@ -94,21 +94,26 @@ def validation_series(config: TrainConfig, grid: pd.DataFrame) -> Series:
 
 
 def train_ensemble(
-    config: TrainConfig, grid: pd.DataFrame, runs: str | Path, on_progress: Progress | None = None
+    config: TrainConfig,
+    grid: pd.DataFrame,
+    runs: str | Path,
+    on_progress: Progress | None = None,
+    **hooks,
 ) -> Path:
     """Train per config: one model as core.training.train does (seeds 1, no calibration: the
-    very same run), or config.seeds members averaged, then the temperature when asked."""
+    very same run), or config.seeds members averaged, then the temperature when asked. `hooks`
+    (train's on_validation, timing) go to every member's train()."""
     check_ensemble_options(config)
     if config.seeds == 1 and config.calibrate == "none":
-        return train(config, grid, runs, on_progress)
+        return train(config, grid, runs, on_progress, **hooks)
     resolve_device(config.device)
     started = time.perf_counter()
     if config.seeds == 1:
-        run_dir = train(replace(config, calibrate="none"), grid, runs, on_progress)
+        run_dir = train(replace(config, calibrate="none"), grid, runs, on_progress, **hooks)
         done = json.loads((run_dir / "metrics.json").read_text())
         totals, members = {k: done[k] for k in ("steps", "scored_targets")}, None
     else:
-        run_dir, totals, members = _train_members(config, grid, Path(runs), on_progress)
+        run_dir, totals, members = _train_members(config, grid, Path(runs), on_progress, hooks)
     trained, model, scaling = load_run(run_dir)
     config = replace(trained, seed=config.seed, seeds=config.seeds, calibrate=config.calibrate)
     series = validation_series(config, grid)
@@ -151,26 +156,26 @@ def _calibrate(config, model, series, scaling, device):
     return config, Ensemble(members, temperature).eval(), block
 
 
-def _train_members(config: TrainConfig, grid, runs: Path, on_progress):
+def _train_members(config: TrainConfig, grid, runs: Path, on_progress, hooks: dict):
     """Train each member into RUN/members/seed-<k>/ and write the ensemble's config.json
     (uncalibrated), history.csv and loss.png; returns (run folder, step totals, members)."""
     config = with_scheme_defaults(config)
     run_dir = _run_dir(runs, config)
     try:
-        return _train_into(run_dir, config, grid, on_progress)
+        return _train_into(run_dir, config, grid, on_progress, hooks)
     except BaseException:
         shutil.rmtree(run_dir, ignore_errors=True)  # no half ensemble left to be loaded
         raise
 
 
-def _train_into(run_dir: Path, config: TrainConfig, grid, on_progress):
+def _train_into(run_dir: Path, config: TrainConfig, grid, on_progress, hooks: dict):
     from fc.core.plots import sweep_figure
 
     n, histories, members, first = config.seeds, {}, [], None
     for k, folder in enumerate(member_dirs(run_dir, config)):
         member = replace(config, seed=config.seed + k, seeds=1, calibrate="none", temperature=1.0)
         report = on_progress and partial(_member_progress, on_progress, k, n)
-        made = train(member, grid, folder.parent, report)
+        made = train(member, grid, folder.parent, report, **hooks)
         made.rename(folder)
         histories[f"{config.loss} seed {member.seed}"] = pd.read_csv(folder / "history.csv")
         done = json.loads((folder / "metrics.json").read_text())

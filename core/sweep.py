@@ -1,7 +1,9 @@
 """The workshop's experiment (`fc sweep`): a grid of layers, hidden sizes and losses, trained in
-parallel processes, summarised in a table and one plot of the validation curves."""
+parallel processes on CPU (one process looping over the runs on a GPU), summarised in a table
+and one plot of the validation curves."""
 
 import itertools
+import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
@@ -13,6 +15,8 @@ from fc.core.runs import TrainConfig
 
 
 def sweep_grid(base: TrainConfig, layers, hiddens, losses) -> list[TrainConfig]:
+    """One config per (loss, layers, hidden); the base's device must already be resolved
+    (cpu or cuda, see training.resolve_device) so the workers never probe CUDA themselves."""
     return [
         replace(base, layers=n, hidden=h, loss=loss)
         for loss, n, h in itertools.product(losses, layers, hiddens)
@@ -45,11 +49,18 @@ def run_sweep(
     runs: str | Path,
     workers: int = 0,
     on_done=None,
+    start_method: str | None = None,
 ) -> list[dict]:
     """Train every config; `workers` processes (0: one per core, at most one per run), each
-    with cores // workers torch threads, so the processes do not fight over the cores."""
+    with cores // workers torch threads, so the processes do not fight over the cores.
+
+    On CUDA (configs resolved to device "cuda") the default is one process looping over the runs
+    on the one GPU: its CUDA context is made once, and nothing forks after CUDA is initialised.
+    `workers` > 1 there starts a pool of *spawned* processes (each its own context);
+    `start_method` overrides the choice (tests spawn on CPU)."""
     cores = available_cores()
-    workers = workers or min(len(configs), cores)
+    on_gpu = any(c.device == "cuda" for c in configs)
+    workers = workers or (1 if on_gpu else min(len(configs), cores))
     threads = max(1, cores // workers)
     results = []
     if workers == 1:
@@ -58,7 +69,10 @@ def run_sweep(
             if on_done:
                 on_done(results[-1])
         return results
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    # fork (the platform default, quick) where CUDA is not in use; spawn where it is
+    start_method = start_method or ("spawn" if on_gpu else None)
+    context = multiprocessing.get_context(start_method) if start_method else None
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         futures = [pool.submit(_train_one, c, grid, str(runs), threads) for c in configs]
         for future in futures:
             results.append(future.result())

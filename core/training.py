@@ -113,6 +113,22 @@ def recorded_test_range(series: Series, start) -> dict:
     return {"test_from": recorded(start), "test_range": first_last}
 
 
+def check_config(config: TrainConfig, grid: pd.DataFrame) -> None:
+    """Raise FcError for a config that train() would refuse on this grid, before any training
+    (fc tune checks a whole search space this way before it touches the study)."""
+    resolve_device(config.device)
+    config = with_scheme_defaults(config)
+    if config.lr < 0 or config.cost_bps < 0:
+        raise FcError("--lr and --cost-bps must be >= 0")
+    try:
+        split = pd.Timestamp(config.split, tz="UTC")
+    except ValueError:
+        raise FcError(f"--split {config.split!r} is not a date; give one like 2024-01-01") from None
+    series, _ = three_ranges(grid, config.seq_len, split, config.test_from)
+    _check(config, series)
+    fit_scaling(series, config.scaling)
+
+
 def _run_dir(runs: Path, config: TrainConfig) -> Path:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     base = f"{stamp}-{config.loss}-h{config.hidden}-l{config.layers}"
@@ -131,8 +147,14 @@ def train(
     grid: pd.DataFrame,
     runs: str | Path,
     on_progress: Progress | None = None,
+    on_validation: Callable[[int, dict], None] | None = None,
+    timing: dict | None = None,
 ) -> Path:
-    """Train per config on a grid frame, write the run folder under `runs`, return its path."""
+    """Train per config on a grid frame, write the run folder under `runs`, return its path.
+
+    on_validation(k, result) sees the k-th validation's full result (ce, log_growth, loss, ...);
+    an exception it raises (fc tune's pruning) stops training. `timing`, when given, receives
+    wall-clock stamps (time.time()) `first_step`, `last_step` and `done`."""
     import torch
 
     device = resolve_device(config.device)
@@ -175,14 +197,19 @@ def train(
     total = int(min(per_epoch * config.epochs, limit))
     val_every = max(1, per_epoch // 10)
     rows, best, best_state, step, started = [], math.inf, None, 0, time.perf_counter()
+    stamps = timing if timing is not None else {}
+    validations = 0
 
     def validate() -> float:
-        nonlocal best, best_state
+        nonlocal best, best_state, validations
         result = evaluate(
             model, series, val_ends, scaling, config.seq_len, config.loss, cost, device
         )
         if result["loss"] < best:
             best, best_state = result["loss"], copy.deepcopy(model.state_dict())
+        validations += 1
+        if on_validation:
+            on_validation(validations, result)
         return result["loss"]
 
     for epoch in range(config.epochs):
@@ -195,6 +222,7 @@ def train(
         for batch in batches:
             if step >= limit:
                 break
+            stamps.setdefault("first_step", time.time())
             loss = _optimiser_step(model, optimizer, batch, config, cost, device)
             step += 1
             val = validate() if step % val_every == 0 else None
@@ -214,6 +242,7 @@ def train(
     if rows and rows[-1]["val_loss"] is None:  # always score the last step
         rows[-1]["val_loss"] = validate()
         rows[-1]["elapsed_s"] = time.perf_counter() - started
+    stamps["last_step"] = time.time()
     if best_state is not None:
         model.load_state_dict(best_state)
     history = pd.DataFrame(rows)
@@ -231,6 +260,7 @@ def train(
     import matplotlib.pyplot as plt
 
     plt.close(figure)  # a sweep trains many runs in one process
+    stamps["done"] = time.time()
     return run_dir
 
 

@@ -1,0 +1,295 @@
+"""`fc tune`: an Optuna study of training runs. The search space comes from options (`--hidden
+8,16,32` a list, `--lr 1e-3:1e-1` a range, `--epochs 2` a fixed value), the study from a URL
+(one SQLite file, or PostgreSQL that several workers share), and each trial is one call of
+core.training.train whose validations feed the pruner: no second training loop."""
+
+import json
+import math
+import warnings
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+import pandas as pd
+
+from fc.core.errors import FcError
+from fc.core.runs import TrainConfig
+
+# One line per searchable parameter: how a `low:high` range of it is sampled ("log" or
+# "linear"; "list" takes only a comma list). The value type is the TrainConfig field's. A name
+# that is no TrainConfig field in this build (seeds before the ensembles branch) is left out.
+SEARCHABLE = {
+    "hidden": "log",
+    "layers": "linear",
+    "lr": "log",
+    "seq_len": "log",
+    "chunk": "log",
+    "batch_size": "log",
+    "loss": "list",
+    "cost_bps": "linear",
+    "seeds": "linear",
+}
+# TrainConfig fields that a run computes or records itself: not options
+COMPUTED = {"data", "data_sha256", "scale_center", "scale_scale", "feature", "classes",
+            "train_range", "validation_range", "fc_version", "extra"}  # fmt: skip
+# objective -> (direction, key of the validation result: training's on_validation and metrics)
+OBJECTIVES = {"val-ce": ("minimize", "ce"), "val-log-growth": ("maximize", "log_growth")}
+
+
+def _defaults() -> dict:
+    return {f.name: f.default for f in fields(TrainConfig) if f.name not in COMPUTED}
+
+
+def searchable() -> list[str]:
+    return [name for name in SEARCHABLE if name in _defaults()]
+
+
+@dataclass(frozen=True)
+class Dimension:
+    """One searched parameter: a list of choices, or a low..high range."""
+
+    name: str
+    choices: tuple = ()
+    low: float = 0.0
+    high: float = 0.0
+    log: bool = False
+    integer: bool = False
+
+    def suggest(self, trial):
+        if self.choices:
+            return trial.suggest_categorical(self.name, list(self.choices))
+        if self.integer:
+            return trial.suggest_int(self.name, int(self.low), int(self.high), log=self.log)
+        return trial.suggest_float(self.name, self.low, self.high, log=self.log)
+
+    def extremes(self) -> list:
+        """The values to check before the study starts: every choice, or both ends."""
+        return list(self.choices) or [self.low, self.high]
+
+
+def option_values(args: list[str]) -> dict[str, str]:
+    """['--hidden', '8,16', '--lr=1e-3:1e-1'] -> {'hidden': '8,16', 'lr': '1e-3:1e-1'}."""
+    values, i = {}, 0
+    while i < len(args):
+        token = args[i]
+        if not token.startswith("--") or len(token) < 3:
+            raise FcError(f"{token!r}: expected an option like --hidden 8,16,32")
+        name, _, value = token[2:].partition("=")
+        if not value:
+            if i + 1 >= len(args):
+                raise FcError(f"--{name} needs a value")
+            i, value = i + 1, args[i + 1]
+        key = name.replace("-", "_")
+        if key not in _defaults():
+            known = ", ".join("--" + n.replace("_", "-") for n in searchable())
+            raise FcError(f"--{name}: unknown parameter; search {known} or fix any fc train option")
+        if key in values:
+            raise FcError(f"--{name} given twice")
+        values[key] = value
+        i += 1
+    return values
+
+
+def _typed(name: str, text: str):
+    kind = type(_defaults()[name])
+    try:
+        if kind is bool:
+            if text.lower() not in ("true", "false", "1", "0"):
+                raise ValueError
+            return text.lower() in ("true", "1")
+        return kind(text) if kind in (int, float, str) else _not_settable(name)
+    except ValueError:
+        raise FcError(f"--{_flag(name)} {text!r}: not a {kind.__name__}") from None
+
+
+def _not_settable(name: str):
+    raise FcError(f"--{_flag(name)} cannot be set from fc tune")
+
+
+def _flag(name: str) -> str:
+    return name.replace("_", "-")
+
+
+def search_space(values: dict[str, str]) -> tuple[dict, list[Dimension]]:
+    """(fixed TrainConfig values, searched dimensions) from option texts: `a,b,c` is a list,
+    `low:high` a range (sampled as SEARCHABLE says), anything else a fixed value."""
+    fixed, space = {}, []
+    for name, text in values.items():
+        how = SEARCHABLE.get(name) if name in searchable() else None
+        if how and "," in text:
+            items = [v.strip() for v in text.split(",")]
+            if not any(items) or "" in items:
+                raise FcError(f"--{_flag(name)} {text!r}: an empty list or item; give 8,16,32")
+            choices = tuple(dict.fromkeys(_typed(name, v) for v in items))
+            if len(choices) == 1:
+                fixed[name] = choices[0]
+            else:
+                space.append(Dimension(name, choices=choices))
+        elif how and ":" in text:
+            space_or_fixed = _range(name, text, how)
+            if isinstance(space_or_fixed, Dimension):
+                space.append(space_or_fixed)
+            else:
+                fixed[name] = space_or_fixed
+        else:
+            fixed[name] = _typed(name, text)
+    return fixed, space
+
+
+def _range(name: str, text: str, how: str):
+    if how == "list":
+        raise FcError(f"--{_flag(name)} {text!r}: give a list like ce,profit, not a range")
+    parts = text.split(":")
+    if len(parts) != 2:
+        raise FcError(f"--{_flag(name)} {text!r}: a range is low:high, like 1e-3:1e-1")
+    low, high = (_typed(name, p.strip()) for p in parts)
+    if low > high:
+        raise FcError(f"--{_flag(name)} {text!r}: an empty range (low above high)")
+    if low == high:
+        return low
+    if how == "log" and low <= 0:
+        raise FcError(f"--{_flag(name)} {text!r}: a log-uniform range must start above 0")
+    is_int = isinstance(low, int)
+    return Dimension(name, low=low, high=high, log=how == "log", integer=is_int)
+
+
+def check_study_input(base: TrainConfig, space: list[Dimension], objective: str, grid) -> None:
+    """Every refusal before the study is opened, so a bad call leaves the stored study as it
+    was: the objective, and the base config with each dimension at each of its extremes."""
+    from fc.core.training import check_config
+
+    if objective not in OBJECTIVES:
+        raise FcError(f"--objective {objective!r}: use {' or '.join(OBJECTIVES)}")
+    if objective == "val-log-growth" and any(d.name == "cost_bps" for d in space):
+        raise FcError(
+            "--cost-bps is searched: val-log-growth would be measured at each trial's own cost; "
+            "fix --cost-bps or use --objective val-ce"
+        )
+    check_config(base, grid)
+    for dim in space:
+        for value in dim.extremes():
+            check_config(replace(base, **{dim.name: value}), grid)
+
+
+def run_trial(trial, base: TrainConfig, space, grid: pd.DataFrame, runs, objective: str) -> float:
+    """One trial: suggest, train (reporting each validation to the pruner), record the run."""
+    import optuna
+
+    from fc.core.ensemble import train_ensemble
+
+    config = replace(base, **{dim.name: dim.suggest(trial) for dim in space})
+    key = OBJECTIVES[objective][1]
+    progress = {"step": 0, "total": 0, "validations": 0}
+
+    def on_progress(step, total, train_loss, val_loss):
+        progress.update(step=step, total=total)
+
+    def on_validation(_, result: dict) -> None:
+        # counted here, not by train(): an ensemble's members go on numbering where the last
+        # stopped, so trials with the same --seeds compare at the same step
+        progress["validations"] += 1
+        k = progress["validations"]
+        value = float(result[key])
+        trial.report(value if math.isfinite(value) else math.nan, k)
+        if trial.should_prune():
+            trial.set_user_attr("pruned_at_step", progress["step"] + 1)
+            trial.set_user_attr("total_steps", progress["total"])
+            raise optuna.TrialPruned(f"validation {k}: {key} {value:.5g}")
+
+    run_dir = train_ensemble(config, grid, runs, on_progress, on_validation=on_validation)
+    trial.set_user_attr("run_dir", str(run_dir))
+    metrics = json.loads((Path(run_dir) / "metrics.json").read_text())
+    return float(metrics["validation"][key])
+
+
+def storage_url(storage: str, runs: str | Path) -> str:
+    """--storage, or the default SQLite file tune.sqlite3 in the runs folder (made if absent)."""
+    if storage:
+        return storage
+    Path(runs).mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{Path(runs) / 'tune.sqlite3'}"
+
+
+def _shown(url: str) -> str:
+    """The URL without its password, for messages."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 (an unparsable URL: say so without echoing it whole)
+        return url.split("@")[-1]
+
+
+def open_storage(url: str):
+    """Optuna's RDB storage at `url`; FcError (one line) when it cannot be opened. A heartbeat
+    lets another worker mark a trial failed when the machine running it died."""
+    import optuna
+    from sqlalchemy.exc import SQLAlchemyError
+
+    if not url.startswith(("sqlite:///", "postgresql://", "postgresql+")):
+        raise FcError(
+            f"--storage {_shown(url)!r}: give sqlite:///FILE or postgresql://USER@HOST/DB"
+        )
+    engine, shown = {}, _shown(url)
+    if url.startswith("postgresql"):
+        # the psycopg (3) driver the tune extra installs, whatever SQLAlchemy's default is
+        url = url.replace("postgresql://", "postgresql+psycopg://", 1)
+        engine = {"connect_args": {"connect_timeout": 10}}
+    try:
+        with warnings.catch_warnings():  # the heartbeat is marked experimental: say it once, here
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(
+                url, engine_kwargs=engine, heartbeat_interval=60, grace_period=180
+            )
+    except (SQLAlchemyError, ImportError, ValueError, OSError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise FcError(f"--storage {shown}: cannot open it ({first})") from None
+
+
+def open_study(name: str, storage, objective: str, sampler_seed: int, pruner):
+    """Create the study, or load it when it exists and optimises the same objective. The TPE
+    sampler's seed is offset by the trials already stored, so a resumed study does not replay
+    the random start-up trials of the first call (workers started at the same moment should
+    each get their own --sampler-seed)."""
+    import optuna
+
+    direction = OBJECTIVES[objective][0]
+    stored = 0
+    try:
+        study_id = storage.get_study_id_from_name(name)
+    except KeyError:
+        study_id = None
+    if study_id is not None:
+        had = storage.get_study_user_attrs(study_id).get("objective")
+        if had not in (None, objective):
+            raise FcError(f"study {name!r} optimises {had}; run it with --objective {had}")
+        if storage.get_study_directions(study_id)[0].name.lower() != direction:
+            raise FcError(f"study {name!r} does not {direction} ({objective}); use another --study")
+        stored = len(storage.get_all_trials(study_id, deepcopy=False))
+    sampler = optuna.samplers.TPESampler(seed=sampler_seed + stored)
+    study = optuna.create_study(
+        study_name=name, storage=storage, sampler=sampler, pruner=pruner, direction=direction,
+        load_if_exists=True,
+    )  # fmt: skip
+    if study_id is None:
+        study.set_user_attr("objective", objective)
+    return study
+
+
+def median_pruner(startup_trials: int, warmup: int):
+    """Optuna's median pruner over validations: no pruning before `startup_trials` trials have
+    completed, nor before a trial's `warmup`-th validation (about ten validations an epoch)."""
+    import optuna
+
+    if startup_trials < 0 or warmup < 0:
+        raise FcError("--prune-startup and --prune-warmup must be >= 0")
+    return optuna.pruners.MedianPruner(n_startup_trials=startup_trials, n_warmup_steps=warmup)
+
+
+def tune(study, base: TrainConfig, space, grid, runs, objective: str, n_trials, timeout, on_trial):
+    """Run trials of `study` in this process until `n_trials` (None: no limit) have run or
+    `timeout` seconds (None: none) have passed; on_trial(frozen trial) after each."""
+    study.optimize(
+        lambda trial: run_trial(trial, base, space, grid, runs, objective),
+        n_trials=n_trials, timeout=timeout, callbacks=[lambda _, trial: on_trial(trial)],
+    )  # fmt: skip
+    return study
