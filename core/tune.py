@@ -82,9 +82,7 @@ def option_values(args: list[str]) -> dict[str, str]:
         if key not in _defaults():
             known = ", ".join("--" + n.replace("_", "-") for n in searchable())
             raise FcError(f"--{name}: unknown parameter; search {known} or fix any fc train option")
-        if key in values:
-            raise FcError(f"--{name} given twice")
-        values[key] = value
+        values[key] = value  # given twice, the last one counts, as for every click option
         i += 1
     return values
 
