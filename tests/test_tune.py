@@ -6,17 +6,23 @@ import json
 import sqlite3
 import subprocess
 import sys
+import types
 from pathlib import Path
 
+import numpy as np
 import optuna
+import pandas as pd
 import pytest
 from conftest import make_candles, one_line_error
 from postgres_server import postgres_url  # noqa: F401  (a PostgreSQL server on loopback)
 from typer.testing import CliRunner
 
 from fc.cli.main import app
+from fc.core.backtest import BacktestConfig
+from fc.core.backtest_run import backtest_run
 from fc.core.errors import FcError
 from fc.core.tune import Dimension, option_values, search_space
+from fc.core.tune_report import study_report
 
 SPLIT = "2024-02-20"
 # a tiny GRU on short windows: a trial is a second or two
@@ -139,7 +145,7 @@ def test_hopeless_trials_are_pruned_before_their_last_epoch(candle_file, tmp_pat
     assert steps >= 16  # a complete trial validated about ten times an epoch
 
 
-def test_report_writes_the_plots_and_says_when_importances_cannot_be_had(candle_file, tmp_path):
+def test_report_plots_importances_and_the_deflated_sharpe(candle_file, tmp_path, monkeypatch):
     args = ["--data", candle_file, "--runs", tmp_path, *TINY, "--epochs", "1", "--max-steps", "1"]
     assert tune(*args, "--study", "one", "--hidden", "2,4", "--n-trials", "1").exit_code == 0
     assert tune(*args, "--study", "two", "--hidden", "2,4", "--n-trials", "2").exit_code == 0
@@ -156,6 +162,34 @@ def test_report_writes_the_plots_and_says_when_importances_cannot_be_had(candle_
     one_line_error(tune("report", "--study", "three", "--runs", tmp_path), "no study 'three'")
     text = tune("report", "--study", "two", "--runs", tmp_path)
     assert text.exit_code == 0 and "best of 2 completed" in text.stdout
+    deflated_sharpe_reads_each_trials_validation_backtest(tmp_path, "two", monkeypatch)
+
+
+def deflated_sharpe_reads_each_trials_validation_backtest(tmp_path, name, monkeypatch):
+    study = optuna.load_study(study_name=name, storage=f"sqlite:///{tmp_path / 'tune.sqlite3'}")
+    for trial in study.trials:
+        backtest_run(trial.user_attrs["run_dir"], BacktestConfig(bootstrap_reps=10))
+    calls = []
+    fake = types.ModuleType("fc.core.significance")  # the ranges branch's, stood in for here
+    fake.deflated_sharpe = lambda step_returns, trial_sharpes: (
+        calls.append((step_returns, trial_sharpes)) or 0.25
+    )
+    monkeypatch.setitem(sys.modules, "fc.core.significance", fake)
+    report = study_report(study)
+    assert (
+        report["deflated_sharpe"]["value"] == 0.25
+        and report["deflated_sharpe"]["trials_backtested"] == 2
+    )
+    ((best_returns, sharpes),) = calls
+    per_year = 17_520  # 30m bars
+    for trial, sharpe in zip(study.trials, sharpes, strict=True):
+        folder = Path(trial.user_attrs["run_dir"]) / "backtest"
+        reported = json.loads((folder / "metrics.json").read_text())["validation"]["proportional"]
+        assert sharpe * np.sqrt(per_year) == pytest.approx(reported["sharpe"], rel=1e-9)
+        if trial.number == report["best"]["number"]:
+            frame = pd.read_parquet(folder / "positions.parquet")
+            wealth = frame.loc[frame["range"] == "validation", "wealth_proportional"].to_numpy()
+            np.testing.assert_allclose(np.cumprod(1 + best_returns), wealth, rtol=1e-12)
 
 
 def test_two_workers_share_one_postgresql_study(candle_file, tmp_path, postgres_url):  # noqa: F811
