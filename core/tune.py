@@ -5,6 +5,7 @@ core.training.train whose validations feed the pruner: no second training loop."
 
 import json
 import math
+import time
 import warnings
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -227,20 +228,34 @@ def open_storage(url: str):
         raise FcError(
             f"--storage {_shown(url)!r}: give sqlite:///FILE or postgresql://USER@HOST/DB"
         )
-    engine, shown = {}, _shown(url)
+    # sqlite: wait for another worker's write lock instead of failing at once
+    engine, shown = {"connect_args": {"timeout": 60}}, _shown(url)
     if url.startswith("postgresql"):
         # the psycopg (3) driver the tune extra installs, whatever SQLAlchemy's default is
         url = url.replace("postgresql://", "postgresql+psycopg://", 1)
         engine = {"connect_args": {"connect_timeout": 10}}
-    try:
-        with warnings.catch_warnings():  # the heartbeat is marked experimental: say it once, here
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(
-                url, engine_kwargs=engine, heartbeat_interval=60, grace_period=180
-            )
-    except (SQLAlchemyError, ImportError, ValueError, OSError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise FcError(f"--storage {shown}: cannot open it ({first})") from None
+    for attempt in range(5):
+        try:
+            with warnings.catch_warnings():  # the heartbeat is experimental: no warning a call
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(
+                    url, engine_kwargs=engine, heartbeat_interval=60, grace_period=180
+                )
+        except (SQLAlchemyError, ImportError, ValueError, OSError) as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            if not _creation_race(exc):
+                raise FcError(f"--storage {shown}: cannot open it ({first})") from None
+            time.sleep(0.2 * (attempt + 1))
+    raise FcError(f"--storage {shown}: cannot create the study tables (other workers racing?)")
+
+
+def _creation_race(exc: Exception) -> bool:
+    """Workers started together on a new database race to create its tables; the loser sees
+    one of these and finds the tables made on its next try."""
+    from sqlalchemy.exc import IntegrityError
+
+    text = str(exc)
+    return isinstance(exc, IntegrityError) or "already exists" in text or "duplicate key" in text
 
 
 def open_study(name: str, storage, objective: str, sampler_seed: int, pruner):

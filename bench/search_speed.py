@@ -1,0 +1,110 @@
+"""Search throughput on CPU: the workshop's 12-run grid with `fc sweep` (layers 1,3 x hidden
+8,16,32 x ce,profit; one process per core, forked) beside a 12-trial `fc tune` over the same
+choices (TPE, median pruning, SQLite), in one process and as one `fc tune` worker per core
+against the same study. Trials per minute, median over repeats, ratio to the sweep.
+
+Data: a seeded SYNTHETIC 30m series (core.synth, 200 days, 9,600 bars; validation from day 160),
+seq_len 128, 1 epoch, at most 5 steps a run, 512 validation decisions while training: a short
+setting where start-up, validation and saving weigh as much as the steps themselves.
+
+Run: .venv/bin/python bench/search_speed.py [--repeats 3]
+"""
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from fc.core import tune as search
+from fc.core.candles import to_grid
+from fc.core.runs import TrainConfig
+from fc.core.sweep import available_cores, run_sweep, sweep_grid
+from fc.core.synth import START, synth_candles
+
+SPLIT = (START + pd.Timedelta(days=160)).strftime("%Y-%m-%d")
+SHORT = dict(seq_len=128, epochs=1, max_steps=5, val_size=512, split=SPLIT, device="cpu")
+SPACE = {"layers": "1,3", "hidden": "8,16,32", "loss": "ce,profit"}
+
+
+def sweep_minutes(grid, folder: Path) -> float:
+    configs = sweep_grid(TrainConfig(**SHORT), [1, 3], [8, 16, 32], ["ce", "profit"])
+    start = time.perf_counter()
+    run_sweep(configs, grid, folder)
+    return (time.perf_counter() - start) / 60
+
+
+def tune_minutes(grid, folder: Path) -> float:
+    fixed, space = search.search_space(SPACE)
+    base = TrainConfig(**SHORT, **fixed)
+    start = time.perf_counter()
+    storage = search.open_storage(search.storage_url("", folder))
+    study = search.open_study("bench", storage, "val-ce", 0, search.median_pruner(4, 3))
+    search.tune(study, base, space, grid, folder, "val-ce", 12, None, lambda trial: None)
+    return (time.perf_counter() - start) / 60
+
+
+def tune_workers_minutes(data: Path, folder: Path, workers: int) -> float:
+    """`fc tune` processes (start-up included) sharing one SQLite study, 12 trials in all."""
+    fc = Path(sys.executable).parent / "fc"
+    args = [str(fc), "tune", "--data", str(data), "--runs", str(folder), "--study", "bench"]
+    for name, value in {**SHORT, **SPACE}.items():
+        args += [f"--{name.replace('_', '-')}", str(value)]
+    start = time.perf_counter()
+    procs = [
+        subprocess.Popen(
+            [*args, "--n-trials", str(12 // workers), "--sampler-seed", str(i)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        for i in range(workers)
+    ]
+    for proc in procs:
+        _, err = proc.communicate()
+        if proc.returncode:
+            raise SystemExit(f"fc tune worker failed: {err.strip().splitlines()[-1:]}")
+    return (time.perf_counter() - start) / 60
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    candles = synth_candles(days=200, timeframe="30m", seed=0)
+    grid = to_grid(candles, "30m")
+    cores = available_cores()
+    rows = {"sweep (12 runs, forked processes)": [], "tune (12 trials, 1 process)": [],
+            f"tune (12 trials, {cores} fc tune workers)": []}  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "synth_30m.parquet"
+        candles.to_parquet(data)
+        for i in range(args.repeats):
+            times = (
+                sweep_minutes(grid, Path(tmp) / f"sweep{i}"),
+                tune_minutes(grid, Path(tmp) / f"tune{i}"),
+                tune_workers_minutes(data, Path(tmp) / f"workers{i}", cores),
+            )
+            for key, minutes in zip(rows, times, strict=True):
+                rows[key].append(12 / minutes)
+    print(f"\nsearch throughput on CPU ({cores} cores, 1 torch thread a process, SYNTHETIC 30m, "
+          f"seq 128, 1 epoch, <= 5 steps; median of {args.repeats})")  # fmt: skip
+    reference = statistics.median(rows["sweep (12 runs, forked processes)"])
+    print(f"{'what':42} {'trials/min':>10} {'vs sweep':>9}")
+    for key, rates in rows.items():
+        rate = statistics.median(rates)
+        print(f"{key:42} {rate:10.1f} {rate / reference:8.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
