@@ -4,10 +4,10 @@ choices (TPE, median pruning, SQLite), in one process and as one `fc tune` worke
 against the same study. Trials per minute, median over repeats, ratio to the sweep.
 
 Data: a seeded SYNTHETIC 30m series (core.synth, 200 days, 9,600 bars; validation from day 160),
-seq_len 128, 1 epoch, at most 5 steps a run, 512 validation decisions while training: a short
+seq_len 128, chunks of 64, 1 epoch (4 steps, each validated on 512 decisions): a short
 setting where start-up, validation and saving weigh as much as the steps themselves.
 
-Run: .venv/bin/python bench/search_speed.py [--repeats 3]
+Run: .venv/bin/python bench/search_speed.py [--repeats 3] [--device cuda]
 """
 
 import argparse
@@ -28,7 +28,7 @@ from fc.core.sweep import available_cores, run_sweep, sweep_grid
 from fc.core.synth import START, synth_candles
 
 SPLIT = (START + pd.Timedelta(days=160)).strftime("%Y-%m-%d")
-SHORT = dict(seq_len=128, epochs=1, max_steps=5, val_size=512, split=SPLIT, device="cpu")
+SHORT = dict(seq_len=128, chunk=64, epochs=1, max_steps=5, val_size=512, split=SPLIT, device="cpu")
 SPACE = {"layers": "1,3", "hidden": "8,16,32", "loss": "ce,profit"}
 
 
@@ -75,7 +75,9 @@ def tune_workers_minutes(data: Path, folder: Path, workers: int) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda: runs share the GPU")
     args = parser.parse_args()
+    SHORT["device"] = args.device
     torch.set_num_threads(1)
     import optuna
 
@@ -83,7 +85,8 @@ def main() -> int:
     candles = synth_candles(days=200, timeframe="30m", seed=0)
     grid = to_grid(candles, "30m")
     cores = available_cores()
-    rows = {"sweep (12 runs, forked processes)": [], "tune (12 trials, 1 process)": [],
+    how = "forked processes" if args.device == "cpu" else "one process looping on the GPU"
+    rows = {f"sweep (12 runs, {how})": [], "tune (12 trials, 1 process)": [],
             f"tune (12 trials, {cores} fc tune workers)": []}  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "synth_30m.parquet"
@@ -96,9 +99,9 @@ def main() -> int:
             )
             for key, minutes in zip(rows, times, strict=True):
                 rows[key].append(12 / minutes)
-    print(f"\nsearch throughput on CPU ({cores} cores, 1 torch thread a process, SYNTHETIC 30m, "
-          f"seq 128, 1 epoch, <= 5 steps; median of {args.repeats})")  # fmt: skip
-    reference = statistics.median(rows["sweep (12 runs, forked processes)"])
+    print(f"\nsearch throughput on {args.device} ({cores} cores, 1 torch thread a process, "
+          f"SYNTHETIC 30m, seq 128, chunk 64, 1 epoch; median of {args.repeats})")  # fmt: skip
+    reference = statistics.median(next(iter(rows.values())))
     print(f"{'what':42} {'trials/min':>10} {'vs sweep':>9}")
     for key, rates in rows.items():
         rate = statistics.median(rates)
