@@ -27,13 +27,17 @@ class _RunCommand(TyperCommand):
 
     @property
     def epilog(self):
-        from fc.core.tune import searchable
+        from fc.core.tune import SEARCHABLE, searchable
 
-        names = ", ".join("--" + n.replace("_", "-") for n in searchable())
+        def flags(how):
+            return ", ".join(
+                "--" + n.replace("_", "-") for n in searchable() if SEARCHABLE[n] == how
+            )
+
         return (
-            f"Searchable: {names}. A value 8,16,32 is a list, 1e-3:1e-1 a range (lr, hidden, "
-            "seq-len, chunk, batch-size log-uniform; layers, cost-bps, seeds uniform), one value "
-            "is fixed. Any other fc train option is fixed: --epochs 2 --max-steps 50 --split "
+            "A value 8,16,32 is a list, low:high a range, one value is fixed. Searchable: "
+            f"{flags('log')} (ranges log-uniform); {flags('linear')} (uniform); {flags('list')} "
+            "(lists). Any other fc train option is fixed: --epochs 2 --max-steps 50 --split "
             "2024-01-01 --device cpu ..."
         )
 

@@ -10,8 +10,6 @@ import warnings
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
-import pandas as pd
-
 from fc.core.errors import FcError
 from fc.core.runs import TrainConfig
 
@@ -169,7 +167,7 @@ def check_study_input(base: TrainConfig, space: list[Dimension], objective: str,
             check_config(replace(base, **{dim.name: value}), grid)
 
 
-def run_trial(trial, base: TrainConfig, space, grid: pd.DataFrame, runs, objective: str) -> float:
+def run_trial(trial, base: TrainConfig, space, grid, runs, objective: str) -> float:
     """One trial: suggest, train (reporting each validation to the pruner), record the run."""
     import optuna
 
@@ -190,7 +188,8 @@ def run_trial(trial, base: TrainConfig, space, grid: pd.DataFrame, runs, objecti
         value = float(result[key])
         trial.report(value if math.isfinite(value) else math.nan, k)
         if trial.should_prune():
-            trial.set_user_attr("pruned_at_step", progress["step"] + 1)
+            trial.set_user_attr("pruned_at_validation", k)
+            trial.set_user_attr("pruned_at_step", progress["step"] + 1)  # not yet reported
             trial.set_user_attr("total_steps", progress["total"])
             raise optuna.TrialPruned(f"validation {k}: {key} {value:.5g}")
 
