@@ -29,7 +29,7 @@ SEARCHABLE = {
 }
 # TrainConfig fields that a run computes or records itself: not options
 COMPUTED = {"data", "data_sha256", "scale_center", "scale_scale", "feature", "classes",
-            "train_range", "validation_range", "fc_version", "extra"}  # fmt: skip
+            "train_range", "validation_range", "test_range", "fc_version", "extra"}  # fmt: skip
 # objective -> (direction, key of the validation result: training's on_validation and metrics)
 OBJECTIVES = {"val-ce": ("minimize", "ce"), "val-log-growth": ("maximize", "log_growth")}
 

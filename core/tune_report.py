@@ -1,19 +1,17 @@
 """`fc tune report`: what a stored study says. The trials (number, state, parameters, value,
 run folder), the best "of N", Optuna's own matplotlib plots of the optimisation history and the
-parameter importances, and the deflated Sharpe of the best trial where its backtest exists."""
+parameter importances, and the deflated Sharpe of the best trial for the N trials tried."""
 
 import json
 import warnings
 from pathlib import Path
 
-import numpy as np
-
 from fc.core.errors import FcError
 
-# The policy whose validation returns the deflated Sharpe reads: f = p_up - p_down, the position
-# the val-log-growth objective scores.
+# What the deflated Sharpe reads: f = p_up - p_down (the position the val-log-growth objective
+# scores) on the range the trials were chosen on, where the selection bias is.
 POLICY = "proportional"
-SELECTION_RANGE = "validation"  # where the trials were chosen, so where the selection bias is
+SELECTION_RANGE = "validation"
 
 
 def load_study(name: str, storage):
@@ -61,57 +59,38 @@ def study_report(study) -> dict:
         "best": best,
         "top": top,
         "table": rows,
-        "deflated_sharpe": best_deflated_sharpe(best, complete, len(rows)),
+        "deflated_sharpe": best_deflated_sharpe(best, rows),
     }
 
 
-def trial_backtest(run_dir: str | None) -> dict | None:
-    """The one place a trial's backtest is read: RUN/backtest/ as `fc backtest RUN` writes it
-    (metrics.json, positions.parquet). Per-bar step returns of POLICY on SELECTION_RANGE and the
-    annualised Sharpe the backtest reported; None when the trial was not backtested."""
-    if not run_dir or not (Path(run_dir) / "backtest" / "metrics.json").is_file():
+def trial_returns(run_dir: str | None) -> dict | None:
+    """The one place a trial's returns are read: the moments (n, sharpe, skewness, kurtosis) of
+    the per-bar validation returns of f = p_up - p_down that training wrote to RUN/metrics.json,
+    the trial fc sweep's best of N reads too. None without a run folder."""
+    path = Path(run_dir or "") / "metrics.json"
+    if not run_dir or not path.is_file():
         return None
-    import pandas as pd
-
-    folder = Path(run_dir) / "backtest"
-    metrics = json.loads((folder / "metrics.json").read_text())
-    if SELECTION_RANGE not in metrics:
-        return None
-    frame = pd.read_parquet(folder / "positions.parquet")
-    wealth = frame.loc[frame["range"] == SELECTION_RANGE, f"wealth_{POLICY}"].to_numpy()
-    before = np.concatenate([[1.0], wealth[:-1]])  # each range starts at wealth 1.0
-    return {
-        "step_returns": wealth / before - 1.0,
-        "sharpe": metrics[SELECTION_RANGE][POLICY]["sharpe"],
-    }
+    return json.loads(path.read_text())["validation"].get("returns")
 
 
-def _per_bar_sharpe(r: np.ndarray) -> float:
-    sd = r.std(ddof=1) if len(r) > 1 else 0.0
-    return float(r.mean() / sd) if sd > 0 else 0.0
+def best_deflated_sharpe(best: dict | None, rows: list[dict]) -> dict:
+    """The deflated Sharpe of the best trial (chosen by the objective) for N = every finished
+    trial: completed ones give their per-bar Sharpe, pruned and failed ones count in N only."""
+    from fc.core.significance import deflated_from_moments
 
-
-def best_deflated_sharpe(best: dict | None, complete: list[dict], tried: int) -> dict:
-    """The deflated Sharpe of the best trial's validation returns given the per-bar Sharpes of
-    every completed trial with a backtest (core.significance, from the ranges branch)."""
-    out = {"value": None, "policy": POLICY, "range": SELECTION_RANGE, "trials_backtested": 0}
-    backtests = {r["number"]: trial_backtest(r["run_dir"]) for r in complete}
-    backtests = {k: v for k, v in backtests.items() if v is not None}
-    out["trials_backtested"] = len(backtests)
-    if best is None or best["number"] not in backtests or len(backtests) < 2:
-        out["reason"] = (
-            "needs a backtest of the best trial and of at least one other completed trial: run "
-            "fc backtest RUN on their run_dir"
-        )
+    finished = [r for r in rows if r["state"] in ("COMPLETE", "PRUNED", "FAIL")]
+    out = {"value": None, "n_trials": len(finished), "policy": POLICY, "range": SELECTION_RANGE}
+    chosen = trial_returns(best["run_dir"]) if best else None
+    if chosen is None:
+        out["reason"] = "no completed trial with validation returns in its metrics.json"
         return out
-    try:
-        from fc.core.significance import deflated_sharpe
-    except ImportError:
-        out["reason"] = "core.significance (deflated_sharpe) is not in this build"
-        return out
-    sharpes = [_per_bar_sharpe(b["step_returns"]) for b in backtests.values()]
-    out["value"] = float(deflated_sharpe(backtests[best["number"]]["step_returns"], sharpes))
-    out["reason"] = f"best of {len(backtests)} backtested trials ({tried} tried)"
+    sharpes = []
+    for row in finished:
+        moments = trial_returns(row["run_dir"]) if row["state"] == "COMPLETE" else None
+        sharpes.append(moments["sharpe"] if moments else float("nan"))
+    out["value"] = float(deflated_from_moments(chosen, sharpes))
+    out["sharpe_per_bar"] = chosen["sharpe"]
+    out["reason"] = f"best of {len(finished)} finished trials"
     return out
 
 
