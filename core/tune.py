@@ -29,7 +29,8 @@ SEARCHABLE = {
 }
 # TrainConfig fields that a run computes or records itself: not options
 COMPUTED = {"data", "data_sha256", "scale_center", "scale_scale", "feature", "classes",
-            "train_range", "validation_range", "test_range", "fc_version", "extra"}  # fmt: skip
+            "train_range", "validation_range", "test_range", "temperature", "fc_version",
+            "extra"}  # fmt: skip
 # objective -> (direction, key of the validation result: training's on_validation and metrics)
 OBJECTIVES = {"val-ce": ("minimize", "ce"), "val-log-growth": ("maximize", "log_growth")}
 
@@ -152,6 +153,7 @@ def _range(name: str, text: str, how: str):
 def check_study_input(base: TrainConfig, space: list[Dimension], objective: str, grid) -> None:
     """Every refusal before the study is opened, so a bad call leaves the stored study as it
     was: the objective, and the base config with each dimension at each of its extremes."""
+    from fc.core.ensemble import check_ensemble_options
     from fc.core.training import check_config
 
     if objective not in OBJECTIVES:
@@ -161,10 +163,9 @@ def check_study_input(base: TrainConfig, space: list[Dimension], objective: str,
             "--cost-bps is searched: val-log-growth would be measured at each trial's own cost; "
             "fix --cost-bps or use --objective val-ce"
         )
-    check_config(base, grid)
-    for dim in space:
-        for value in dim.extremes():
-            check_config(replace(base, **{dim.name: value}), grid)
+    for config in [base, *(replace(base, **{d.name: v}) for d in space for v in d.extremes())]:
+        check_config(config, grid)
+        check_ensemble_options(config)
 
 
 def run_trial(trial, base: TrainConfig, space, grid, runs, objective: str) -> float:

@@ -57,6 +57,7 @@ def test_search_space_from_option_texts():
         Dimension("loss", choices=("ce", "profit")),
     ]
     assert search_space({"hidden": "16,16", "layers": "2:2"}) == ({"hidden": 16, "layers": 2}, [])
+    assert search_space({"seeds": "1:3"})[1] == [Dimension("seeds", low=1, high=3, integer=True)]
     for bad, word in (({"hidden": "32:8"}, "empty range"), ({"hidden": "8,,16"}, "empty"),
                       ({"lr": "0:1e-1"}, "above 0"), ({"loss": "ce:profit"}, "list"),
                       ({"hidden": "8.5,16"}, "int")):  # fmt: skip
