@@ -1,0 +1,206 @@
+"""fc walk: no fold reads the future (poisoned candles after T change nothing that ends before
+T), the stitched predictions are exactly each fold's run folder's, durations and bad input."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from conftest import make_candles, one_line_error
+from typer.testing import CliRunner
+
+from fc.cli.main import app
+from fc.core.backtest import BacktestConfig
+from fc.core.candles import to_grid
+from fc.core.errors import FcError
+from fc.core.features import price_change
+from fc.core.model import window_p_up
+from fc.core.runs import TrainConfig, load_run, read_config
+from fc.core.walk import WalkConfig, parse_duration, plan_folds, walk_forward
+
+runner = CliRunner()
+SEQ = 16
+TINY = TrainConfig(symbol="SYNTH/USDT", seq_len=SEQ, hidden=4, layers=1, epochs=1, chunk=32,
+                   batch_size=8, max_steps=4, device="cpu", seed=1)  # fmt: skip
+# four weekly folds from 2024-01-29; the data (8 weeks of 30m candles) starts 2024-01-01
+WALK = WalkConfig(start="2024-01-29", every="1W", val="1W")
+POISON_FROM = pd.Timestamp("2024-02-14", tz="UTC")  # inside the third fold
+OUTAGE = [400, 401, 402, 1500, 2000]  # bars missing from the file: filled on the grid
+FAST_BACKTEST = BacktestConfig(bootstrap_reps=20)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def candles(n: int = 8 * 7 * 48) -> pd.DataFrame:
+    frame = make_candles(n, timeframe="30min", seed=4)
+    return frame.drop(frame.index[OUTAGE])
+
+
+def poisoned(frame: pd.DataFrame, after: pd.Timestamp, seed: int = 99) -> pd.DataFrame:
+    """The same candles with seeded random closes (and consistent OHLC) from `after` on."""
+    out = frame.copy()
+    late = out.index >= after
+    rng = np.random.default_rng(seed)
+    close = out["close"][~late].iloc[-1] * np.exp(np.cumsum(rng.normal(0, 0.01, late.sum())))
+    out.loc[late, ["open", "close"]] = np.column_stack([close, close])
+    out.loc[late, "high"] = close * 1.001
+    out.loc[late, "low"] = close * 0.999
+    return out
+
+
+@pytest.fixture(scope="module")
+def walks(tmp_path_factory):
+    """The same walk over the clean candles and over candles poisoned from POISON_FROM."""
+    out = {}
+    for name, frame in (("clean", candles()), ("poisoned", poisoned(candles(), POISON_FROM))):
+        grid = to_grid(frame, "30m")
+        walk_dir, result = walk_forward(
+            TINY, WALK, grid, tmp_path_factory.mktemp(name), FAST_BACKTEST
+        )
+        out[name] = (grid, walk_dir, result)
+    return out
+
+
+def test_no_fold_reads_the_future(walks):
+    (_, clean, result), (_, dirty, _) = walks["clean"][0:3], walks["poisoned"][0:3]
+    pred = {k: pd.read_parquet(d / "predictions.parquet") for k, d in (("c", clean), ("p", dirty))}
+    ended_before = [f for f in result["folds"] if pd.Timestamp(f["end"]) <= POISON_FROM]
+    assert len(ended_before) == 2 and len(result["folds"]) == 4
+    for fold in result["folds"]:
+        c, p = (pred[k][pred[k]["fold"] == fold["fold"]] for k in "cp")
+        state_c = torch.load(clean / fold["run"] / "model.pt", weights_only=True)
+        state_p = torch.load(dirty / fold["run"] / "model.pt", weights_only=True)
+        same_state = all(torch.equal(state_c[k], state_p[k]) for k in state_c)
+        history = [pd.read_csv(d / fold["run"] / "history.csv") for d in (clean, dirty)]
+        same_losses = history[0][["train_loss", "val_loss"]].equals(
+            history[1][["train_loss", "val_loss"]]
+        )
+        if fold in ended_before:
+            assert np.array_equal(c["time"], p["time"]) and np.array_equal(c["p_up"], p["p_up"])
+            assert same_state and same_losses, fold["fold"]
+        else:  # the poison reaches these folds: the comparison above can fail
+            assert not np.array_equal(c["p_up"].to_numpy(), p["p_up"].to_numpy())
+            if pd.Timestamp(fold["start"]) > POISON_FROM:
+                assert not same_state
+
+
+def test_folds_train_and_choose_only_before_their_start(walks):
+    grid, walk_dir, result = walks["clean"]
+    for fold in result["folds"]:
+        config = read_config(walk_dir / fold["run"])
+        start = pd.Timestamp(fold["start"])
+        assert config.split == str(pd.Timestamp(fold["validation_start"]).date())
+        split = pd.Timestamp(config.split, tz="UTC")
+        assert pd.Timestamp(config.train_range[1]) < split
+        # validation runs to the last decision whose next candle is before the fold: the whole
+        # --val part chooses the checkpoint (no test range cut out of it)
+        assert pd.Timestamp(config.validation_range[0]) == split
+        assert pd.Timestamp(config.validation_range[1]) == start - pd.Timedelta("1h")
+
+
+def test_stitched_predictions_are_each_fold_runs_own(walks):
+    grid, walk_dir, result = walks["clean"]
+    pred = pd.read_parquet(walk_dir / "predictions.parquet")
+    assert list(pred.columns) == ["time", "p_up", "fold"]
+    n, filled = len(grid), grid["filled"].to_numpy()
+    bar = np.arange(n)
+    decision = (bar >= SEQ) & (bar < n - 1) & ~filled  # a full window, a real candle, a next bar
+    features = price_change(grid["close"].to_numpy())
+    for fold in result["folds"]:
+        inside = (grid.index >= fold["start"]) & (grid.index < fold["end"])
+        ends = np.flatnonzero(decision & inside)
+        part = pred[pred["fold"] == fold["fold"]]
+        assert fold["decisions"] == len(ends) == len(part)
+        assert np.array_equal(part["time"].to_numpy(), grid.index[ends].to_numpy())
+        config, model, scaling = load_run(walk_dir / fold["run"])
+        assert np.array_equal(part["p_up"], window_p_up(model, features, ends, SEQ, scaling))
+    first = grid.index >= result["folds"][0]["start"]
+    assert len(pred) == (decision & first).sum() and pred["time"].is_monotonic_increasing
+    positions = pd.read_parquet(walk_dir / "backtest" / "positions.parquet")
+    assert set(positions["range"]) == {"walk_forward"}
+    traded = positions.set_index("time").loc[pred["time"]]
+    assert np.array_equal(traded["p_up"], pred["p_up"])
+    report = result["backtest"]["walk_forward"]
+    assert report["discrete"]["decisions"] == len(pred)
+    assert json.loads((walk_dir / "walk.json").read_text())["folds"] == result["folds"]
+    for name in ("metrics.json", "equity.png", "drawdown.png"):
+        assert (walk_dir / "backtest" / name).stat().st_size > 0
+
+
+@pytest.mark.parametrize(
+    "text,kwds",
+    [("3M", {"months": 3}), ("2Y", {"years": 2}), ("6W", {"weeks": 6}), ("10D", {"days": 10}),
+     ("2y", {"years": 2})],
+)  # fmt: skip
+def test_durations(text, kwds):
+    assert parse_duration(text, "--every").kwds == kwds
+
+
+@pytest.mark.parametrize("text", ["3m", "3X", "M", "0M", "1.5M", "", "3 months"])
+def test_no_duration_is_a_user_error(text):
+    with pytest.raises(FcError, match="--every"):
+        parse_duration(text, "--every")
+
+
+def test_month_folds_are_calendar_months_without_drift():
+    grid = to_grid(make_candles(400 * 24, timeframe="1h", start="2023-06-01"), "1h")
+    walk = WalkConfig(start="2024-01-31", every="1M", val="1M", window="2M")
+    folds = plan_folds(grid, walk, seq_len=24)
+    assert [f"{f.start:%m-%d}" for f in folds[:4]] == ["01-31", "02-29", "03-31", "04-30"]
+    assert folds[0].end == folds[1].start and folds[0].validation_start == pd.Timestamp(
+        "2023-12-31", tz="UTC"
+    )
+    assert folds[2].validation_start == pd.Timestamp("2024-02-29", tz="UTC")
+    assert folds[2].train_start == pd.Timestamp("2023-12-29", tz="UTC")  # 03-31 - 1M - 2M
+    assert folds[-1].start <= grid.index[-2] < folds[-1].end
+
+
+@pytest.fixture(scope="module")
+def candle_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "candles.parquet"
+    candles().to_parquet(path)
+    return path
+
+
+def walk_args(candle_file, tmp_path, *extra):
+    return ["walk", "--data", str(candle_file), "--seq-len", str(SEQ), "--hidden", "4",
+            "--layers", "1", "--max-steps", "2", "--chunk", "32", "--batch-size", "8",
+            "--device", "cpu", "--runs", str(tmp_path), *extra]  # fmt: skip
+
+
+def test_cli_prints_the_walk_folder_last_and_json(candle_file, tmp_path):
+    args = walk_args(candle_file, tmp_path, "--start", "2024-02-05", "--every", "2W", "--val", "1W")
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    walk_dir = result.stdout.strip().splitlines()[-1]
+    assert (tmp_path / walk_dir.split("/")[-1] / "walk.json").is_file()
+    assert "fold 2 [2024-02-19, 2024-03-04)" in result.stderr
+    result = runner.invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert [f["start"][:10] for f in report["folds"]] == ["2024-02-05", "2024-02-19"]
+    assert report["backtest"]["walk_forward"]["classifier"]["model"]["accuracy"] > 0
+
+
+@pytest.mark.parametrize(
+    "extra,words",
+    [
+        (["--start", "2024-02-12", "--every", "3X"], ["--every", "3X"]),
+        (["--start", "2024-02-12", "--every", "2W", "--val", "month"], ["--val"]),
+        (["--start", "2024-01-05", "--val", "1W"], ["no training data", "fold 1"]),
+        (["--start", "2024-02-12", "--val", "2M"], ["no training data"]),
+        (["--start", "2024-03-30"], ["past the data"]),
+        (["--start", "someday"], ["--start", "not a date"]),
+        (["--start", "2024-02-12", "--window", "2"], ["--window"]),
+    ],
+)
+def test_bad_input_is_one_line(candle_file, tmp_path, extra, words):
+    one_line_error(runner.invoke(app, walk_args(candle_file, tmp_path, *extra)), *words)
+    assert not list(tmp_path.iterdir())  # nothing started
