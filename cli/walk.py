@@ -15,12 +15,8 @@ WALK_EPOCHS = 2
 def walk_command(
     start: Annotated[str, Opt(help="First fold's start (UTC date).")],
     every: Annotated[str, Opt(help="Fold length: 10D, 6W, 3M (months) or 1Y.")] = "3M",
-    val: Annotated[str, Opt(help="Validation part before each fold (chooses its checkpoint).")] = (
-        "3M"
-    ),
-    window: Annotated[
-        str, Opt(help="Rolling training window before the validation part ('': everything).")
-    ] = "",
+    val: Annotated[str, Opt(help="Part before each fold that chooses its checkpoint.")] = "3M",
+    window: Annotated[str, Opt(help="Rolling training window, e.g. 2Y ('': all the past).")] = "",
     symbol: Annotated[str, Opt(help="Symbol in the store (without --data).")] = "BTC/USDT",
     data: Annotated[Path | None, Opt(help="A candle file (parquet, csv, feather, json).")] = None,
     timeframe: Annotated[str, Opt(help="Resample the candles to this timeframe.")] = "30m",

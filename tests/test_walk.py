@@ -2,6 +2,7 @@
 T), the stitched predictions are exactly each fold's run folder's, durations and bad input."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -17,7 +18,7 @@ from fc.core.errors import FcError
 from fc.core.features import price_change
 from fc.core.model import window_p_up
 from fc.core.runs import TrainConfig, load_run, read_config
-from fc.core.walk import WalkConfig, parse_duration, plan_folds, walk_forward
+from fc.core.walk import WalkConfig, fold_grid, parse_duration, plan_folds, walk_forward
 
 runner = CliRunner()
 SEQ = 16
@@ -160,6 +161,13 @@ def test_month_folds_are_calendar_months_without_drift():
     assert folds[2].validation_start == pd.Timestamp("2024-02-29", tz="UTC")
     assert folds[2].train_start == pd.Timestamp("2023-12-29", tz="UTC")  # 03-31 - 1M - 2M
     assert folds[-1].start <= grid.index[-2] < folds[-1].end
+    # rolling: the fold reads seq_len bars of warm-up, then trains from train_start, and nothing
+    # from its own start on
+    part = fold_grid(grid, folds[2], seq_len=24)
+    assert part.index[24] == folds[2].train_start and part.index[-1] < folds[2].start
+    assert part.index[-1] == folds[2].start - pd.Timedelta("1h")
+    expanding = replace(walk, window="")
+    assert fold_grid(grid, plan_folds(grid, expanding, 24)[2], 24).index[0] == grid.index[0]
 
 
 @pytest.fixture(scope="module")
