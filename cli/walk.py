@@ -9,7 +9,7 @@ import typer
 Opt = typer.Option
 # Per-fold training is shorter than `fc train`'s 7 epochs so that ten quarterly folds of the
 # 30m file finish in minutes on 2 CPU cores (README, "Walk-forward").
-WALK_EPOCHS = 2
+WALK_EPOCHS = 4
 
 
 def walk_command(

@@ -71,6 +71,8 @@ def write_backtest(
     # only the class prior comes from it); its "validation" range is the stitched walk
     split = first_start.isoformat()
     positions, ranges = run_backtest(grid, p_up, base.seq_len, split, cfg, base.timeframe)
+    if ranges["validation"]["discrete"]["decisions"] != len(predictions):
+        raise AssertionError("the stitched walk must be one backtest range, from the first fold on")
     positions = positions[positions["range"] == "validation"].reset_index(drop=True)
     positions["range"] = RANGE
     out = walk_dir / "backtest"
@@ -91,6 +93,10 @@ def write_backtest(
     (out / "metrics.json").write_text(json.dumps(report, indent=2))
     title = (f"{base.symbol} {base.timeframe}, walk-forward out of sample, folds of {walk.every} "
              f"from {first_start:%Y-%m-%d}, fee {cfg.cost * 1e4:g} bps")  # fmt: skip
+    fold_starts = predictions.groupby("fold")["time"].first()
     for name, figure in (("equity.png", equity_figure), ("drawdown.png", drawdown_figure)):
-        save_figure(figure(positions, split, title), out / name)
+        fig = figure(positions, split, title)
+        for start in fold_starts:  # where one fold's model hands over to the next
+            fig.axes[0].axvline(start, color="grey", ls=":", lw=0.6)
+        save_figure(fig, out / name)
     return report
