@@ -24,9 +24,11 @@ runner = CliRunner()
 SEQ = 16
 TINY = TrainConfig(symbol="SYNTH/USDT", seq_len=SEQ, hidden=4, layers=1, epochs=1, chunk=32,
                    batch_size=8, max_steps=4, device="cpu", seed=1)  # fmt: skip
-# four weekly folds from 2024-01-29; the data (8 weeks of 30m candles) starts 2024-01-01
-WALK = WalkConfig(start="2024-01-29", every="1W", val="1W")
-POISON_FROM = pd.Timestamp("2024-02-14", tz="UTC")  # inside the third fold
+# five weekly folds from 2024-01-22; the data (8 weeks of 30m candles) starts 2024-01-01.
+# The poison starts where the third fold starts (the strictest case: that fold's training must
+# read none of it); folds 1-2 end before it, fold 4 validates on it, fold 5 trains on it.
+WALK = WalkConfig(start="2024-01-22", every="1W", val="1W")
+POISON_FROM = pd.Timestamp("2024-02-05", tz="UTC")
 OUTAGE = [400, 401, 402, 1500, 2000]  # bars missing from the file: filled on the grid
 FAST_BACKTEST = BacktestConfig(bootstrap_reps=20)
 
@@ -45,11 +47,15 @@ def candles(n: int = 8 * 7 * 48) -> pd.DataFrame:
 
 
 def poisoned(frame: pd.DataFrame, after: pd.Timestamp, seed: int = 99) -> pd.DataFrame:
-    """The same candles with seeded random closes (and consistent OHLC) from `after` on."""
+    """The same candles with seeded random closes (and consistent OHLC) from `after` on. The
+    first poisoned candle moves against the clean one, so that even a one-bar look-ahead
+    changes a label."""
     out = frame.copy()
     late = out.index >= after
-    rng = np.random.default_rng(seed)
-    close = out["close"][~late].iloc[-1] * np.exp(np.cumsum(rng.normal(0, 0.01, late.sum())))
+    last_clean, first = out["close"][~late].iloc[-1], out["close"][late].iloc[0]
+    steps = np.random.default_rng(seed).normal(0, 0.01, late.sum())
+    steps[0] = -np.sign(first - last_clean) * abs(steps[0])
+    close = last_clean * np.exp(np.cumsum(steps))
     out.loc[late, ["open", "close"]] = np.column_stack([close, close])
     out.loc[late, "high"] = close * 1.001
     out.loc[late, "low"] = close * 0.999
@@ -70,12 +76,17 @@ def walks(tmp_path_factory):
 
 
 def test_no_fold_reads_the_future(walks):
+    """Poisoned closes from T on: every fold ending before T predicts the same numbers, and every
+    fold starting before T trains the same weights with the same losses (its training may read
+    nothing from its own start on) and predicts the same numbers before T."""
     (_, clean, result), (_, dirty, _) = walks["clean"][0:3], walks["poisoned"][0:3]
     pred = {k: pd.read_parquet(d / "predictions.parquet") for k, d in (("c", clean), ("p", dirty))}
-    ended_before = [f for f in result["folds"] if pd.Timestamp(f["end"]) <= POISON_FROM]
-    assert len(ended_before) == 2 and len(result["folds"]) == 4
-    for fold in result["folds"]:
+    starts = [pd.Timestamp(f["start"]) for f in result["folds"]]
+    ends = [pd.Timestamp(f["end"]) for f in result["folds"]]
+    assert sum(e <= POISON_FROM for e in ends) == 2 and sum(s <= POISON_FROM for s in starts) == 3
+    for fold, start, end in zip(result["folds"], starts, ends, strict=True):
         c, p = (pred[k][pred[k]["fold"] == fold["fold"]] for k in "cp")
+        assert np.array_equal(c["time"], p["time"])
         state_c = torch.load(clean / fold["run"] / "model.pt", weights_only=True)
         state_p = torch.load(dirty / fold["run"] / "model.pt", weights_only=True)
         same_state = all(torch.equal(state_c[k], state_p[k]) for k in state_c)
@@ -83,13 +94,16 @@ def test_no_fold_reads_the_future(walks):
         same_losses = history[0][["train_loss", "val_loss"]].equals(
             history[1][["train_loss", "val_loss"]]
         )
-        if fold in ended_before:
-            assert np.array_equal(c["time"], p["time"]) and np.array_equal(c["p_up"], p["p_up"])
+        before = (c["time"] < POISON_FROM).to_numpy()
+        if start <= POISON_FROM:
             assert same_state and same_losses, fold["fold"]
-        else:  # the poison reaches these folds: the comparison above can fail
-            assert not np.array_equal(c["p_up"].to_numpy(), p["p_up"].to_numpy())
-            if pd.Timestamp(fold["start"]) > POISON_FROM:
-                assert not same_state
+            assert np.array_equal(c["p_up"][before], p["p_up"][before]), fold["fold"]
+        if end <= POISON_FROM:
+            assert before.all()
+        else:  # windows that read the poison change: the comparisons above can fail
+            assert not np.array_equal(c["p_up"][~before], p["p_up"][~before])
+        if pd.Timestamp(fold["validation_start"]) > POISON_FROM:  # trained on the poison
+            assert not same_state and not same_losses
 
 
 def test_folds_train_and_choose_only_before_their_start(walks):
