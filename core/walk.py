@@ -166,6 +166,7 @@ def walk_forward(
 
     device = resolve_device(base.device)
     base = with_scheme_defaults(base)
+    _check_options(base)
     folds = plan_folds(grid, walk, base.seq_len)  # every user error before any training
     walk_dir = _walk_dir(Path(runs))
     features = price_change(grid["close"].to_numpy())
@@ -174,7 +175,12 @@ def walk_forward(
         if on_fold:
             on_fold(fold, "start", {})
         t0 = time.perf_counter()
-        run = train(fold_config(base, fold), fold_grid(grid, fold, base.seq_len), walk_dir)
+        try:
+            run = train(fold_config(base, fold), fold_grid(grid, fold, base.seq_len), walk_dir)
+        except FcError:  # a bad training option shows in the first fold: leave no empty walk
+            if not records:
+                walk_dir.rmdir()
+            raise
         run = run.rename(walk_dir / fold.name)
         t1 = time.perf_counter()
         config, model, scaling = load_run(run, device)
@@ -194,7 +200,11 @@ def walk_forward(
     report = write_backtest(walk_dir, grid, predictions, folds[0].start, base, walk, backtest)
     summary = {
         "walk": str(walk_dir),
-        "config": {"walk": asdict(walk), "train": asdict(base), "backtest": backtest.to_dict()},
+        "config": {
+            "walk": asdict(walk),
+            "train": {**asdict(base), "split": "per fold: its start - val"},
+            "backtest": backtest.to_dict(),
+        },
         "folds": records,
         "decisions": int(len(predictions)),
         "timing": {
@@ -206,6 +216,19 @@ def walk_forward(
     }
     (walk_dir / "walk.json").write_text(json.dumps(summary, indent=2) + "\n")
     return walk_dir, {**summary, "backtest": report}
+
+
+def _check_options(base: TrainConfig) -> None:
+    """train()'s own option checks, made before the first fold's progress line (train repeats
+    them)."""
+    from fc.core.losses import LOSSES
+
+    if base.loss not in LOSSES:
+        raise FcError(f"--loss {base.loss!r}: use one of {', '.join(LOSSES)}")
+    if min(base.hidden, base.layers, base.seq_len, base.batch_size, base.chunk) < 1:
+        raise FcError("--hidden, --layers, --seq-len, --batch-size and --chunk must be >= 1")
+    if base.scaling not in ("std", "none"):
+        raise FcError(f"--scaling {base.scaling!r}: use std or none")
 
 
 def _walk_dir(runs: Path) -> Path:

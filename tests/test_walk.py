@@ -221,6 +221,7 @@ def test_cli_prints_the_walk_folder_last_and_json(candle_file, tmp_path):
         (["--start", "2024-03-30"], ["past the data"]),
         (["--start", "someday"], ["--start", "not a date"]),
         (["--start", "2024-02-12", "--window", "2"], ["--window"]),
+        (["--start", "2024-02-12", "--val", "1W", "--loss", "hinge"], ["--loss"]),
     ],
 )
 def test_bad_input_is_one_line(candle_file, tmp_path, extra, words):
