@@ -1,0 +1,248 @@
+"""Walk-forward evaluation (`fc walk`): fold by fold, train on the past only, choose the
+checkpoint on the last part of that past, predict the fold, and stitch the predictions.
+
+Each fold's model is trained by core.training.train on the grid cut at the fold's start, so no
+optimiser step, validation or checkpoint choice can read the fold or anything after it. The fold
+is then predicted with the window semantics on the full grid (a window ending at t reads t and
+before only), exactly as `fc backtest` and the live loop would predict it.
+"""
+
+import json
+import re
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from fc.core.backtest import BacktestConfig, trade_mask
+from fc.core.candles import utc_time
+from fc.core.errors import FcError
+from fc.core.features import price_change
+from fc.core.runs import TrainConfig
+from fc.core.schemes import make_series
+
+_UNITS = {"Y": "years", "M": "months", "W": "weeks", "D": "days"}
+# on_fold(fold, event, details): event "start" (details {}) or "done" (the fold's record)
+FoldEvent = Callable[["Fold", str, dict], None]
+
+
+@dataclass(frozen=True)
+class WalkConfig:
+    """The fold plan: folds [start, start + every), ... to the end of the data; each trains
+    before start - val (on the `window` before that, or all of it when window is "") and
+    chooses its checkpoint on [start - val, start)."""
+
+    start: str
+    every: str = "3M"
+    val: str = "3M"
+    window: str = ""  # "" = expanding: everything before the validation part
+
+
+@dataclass(frozen=True)
+class Fold:
+    number: int  # 1-based
+    start: pd.Timestamp  # first decision time of the fold (inclusive)
+    end: pd.Timestamp  # exclusive
+    validation_start: pd.Timestamp  # the fold's training split
+    train_start: pd.Timestamp  # first training decision time (at the earliest)
+
+    @property
+    def name(self) -> str:
+        return f"fold-{self.number:02d}-{self.start:%Y-%m-%d}"
+
+    def to_dict(self) -> dict:
+        return {k: v.isoformat() if isinstance(v, pd.Timestamp) else v
+                for k, v in asdict(self).items()}  # fmt: skip
+
+
+def parse_duration(text: str, option: str) -> pd.DateOffset:
+    """'10D', '6W', '3M', '2Y' (days, weeks, calendar months, years) as a pandas DateOffset;
+    lower-case d, w, y too. Anything else, including '3m' (minutes are no fold length), is a user
+    error."""
+    m = re.fullmatch(r"\s*(\d+)\s*([YyMWwDd])\s*", str(text))
+    if not m or int(m.group(1)) == 0:
+        raise FcError(f"{option} {text!r} is not a duration; give a count and a unit: 10D, 6W, "
+                      "3M (months) or 2Y")  # fmt: skip
+    return pd.DateOffset(**{_UNITS[m.group(2).upper()]: int(m.group(1))})
+
+
+def _times(offset: pd.DateOffset, k: int) -> pd.DateOffset:
+    """k times the offset, counted from the same origin (start + 3M * k, not 3M added k times,
+    which drifts at month ends: Jan 31 + 1M + 1M is Mar 28)."""
+    return pd.DateOffset(**{unit: count * k for unit, count in offset.kwds.items()})
+
+
+def plan_folds(grid: pd.DataFrame, walk: WalkConfig, seq_len: int) -> list[Fold]:
+    """The folds of the walk over the grid, each checked to have training and validation
+    decisions; any problem is a user error before anything is trained."""
+    every = parse_duration(walk.every, "--every")
+    val = parse_duration(walk.val, "--val")
+    window = parse_duration(walk.window, "--window") if walk.window else None
+    start = utc_time(walk.start, "--start")
+    decide = trade_mask(grid["filled"].to_numpy(), seq_len)
+    if not decide.any():
+        raise FcError(f"no decision in the data: it needs more than seq_len={seq_len} candles")
+    times = grid.index[decide]
+    if start > times[-1]:
+        raise FcError(f"--start {walk.start} is past the data's last decision ({times[-1]}); "
+                      "give an earlier date")  # fmt: skip
+    folds, k = [], 0
+    while (fold_start := start + _times(every, k)) <= times[-1]:
+        end = start + _times(every, k + 1)
+        k += 1
+        if not ((times >= fold_start) & (times < end)).any():
+            continue  # an outage longer than the fold: nothing to predict, nothing to train
+        validation_start = fold_start - val
+        train_start = validation_start - window if window else grid.index[0]
+        fold = Fold(len(folds) + 1, fold_start, end, validation_start, train_start)
+        _check_fold(grid, fold, seq_len, walk)
+        folds.append(fold)
+    return folds
+
+
+def _check_fold(grid: pd.DataFrame, fold: Fold, seq_len: int, walk: WalkConfig) -> None:
+    series = make_series(fold_grid(grid, fold, seq_len), seq_len, fold.validation_start)
+    where = f"fold {fold.number} (from {fold.start:%Y-%m-%d})"
+    if not series.train.any():
+        raise FcError(
+            f"{where}: no training data before its validation part (from "
+            f"{fold.validation_start:%Y-%m-%d} = start - --val {walk.val}; data from "
+            f"{grid.index[0]:%Y-%m-%d}, seq_len {seq_len}); "
+            "give a later --start, a shorter --val or a longer --window"
+        )
+    if not series.validation.any():
+        raise FcError(f"{where}: no validation decision in [{fold.validation_start}, "
+                      f"{fold.start}); give a longer --val")  # fmt: skip
+
+
+def fold_grid(grid: pd.DataFrame, fold: Fold, seq_len: int) -> pd.DataFrame:
+    """What the fold's training may read: the grid cut before the fold's first bar, from seq_len
+    bars before its first training decision (the warm-up its first window reads)."""
+    index = grid.index
+    stop = int(np.searchsorted(index, fold.start))  # bars from fold.start on are the future
+    first = max(0, int(np.searchsorted(index, fold.train_start)) - seq_len)
+    return grid.iloc[first:stop]
+
+
+def _date_text(stamp: pd.Timestamp) -> str:
+    naive = stamp.tz_convert("UTC").tz_localize(None)
+    return f"{naive:%Y-%m-%d}" if naive == naive.normalize() else naive.isoformat()
+
+
+def fold_config(base: TrainConfig, fold: Fold) -> TrainConfig:
+    """The one place a fold's TrainConfig is made: split at the start of its validation part,
+    and no test range (test_from "none"): the fold's validation runs up to the fold's start, and
+    the fold itself is its test, which its training never sees (fold_grid cuts it off)."""
+    return replace(base, split=_date_text(fold.validation_start), test_from="none",
+                   extra={**base.extra, "walk_fold": fold.to_dict()})  # fmt: skip
+
+
+def fold_decisions(grid: pd.DataFrame, fold: Fold, seq_len: int) -> np.ndarray:
+    """Bar indices of the fold's decisions (trade_mask's: a full window, a real candle, a next
+    bar), as `fc backtest` trades them."""
+    decide = trade_mask(grid["filled"].to_numpy(), seq_len)
+    inside = (grid.index >= fold.start) & (grid.index < fold.end)
+    return np.flatnonzero(decide & inside)
+
+
+def walk_forward(
+    base: TrainConfig,
+    walk: WalkConfig,
+    grid: pd.DataFrame,
+    runs: str | Path,
+    backtest: BacktestConfig = BacktestConfig(),
+    on_fold: FoldEvent | None = None,
+) -> tuple[Path, dict]:
+    """Run the walk: one run folder per fold, predictions.parquet, walk.json and the backtest
+    of the stitched predictions in WALK/backtest/. Returns (walk folder, walk.json's content
+    with the backtest report under "backtest")."""
+    from fc.core.ensemble import check_ensemble_options, train_ensemble
+    from fc.core.model import window_p_up
+    from fc.core.runs import load_run
+    from fc.core.training import resolve_device, with_scheme_defaults
+    from fc.core.walk_report import fold_scores, write_backtest
+
+    device = resolve_device(base.device)
+    base = with_scheme_defaults(base)
+    _check_options(base)
+    check_ensemble_options(base)
+    folds = plan_folds(grid, walk, base.seq_len)  # every user error before any training
+    walk_dir = _walk_dir(Path(runs))
+    features = price_change(grid["close"].to_numpy())
+    started, frames, records = time.perf_counter(), [], []
+    for fold in folds:
+        if on_fold:
+            on_fold(fold, "start", {})
+        t0 = time.perf_counter()
+        try:
+            config, fold_candles = fold_config(base, fold), fold_grid(grid, fold, base.seq_len)
+            run = train_ensemble(config, fold_candles, walk_dir)  # seeds 1: train() itself
+        except FcError:  # a bad training option shows in the first fold: leave no empty walk
+            if not records:
+                walk_dir.rmdir()
+            raise
+        run = run.rename(walk_dir / fold.name)
+        t1 = time.perf_counter()
+        config, model, scaling = load_run(run, device)
+        ends = fold_decisions(grid, fold, base.seq_len)
+        p_up = window_p_up(model, features, ends, config.seq_len, scaling, device=device)
+        frames.append(pd.DataFrame({"time": grid.index[ends], "p_up": p_up, "fold": fold.number}))
+        record = {"fold": fold.number, **fold.to_dict(), "run": run.name,
+                  **fold_scores(grid, ends, p_up, run),
+                  "train_seconds": round(t1 - t0, 2),
+                  "predict_seconds": round(time.perf_counter() - t1, 2)}  # fmt: skip
+        records.append(record)
+        if on_fold:
+            on_fold(fold, "done", record)
+    predictions = pd.concat(frames, ignore_index=True)
+    predictions.to_parquet(walk_dir / "predictions.parquet", index=False)
+    t2 = time.perf_counter()
+    report = write_backtest(walk_dir, grid, predictions, folds[0].start, base, walk, backtest)
+    summary = {
+        "walk": str(walk_dir),
+        "config": {
+            "walk": asdict(walk),
+            "train": {**asdict(base), "split": "per fold: its start - val"},
+            "backtest": backtest.to_dict(),
+        },
+        "folds": records,
+        "decisions": int(len(predictions)),
+        "timing": {
+            "train_seconds": round(sum(r["train_seconds"] for r in records), 2),
+            "predict_seconds": round(sum(r["predict_seconds"] for r in records), 2),
+            "backtest_seconds": round(time.perf_counter() - t2, 2),
+            "total_seconds": round(time.perf_counter() - started, 2),
+        },
+    }
+    (walk_dir / "walk.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return walk_dir, {**summary, "backtest": report}
+
+
+def _check_options(base: TrainConfig) -> None:
+    """train()'s own option checks, made before the first fold's progress line (train repeats
+    them)."""
+    from fc.core.losses import LOSSES
+
+    if base.loss not in LOSSES:
+        raise FcError(f"--loss {base.loss!r}: use one of {', '.join(LOSSES)}")
+    if min(base.hidden, base.layers, base.seq_len, base.batch_size, base.chunk) < 1:
+        raise FcError("--hidden, --layers, --seq-len, --batch-size and --chunk must be >= 1")
+    if base.scaling not in ("std", "none"):
+        raise FcError(f"--scaling {base.scaling!r}: use std or none")
+
+
+def _walk_dir(runs: Path) -> Path:
+    from datetime import datetime, timezone
+
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    for i in range(1, 1000):
+        path = runs / (f"walk-{stamp}" if i == 1 else f"walk-{stamp}-{i}")
+        try:
+            path.mkdir(parents=True)
+            return path
+        except FileExistsError:
+            continue
+    raise FcError(f"{runs}: cannot make a new walk folder")
