@@ -12,15 +12,22 @@ PIP_TORCH_FLAGS := $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX),)
 # See __init__.py: spinning OpenMP threads are 20x slower on a shared 2-core machine.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: install test test-all lint bench demo clean
+.PHONY: install shell test test-all lint bench demo clean
 
 install:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet $(PIP_TORCH_FLAGS) "$(TORCH)"
 	$(BIN)/pip install --quiet -e ".[train,tune,dev]"
+	@$(MAKE) --no-print-directory shell
 	$(BIN)/fc --version
 
-test:
+# `fc` is a bash/zsh builtin: the venv's activate turns it off and deactivate back on. Appended
+# once (the snippet's first line marks it); `make test` checks it too, for a .venv made before.
+shell:
+	@test -f $(BIN)/activate || { echo "no $(BIN)/activate: run make install"; exit 1; }
+	@grep -q '^# fc: builtin-off' $(BIN)/activate || cat shell/activate-fc.sh >> $(BIN)/activate
+
+test: shell
 	$(BIN)/python -m pytest -q
 
 test-all:

@@ -22,9 +22,18 @@ class _Group(TyperGroup):
             raise typer.Exit(2) from None
 
 
+# `fc` is also a bash/zsh builtin that wins over any program on PATH: say which spelling works.
+SPELLINGS = (
+    "Forecast the next candle with a small GRU, backtest it honestly, paper-trade it live.\n\n"
+    "In bash and zsh `fc` is also a shell builtin. In a venv activated with "
+    "`source .venv/bin/activate` type `fc` (activation switches the builtin off until "
+    "`deactivate`); elsewhere run `.venv/bin/fc` by path, `fcast` or `python -m fc`: the same "
+    "program."
+)
+
 app = typer.Typer(
     cls=_Group,
-    help="Forecast the next candle with a small GRU, backtest it honestly, paper-trade it live.",
+    help=SPELLINGS,
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
     add_completion=False,
