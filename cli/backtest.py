@@ -1,11 +1,13 @@
 """`fc backtest`, `fc compare`, `fc explore`: the evidence a user decides on."""
 
 import json
+import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.progress import MofNCompleteColumn, Progress
 from rich.table import Table
 
 from fc.cli.policy_options import Band, Cap, FlatInside, Inside, MinHold, Rebalance, policy_texts
@@ -21,6 +23,32 @@ ROWS = (
     ("last_direction", "last direction"),
     ("class_prior", "class prior"),
 )
+
+
+class ProgressAfter:
+    """progress(done, total) as a rich bar on stderr, shown only once the work has taken longer
+    than `delay` seconds (stdout stays the table or the one JSON object)."""
+
+    def __init__(self, what: str, delay: float = 2.0):
+        self.what, self.delay, self.bar, self.task = what, delay, None, None
+
+    def __enter__(self):
+        self.start = time.monotonic()
+        return self
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is None:
+            if time.monotonic() - self.start < self.delay or done >= total:
+                return
+            self.bar = Progress(*Progress.get_default_columns(), MofNCompleteColumn(),
+                                console=Console(stderr=True), transient=True)  # fmt: skip
+            self.bar.start()
+            self.task = self.bar.add_task(self.what, total=total)
+        self.bar.update(self.task, completed=done, total=total)
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.stop()
 
 
 def _ci(pair) -> str:
@@ -140,6 +168,9 @@ def backtest(
     rebalance: Rebalance = None,
     cap: Cap = None,
     min_hold: MinHold = None,
+    device: Annotated[
+        str, typer.Option(help="torch predictions on auto, cpu or cuda (not with --model).")
+    ] = "auto",
     as_json: Json = False,
 ) -> None:
     """Backtest both policies and the baselines on the train, validation and test ranges
@@ -149,6 +180,8 @@ def backtest(
     Policy parameters take one value or a comma-separated grid; a grid is tried setting by
     setting on validation, the highest final validation wealth chosen per policy (written to
     RUN/backtest/chosen_policy.json for `fc export`) and then reported on every range.
+    Predictions are kept in RUN/backtest/predictions-*.parquet: a second backtest of the same
+    model on the same candles (other fees, ranges or policies) reads them back.
 
     Example: fc backtest runs/20260101T000000-ce-h16-l3 --fee-bps 5 --band 0,0.01,0.02,0.05
     """
@@ -156,16 +189,23 @@ def backtest(
     from fc.core.backtest_run import backtest_run
     from fc.core.policy_grid import PolicyGrid
     from fc.core.runs import read_config
+    from fc.core.training import resolve_device
 
     policies = PolicyGrid.parse(**policy_texts(band, flat_inside, inside, rebalance, cap, min_hold))
     cfg = BacktestConfig(fee_bps=fee_bps, slippage_bps=slippage_bps, start=start, end=end)
-    predict = None
+    if device != "auto":
+        resolve_device(device)  # a bad --device fails before anything is read
+    predict, key = None, None
     if model is not None:
+        from fc.core.predictions import file_sha256
         from fc.live.predictor import load_predictor
 
         config = read_config(run)
         predict = load_predictor(model, config.symbol, config.timeframe).p_up_at
-    report = backtest_run(run, cfg, data, predict, str(model) if model else "torch", policies)
+        key = f"onnx:{file_sha256(model)}"
+    with ProgressAfter("predicting p_up") as progress:
+        report = backtest_run(run, cfg, data, predict, str(model) if model else "torch",
+                              policies, device, progress, key)  # fmt: skip
     if as_json:
         typer.echo(json.dumps(report))
         return

@@ -158,7 +158,7 @@ def run_backtest(
             if key in strategies:
                 rows[f"position_{key}"] = f
                 section[key]["policy_params"] = (params.get(key) or PolicyParams()).to_dict()
-            if key in (*strategies, "buy_and_hold"):
+            if key in (*strategies, "buy_and_hold", "mean_reversion"):
                 rows[f"wealth_{key}"] = np.cumprod(factors)  # at the next close
         section["classifier"] = _classifier_section(p_up, label_next, close, part & scored,
                                                     prior_p, cfg)  # fmt: skip

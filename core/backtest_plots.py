@@ -1,4 +1,5 @@
-"""Backtest figures: equity (log scale) and drawdown of both policies and buy-and-hold."""
+"""Backtest figures: equity (log scale) and drawdown of both policies beside buy-and-hold and
+mean reversion (the strongest one-line baseline)."""
 
 import matplotlib
 
@@ -11,7 +12,14 @@ CURVES = (
     ("wealth_discrete", "discrete (all in)"),
     ("wealth_proportional", "proportional"),
     ("wealth_buy_and_hold", "buy and hold"),
+    ("wealth_mean_reversion", "mean reversion (opposite of the last candle)"),
 )
+
+
+def _times(positions: pd.DataFrame) -> np.ndarray:
+    """The bar times as naive UTC datetime64: matplotlib converts 80k tz-aware pandas
+    timestamps one by one (seconds), a datetime64 array at once."""
+    return positions["time"].dt.tz_convert("UTC").dt.tz_localize(None).to_numpy()
 
 
 def _chained(positions: pd.DataFrame, column: str) -> np.ndarray:
@@ -25,9 +33,9 @@ def _chained(positions: pd.DataFrame, column: str) -> np.ndarray:
 
 def _mark_split(ax, positions: pd.DataFrame, split: str) -> None:
     if (positions["range"] == "validation").any() and (positions["range"] == "train").any():
-        ax.axvline(pd.Timestamp(split, tz="UTC"), color="grey", ls="--", lw=1)
+        ax.axvline(pd.Timestamp(split).to_datetime64(), color="grey", ls="--", lw=1)
         ax.text(
-            pd.Timestamp(split, tz="UTC"),
+            pd.Timestamp(split).to_datetime64(),
             ax.get_ylim()[1],
             " validation →",
             va="top",
@@ -46,8 +54,9 @@ def _mark_test(ax, positions: pd.DataFrame) -> None:
 
 def equity_figure(positions: pd.DataFrame, split: str, title: str):
     fig, ax = plt.subplots(figsize=(10, 4.5))
+    times = _times(positions)
     for column, label in CURVES:
-        ax.plot(positions["time"], _chained(positions, column), label=label, lw=1)
+        ax.plot(times, _chained(positions, column), label=label, lw=1)
     ax.set_yscale("log")
     ax.set_ylabel("wealth (start = 1, log scale)")
     ax.set_xlabel("time (UTC)")
@@ -62,9 +71,10 @@ def equity_figure(positions: pd.DataFrame, split: str, title: str):
 
 def drawdown_figure(positions: pd.DataFrame, split: str, title: str):
     fig, ax = plt.subplots(figsize=(10, 3.5))
+    times = _times(positions)
     for column, label in CURVES:
         w = _chained(positions, column)
-        ax.plot(positions["time"], 100 * (w / np.maximum.accumulate(w) - 1), label=label, lw=1)
+        ax.plot(times, 100 * (w / np.maximum.accumulate(w) - 1), label=label, lw=1)
     ax.set_ylabel("drawdown (%)")
     ax.set_xlabel("time (UTC)")
     ax.set_title(f"Drawdown: {title}")

@@ -2,9 +2,11 @@
 
 Writes RUN/backtest/positions.parquet, metrics.json, equity.png, drawdown.png and
 calibration.png, and chosen_policy.json when a grid of policy parameters was chosen on
-validation."""
+validation; keeps the predictions in RUN/backtest/predictions-*.parquet for the next backtest
+(core.predictions)."""
 
 import json
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -23,19 +25,33 @@ from fc.core.errors import FcError
 from fc.core.features import price_change
 from fc.core.policies import POLICIES, params_by_policy
 from fc.core.policy_grid import PolicyGrid, choose_on_validation, write_chosen
+from fc.core.predictions import (
+    PredictionCache,
+    cached_p_up,
+    in_blocks,
+    prediction_key,
+    torch_predictor,
+)
 from fc.core.ranges import backtest_test_from, range_info
 from fc.core.runs import read_config
 
 
-def run_grid(config, data: str | Path | None = None) -> pd.DataFrame:
-    """The run's candles on its grid: --data if given, else the file it was trained on."""
+def candle_file(config, data: str | Path | None = None) -> Path:
+    """--data if given, else the file the run was trained on."""
     if data is None and not Path(config.data or "").is_file():
         raise FcError(f"the run's candle file {config.data!r} is not here; pass --data FILE")
-    return grid_at(load_candles(data or config.data), config.timeframe)
+    return Path(data or config.data)
+
+
+def run_grid(config, data: str | Path | None = None) -> pd.DataFrame:
+    """The run's candles on its grid: --data if given, else the file it was trained on."""
+    return grid_at(load_candles(candle_file(config, data)), config.timeframe)
 
 
 def torch_predict(run_dir: str | Path):
-    """The run's model in torch as predict(features, ends) -> p_up, window semantics."""
+    """The reference: the run's model in torch as predict(features, ends) -> p_up, window
+    semantics, each window run whole in batches (what `fc backtest` did before the merged
+    windows of core.predictions; bench/full_backtest_speed.py times both)."""
     from fc.core.model import window_p_up
     from fc.core.runs import load_run
 
@@ -58,17 +74,22 @@ def backtest_run(
     predict=None,
     predictions: str = "torch",
     policies=None,
+    device: str = "auto",
+    progress=None,
+    predictor_key: str | None = None,
 ) -> dict:
-    """Backtest a run folder. `predict(features, ends) -> p_up` defaults to the run's torch model;
-    an exported graph's predictor gives the live service's own numbers. `policies` (a
+    """Backtest a run folder. `predict(features, ends) -> p_up` defaults to the run's torch model
+    on `device`; an exported graph's predictor gives the live service's own numbers. Predictions
+    are cached under `predictor_key` ("onnx:<sha256>" for a graph; a predict without a key is not
+    cached); progress(done, total) is called while predicting. `policies` (a
     core.policy_grid.PolicyGrid) sets the policy parameters; a grid of several settings is
     chosen on validation and written to RUN/backtest/chosen_policy.json."""
     from fc.core.backtest_plots import drawdown_figure, equity_figure, save_figure
 
     run_dir = Path(run_dir)
     config = read_config(run_dir)
-    predict = predict or torch_predict(run_dir)
-    grid = run_grid(config, data)
+    data_file = candle_file(config, data)
+    grid = run_grid(config, data_file)
     decide = trade_mask(grid["filled"].to_numpy(), config.seq_len)
     test_from = backtest_test_from(config)
     parts = segments(grid.index, decide, config.split, cfg, test_from)
@@ -78,7 +99,16 @@ def backtest_run(
             "no decision in the chosen range: it needs more than seq_len candles; "
             "widen --start/--end"
         )
-    p_up = predict_bars(predict, grid, need)
+    out = run_dir / "backtest"
+    out.mkdir(exist_ok=True)
+    if predict is None:
+        predictor_key, predict_ends = "torch", torch_predictor(run_dir, device)
+    else:
+        predict_ends = partial(in_blocks, predict)
+    cache = None
+    if predictor_key is not None:
+        cache = PredictionCache(out, prediction_key(run_dir, config, data_file, predictor_key))
+    p_up, cached = cached_p_up(predict_ends, grid, need, cache, progress)
     policies = policies or PolicyGrid()
     chosen = None
     if policies.is_grid:
@@ -93,8 +123,6 @@ def backtest_run(
     )  # fmt: skip
     for name, info in range_info(positions).items():
         report[name]["range"] = info
-    out = run_dir / "backtest"
-    out.mkdir(exist_ok=True)
     if chosen is not None:
         write_chosen(out, chosen)
     positions.to_parquet(out / "positions.parquet")
@@ -108,6 +136,7 @@ def backtest_run(
         "split": config.split,
         "test_from": None if test_from is None else test_from.isoformat(),
         "predictions": predictions,
+        "prediction_cache": cached,
         "policy_params": {p: params[p].to_dict() for p in POLICIES},
         **({"policy_grid": chosen} if chosen else {}),
     }

@@ -1,0 +1,148 @@
+"""A run's p_up at the bars a backtest needs: predicted fast, and cached per run folder.
+
+RUN/backtest/predictions-<digest>.parquet keeps p_up by candle time for every bar predicted so
+far. The digest is the sha256 of a key made of everything that changes a prediction: each model
+file of the run, the config fields below, the predictor (torch, or an ONNX graph's sha256) and
+the candle file's sha256. A backtest with other fees, ranges or policies reads them back; any
+change to those inputs is another key, so a stale p_up is never read.
+"""
+
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from fc.core.features import price_change
+
+# TrainConfig fields that change a prediction. Read with getattr, so fields another branch adds
+# (an ensemble's seeds, a calibration's temperature) are part of the key once they exist.
+PREDICTION_FIELDS = (
+    "timeframe", "feature", "seq_len", "hidden", "layers", "scaling", "scale_center",
+    "scale_scale", "seeds", "calibrate", "temperature",
+)  # fmt: skip
+BLOCK = 4096  # windows per call of a predictor that reports no progress itself
+WORKERS = min(2, os.cpu_count() or 1)  # threads of merged windows (bench/backtest_speed.py)
+Progress = Callable[[int, int], None]  # progress(done, total)
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def model_files(run_dir: Path) -> list[Path]:
+    """The run's weights: every *.pt of the run folder outside backtest/ and export/."""
+    return sorted(
+        p
+        for p in run_dir.rglob("*.pt")
+        if p.relative_to(run_dir).parts[0] not in ("backtest", "export")
+    )
+
+
+def prediction_key(run_dir: str | Path, config, data_file: str | Path, predictor: str) -> dict:
+    run_dir = Path(run_dir)
+    return {
+        "model_files": {str(p.relative_to(run_dir)): file_sha256(p) for p in model_files(run_dir)},
+        "config": {k: getattr(config, k) for k in PREDICTION_FIELDS if hasattr(config, k)},
+        "predictor": predictor,
+        "data_sha256": file_sha256(data_file),
+    }
+
+
+class PredictionCache:
+    """p_up by candle time for one key, in RUN/backtest/predictions-<digest>.parquet."""
+
+    def __init__(self, folder: str | Path, key: dict):
+        self.key = json.dumps(key, sort_keys=True)
+        digest = hashlib.sha256(self.key.encode()).hexdigest()[:16]
+        self.path = Path(folder) / f"predictions-{digest}.parquet"
+
+    def read(self) -> pd.Series:
+        """What is stored for this key; nothing when the file is absent, unreadable or (a digest
+        collision) made for another key: a doubtful cache is recomputed, never trusted."""
+        empty = pd.Series(dtype=np.float64)
+        if not self.path.is_file():
+            return empty
+        try:
+            frame = pd.read_parquet(self.path)
+        except Exception:  # pyarrow raises several types for a damaged file
+            return empty
+        return frame["p_up"] if frame.attrs.get("key") == self.key else empty
+
+    def write(self, p_up: pd.Series) -> None:
+        frame = p_up.sort_index().to_frame("p_up")
+        frame.attrs["key"] = self.key
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.path.with_suffix(".partial")
+        frame.to_parquet(partial)
+        partial.replace(self.path)  # a crash never leaves half a cache behind
+
+
+def in_blocks(p_up_at, features, ends, progress: Progress | None = None) -> np.ndarray:
+    """p_up_at(features, ends) called on blocks of ends, reporting progress after each."""
+    out = np.empty(len(ends), dtype=np.float64)
+    for i in range(0, len(ends), BLOCK):
+        out[i : i + BLOCK] = p_up_at(features, ends[i : i + BLOCK])
+        if progress is not None:
+            progress(min(i + BLOCK, len(ends)), len(ends))
+    return out
+
+
+def torch_predictor(run_dir: str | Path, device: str = "auto"):
+    """predict(features, ends, progress) -> p_up with the run's torch model, window semantics;
+    torch and the model load at the first call (a backtest read from the cache needs neither).
+    On the CPU a plain model goes through core.merged_windows (the same p_up, ~5x less work);
+    on CUDA, or for any other model (an ensemble), plain batches as core.model.window_p_up."""
+
+    def predict(features, ends, progress=None):
+        import torch
+
+        from fc.core.merged_windows import merged_window_p_up
+        from fc.core.model import Forecast, window_p_up
+        from fc.core.runs import load_run
+        from fc.core.training import resolve_device
+
+        on = resolve_device(device)
+        config, model, scaling = load_run(run_dir)
+        if on == "cpu" and type(model) is Forecast:
+            report = None if progress is None else (lambda done: progress(done, len(ends)))
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)  # one per worker thread, see merged_window_p_up
+            try:
+                return merged_window_p_up(model, features, ends, config.seq_len, scaling,
+                                          progress=report, workers=WORKERS)  # fmt: skip
+            finally:
+                torch.set_num_threads(threads)
+
+        def p_up_at(features, ends):
+            return window_p_up(model, features, ends, config.seq_len, scaling, BLOCK, on)
+
+        return in_blocks(p_up_at, features, ends, progress)
+
+    return predict
+
+
+def cached_p_up(predict, grid: pd.DataFrame, need: np.ndarray, cache, progress=None):
+    """(p_up per bar, NaN where not needed; what the cache gave). Bars the cache holds are read
+    from it, the others predicted by predict(features, ends, progress) and added to it."""
+    p_up = np.full(len(grid), np.nan)
+    ends = np.flatnonzero(need)
+    known = cache.read() if cache is not None else pd.Series(dtype=np.float64)
+    times = grid.index[ends]
+    have = times.isin(known.index)
+    p_up[ends[have]] = known.reindex(times[have]).to_numpy()
+    todo = ends[~have]
+    if len(todo):
+        p_up[todo] = predict(price_change(grid["close"].to_numpy()), todo, progress)
+        if cache is not None:
+            fresh = pd.Series(p_up[todo], index=grid.index[todo])
+            cache.write(fresh if known.empty else pd.concat([known, fresh]))
+    stats = {"cached": int(have.sum()), "computed": int(len(todo))}
+    return p_up, stats | ({"file": str(cache.path)} if cache is not None else {})
