@@ -25,12 +25,15 @@ ROWS = (
 )
 
 
+PROGRESS_DELAY = 2.0  # seconds of work before a progress bar is worth showing
+
+
 class ProgressAfter:
     """progress(done, total) as a rich bar on stderr, shown only once the work has taken longer
-    than `delay` seconds (stdout stays the table or the one JSON object)."""
+    than PROGRESS_DELAY seconds (stdout stays the table or the one JSON object)."""
 
-    def __init__(self, what: str, delay: float = 2.0):
-        self.what, self.delay, self.bar, self.task = what, delay, None, None
+    def __init__(self, what: str, console: Console | None = None):
+        self.what, self.console, self.bar, self.task = what, console, None, None
 
     def __enter__(self):
         self.start = time.monotonic()
@@ -38,10 +41,11 @@ class ProgressAfter:
 
     def __call__(self, done: int, total: int) -> None:
         if self.bar is None:
-            if time.monotonic() - self.start < self.delay or done >= total:
+            if time.monotonic() - self.start < PROGRESS_DELAY or done >= total:
                 return
+            console = self.console or Console(stderr=True)
             self.bar = Progress(*Progress.get_default_columns(), MofNCompleteColumn(),
-                                console=Console(stderr=True), transient=True)  # fmt: skip
+                                console=console, transient=True)  # fmt: skip
             self.bar.start()
             self.task = self.bar.add_task(self.what, total=total)
         self.bar.update(self.task, completed=done, total=total)

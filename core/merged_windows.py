@@ -47,6 +47,7 @@ class Leaders:
         rows = np.r_[self.first, np.repeat(self.first[-1], max(0, MIN_LEADERS - len(self.first)))]
         times = rows[:, None] + np.arange(self.span + seq_len)[None, :]
         inputs = x[torch.from_numpy(np.minimum(times, len(x) - 1))].unsqueeze(-1)
+        self.work = times.size * len(grus)  # layer steps
         self.states = []
         for gru in grus:
             inputs, _ = gru(inputs)
@@ -64,15 +65,16 @@ def _layer(gru, inputs_at, seq_len, lead_state, merged_below):
     """Run one layer for a block of windows in STEP-long pieces. inputs_at(rows, k0, k1) gives the
     layer's inputs; lead_state(rows, k) the leader's state after step k. Returns (own outputs: per
     piece, the rows still running and their outputs; merged: the step from which each window's
-    outputs are the leader's, seq_len if never; always a multiple of STEP)."""
+    outputs are the leader's, seq_len if never, always a multiple of STEP; window steps run)."""
     n = len(merged_below)
     pieces = []
     merged = torch.full((n,), seq_len, dtype=torch.int64)
-    rows, h = torch.arange(n), None
+    rows, h, work = torch.arange(n), None, 0
     for k0 in range(0, seq_len, STEP):
         k1 = min(k0 + STEP, seq_len)
         y, h = gru(inputs_at(rows, k0, k1), h)
         pieces.append((rows, y))
+        work += len(rows) * (k1 - k0)
         if k1 == seq_len:
             break
         # equal state and the layers below already equal: the same future from step k1 on
@@ -82,7 +84,7 @@ def _layer(gru, inputs_at, seq_len, lead_state, merged_below):
             rows, h = rows[~same], h[:, ~same].contiguous()
         if not len(rows):
             break
-    return pieces, merged
+    return pieces, merged, work
 
 
 def own_piece(piece: tuple[torch.Tensor, torch.Tensor], rows: torch.Tensor) -> torch.Tensor:
@@ -101,7 +103,7 @@ def _block(grus, head, x, starts, seq_len, leaders: Leaders) -> np.ndarray:
     def window_inputs(rows, k0, k1):
         return x[starts_t[rows, None] + torch.arange(k0, k1)].unsqueeze(-1)
 
-    below, merged = None, torch.zeros(len(starts), dtype=torch.int64)
+    below, merged, work = None, torch.zeros(len(starts), dtype=torch.int64), 0
     for layer, gru in enumerate(grus):
         states = leaders.states[layer]
 
@@ -126,13 +128,14 @@ def _block(grus, head, x, starts, seq_len, leaders: Leaders) -> np.ndarray:
             return out
 
         inputs_at = window_inputs if layer == 0 else below_inputs
-        below, merged = _layer(gru, inputs_at, seq_len, lead_state, merged)
+        below, merged, steps = _layer(gru, inputs_at, seq_len, lead_state, merged)
+        work += steps
     p_up = np.empty(len(starts))
     met = merged < seq_len
     p_up[met.numpy()] = leaders.p_up[lead_row[met], lead_step[met] + seq_len - 1].numpy()
     logits = head(own_piece(below[-1], torch.nonzero(~met).flatten())[:, -1])
     p_up[(~met).numpy()] = torch.softmax(logits.double(), dim=-1)[:, 0].numpy()
-    return p_up
+    return p_up, work
 
 
 @torch.no_grad()
@@ -145,11 +148,13 @@ def merged_window_p_up(
     batch: int = 2048,
     progress=None,
     workers: int = 1,
+    stats: dict | None = None,
 ) -> np.ndarray:
     """window_p_up's result (SPEC §2 window semantics) for a CPU Forecast, computed with the
     leaders above; progress(done) is called after each block of `batch` windows. Blocks run in
     `workers` threads (torch ops release the GIL: with one torch thread each, two workers use
-    two cores for the small per-step ops better than two torch threads on one op)."""
+    two cores for the small per-step ops better than two torch threads on one op). `stats`, if
+    given, receives the layer steps run and those running every window whole would take."""
     ends = np.asarray(ends, dtype=np.int64)
     if len(ends) and (ends.min() < seq_len - 1 or ends.max() >= len(features)):
         raise ValueError("a window would reach outside the features")
@@ -163,10 +168,15 @@ def merged_window_p_up(
     starts = ends[order] - seq_len + 1
     leaders = Leaders(grus, model.fc, x, starts, seq_len)
     blocks = [slice(i, i + batch) for i in range(0, len(ends), batch)]
+    work = leaders.work
     with ThreadPoolExecutor(workers) as pool:
         results = pool.map(lambda b: _block(grus, model.fc, x, starts[b], seq_len, leaders), blocks)
-        for block, p_up in zip(blocks, results, strict=True):
+        for block, (p_up, steps) in zip(blocks, results, strict=True):
             out[order[block]] = p_up
+            work += steps
             if progress is not None:
                 progress(min(block.stop, len(ends)))
+    if stats is not None:
+        stats["layer_steps"] = work
+        stats["whole_window_layer_steps"] = len(ends) * seq_len * len(grus)
     return out
