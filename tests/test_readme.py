@@ -16,13 +16,15 @@ from fc import __version__
 ROOT = Path(__file__).resolve().parents[1]
 MARKER = "<!-- test: offline -->"
 ACTIVATE = ". .venv/bin/activate"
-BLOCK = re.compile(re.escape(MARKER) + r"\s*\n```sh\n(.*?)```", re.DOTALL)
+BLOCK = re.compile(r"^" + re.escape(MARKER) + r"\s*\n```sh\n(.*?)```", re.DOTALL | re.MULTILINE)
+MARKER_LINE = re.compile(r"^" + re.escape(MARKER) + r"\s*$", re.MULTILINE)
 
 
 def offline_blocks() -> list[str]:
     text = (ROOT / "README.md").read_text()
     blocks = BLOCK.findall(text)
-    assert len(blocks) == text.count(MARKER), "a marker not followed by a fenced sh block"
+    markers = MARKER_LINE.findall(text)
+    assert len(blocks) == len(markers), "a marker line not followed by a fenced sh block"
     return blocks
 
 
