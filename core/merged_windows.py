@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from fc.core.model import Forecast, Scaling
+from fc.core.model import Ensemble, Forecast, Scaling
 
 STEP = 16  # steps between equality checks: shorter checks more often, longer overshoots more
 MIN_LEADERS = 8  # a batch of one takes another matmul path (other bits): keep leaders batched
@@ -180,3 +180,26 @@ def merged_window_p_up(
         stats["layer_steps"] = work
         stats["whole_window_layer_steps"] = len(ends) * seq_len * len(grus)
     return out
+
+
+def model_p_up(model: Forecast | Ensemble, features, ends, seq_len, scaling, progress=None,
+               workers: int = 1) -> np.ndarray:  # fmt: skip
+    """merged_window_p_up for what core.runs.load_run returns: a Forecast, or an Ensemble whose
+    members' p_up are averaged and then tempered as Ensemble.probabilities does.
+    progress(done, total) counts member windows."""
+    members = list(model.members) if isinstance(model, Ensemble) else [model]
+    total = len(ends) * len(members)
+    mean = np.zeros(len(ends))
+    for k, member in enumerate(members):
+        report = None if progress is None else (lambda done, k=k: progress(k * len(ends) + done,
+                                                                           total))  # fmt: skip
+        mean = mean + merged_window_p_up(member, features, ends, seq_len, scaling,
+                                         progress=report, workers=workers)  # fmt: skip
+    mean = mean / len(members)
+    temperature = getattr(model, "temperature", 1.0)
+    if temperature == 1.0:
+        return mean
+    # softmax(log([p_up, p_down]) / T)[0], in float64 like Ensemble.probabilities
+    up, down = np.log(mean) / temperature, np.log1p(-mean) / temperature
+    top = np.maximum(up, down)
+    return np.exp(up - top) / (np.exp(up - top) + np.exp(down - top))

@@ -98,26 +98,25 @@ def in_blocks(p_up_at, features, ends, progress: Progress | None = None) -> np.n
 def torch_predictor(run_dir: str | Path, device: str = "auto"):
     """predict(features, ends, progress) -> p_up with the run's torch model, window semantics;
     torch and the model load at the first call (a backtest read from the cache needs neither).
-    On the CPU a plain model goes through core.merged_windows (the same p_up, ~5x less work);
-    on CUDA, or for any other model (an ensemble), plain batches as core.model.window_p_up."""
+    On the CPU through core.merged_windows (the same p_up, ~5x less work); on CUDA in plain
+    batches, as core.model.window_p_up computes them."""
 
     def predict(features, ends, progress=None):
         import torch
 
-        from fc.core.merged_windows import merged_window_p_up
-        from fc.core.model import Forecast, window_p_up
+        from fc.core.merged_windows import model_p_up
+        from fc.core.model import window_p_up
         from fc.core.runs import load_run
         from fc.core.training import resolve_device
 
         on = resolve_device(device)
         config, model, scaling = load_run(run_dir)
-        if on == "cpu" and type(model) is Forecast:
-            report = None if progress is None else (lambda done: progress(done, len(ends)))
+        if on == "cpu":
             threads = torch.get_num_threads()
             torch.set_num_threads(1)  # one per worker thread, see merged_window_p_up
             try:
-                return merged_window_p_up(model, features, ends, config.seq_len, scaling,
-                                          progress=report, workers=WORKERS)  # fmt: skip
+                return model_p_up(model, features, ends, config.seq_len, scaling, progress,
+                                  WORKERS)  # fmt: skip
             finally:
                 torch.set_num_threads(threads)
 

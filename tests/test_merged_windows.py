@@ -8,8 +8,8 @@ import torch
 from conftest import make_candles
 
 from fc.core.features import price_change
-from fc.core.merged_windows import MIN_LEADERS, merged_window_p_up
-from fc.core.model import Forecast, Scaling, window_p_up
+from fc.core.merged_windows import MIN_LEADERS, merged_window_p_up, model_p_up
+from fc.core.model import Ensemble, Forecast, Scaling, window_p_up
 
 SCALING = Scaling(1.0, 0.003)
 
@@ -74,3 +74,14 @@ def test_worker_threads_change_nothing(features):
                              progress=done.append)  # fmt: skip
     np.testing.assert_array_equal(one, two)
     assert done == sorted(done) and done[-1] == len(ends)
+
+
+@pytest.mark.parametrize("seeds, temperature", [(2, 1.0), (1, 1.7), (3, 0.8)])
+def test_an_ensemble_or_a_tempered_model_equals_its_reference(features, seeds, temperature):
+    members = [model(8, 2, seed=k) for k in range(seeds)]
+    ensemble = Ensemble(members, temperature).eval()
+    seq_len, ends = 128, np.arange(127, 1200)
+    done = []
+    got = model_p_up(ensemble, features, ends, seq_len, SCALING, lambda d, t: done.append((d, t)))
+    assert np.abs(got - window_p_up(ensemble, features, ends, seq_len, SCALING)).max() <= 1e-6
+    assert done[-1] == (seeds * len(ends), seeds * len(ends))
