@@ -1,4 +1,4 @@
-"""`fc backtest RUN` on both ranges of btc_usdt_30m.parquet (82k decisions): the reference (each
+"""`fc backtest RUN` on every range of btc_usdt_30m.parquet (82k decisions): the reference (each
 window run whole through torch in batches, as fc backtest did before) against the default path
 (merged windows, core/merged_windows.py), side by side in one run, with the max |Δ p_up| over
 every decision; then a second backtest that reads the cached predictions; then the prediction
@@ -71,7 +71,7 @@ def full_backtests(run: Path, repeats: int) -> None:
     decided = ~np.isnan(p_ref)
     diff = np.abs(p_new[decided] - p_ref[decided]).max()
     cached, _ = timed_backtest(run, BacktestConfig(fee_bps=5))
-    print(f"fc backtest RUN, both ranges ({decided.sum():,} decisions), wall seconds:")
+    print(f"fc backtest RUN, all ranges ({decided.sum():,} decisions), wall seconds:")
     print(f"  reference, whole windows (torch batch 2048, {threads} threads)  {reference:7.1f}")
     print(f"  merged windows (median of {repeats})                       {new:7.1f}")
     print(f"  ratio reference/merged: {reference / new:.1f}x (goal >= 5x, <= 15 s on 2 cores)")
