@@ -11,11 +11,15 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from fc.core.errors import FcError
+from fc.core.policies import NAMES, PolicyParams
+from fc.core.policy_objective import OBJECTIVE as POLICY_OBJECTIVE
+from fc.core.policy_objective import PolicyTarget, score_trial, split_policy
 from fc.core.runs import TrainConfig
 
 # One line per searchable parameter: how a `low:high` range of it is sampled ("log" or
-# "linear"; "list" takes only a comma list). The value type is the TrainConfig field's. A name
-# that is no TrainConfig field in this build (seeds before the ensembles branch) is left out.
+# "linear"; "list" takes only a comma list). The value type is the TrainConfig or PolicyParams
+# field's. A name that is no such field in this build is left out. The policy parameters
+# (band .. min_hold) change only the objective val-policy-log-growth (core/policy_objective.py).
 SEARCHABLE = {
     "hidden": "log",
     "layers": "linear",
@@ -26,17 +30,25 @@ SEARCHABLE = {
     "loss": "list",
     "cost_bps": "linear",
     "seeds": "linear",
+    "band": "linear",
+    "flat_inside": "list",
+    "rebalance": "linear",
+    "cap": "linear",
+    "min_hold": "log",
 }
 # TrainConfig fields that a run computes or records itself: not options
 COMPUTED = {"data", "data_sha256", "scale_center", "scale_scale", "feature", "classes",
             "train_range", "validation_range", "test_range", "temperature", "fc_version",
             "extra"}  # fmt: skip
-# objective -> (direction, key of the validation result: training's on_validation and metrics)
-OBJECTIVES = {"val-ce": ("minimize", "ce"), "val-log-growth": ("maximize", "log_growth")}
+# objective -> (direction, key of the validation result: training's on_validation and metrics;
+# None: the policy objective, scored after training by core.policy_objective)
+OBJECTIVES = {"val-ce": ("minimize", "ce"), "val-log-growth": ("maximize", "log_growth"),
+              POLICY_OBJECTIVE: ("maximize", None)}  # fmt: skip
 
 
 def _defaults() -> dict:
-    return {f.name: f.default for f in fields(TrainConfig) if f.name not in COMPUTED}
+    train = {f.name: f.default for f in fields(TrainConfig) if f.name not in COMPUTED}
+    return train | {f.name: f.default for f in fields(PolicyParams)}
 
 
 def searchable() -> list[str]:
@@ -150,32 +162,51 @@ def _range(name: str, text: str, how: str):
     return Dimension(name, low=low, high=high, log=how == "log", integer=is_int)
 
 
-def check_study_input(base: TrainConfig, space: list[Dimension], objective: str, grid) -> None:
+def check_objective(objective: str) -> None:
+    if objective not in OBJECTIVES:
+        raise FcError(f"--objective {objective!r}: use {', '.join(OBJECTIVES)}")
+
+
+def check_study_input(
+    base: TrainConfig, space: list[Dimension], objective: str, grid, target=None
+) -> None:
     """Every refusal before the study is opened, so a bad call leaves the stored study as it
-    was: the objective, and the base config with each dimension at each of its extremes."""
+    was: the objective, and the base config (and the policy objective's target) with each
+    dimension at each of its extremes."""
     from fc.core.ensemble import check_ensemble_options
     from fc.core.training import check_config
 
-    if objective not in OBJECTIVES:
-        raise FcError(f"--objective {objective!r}: use {' or '.join(OBJECTIVES)}")
+    check_objective(objective)
     if objective == "val-log-growth" and any(d.name == "cost_bps" for d in space):
         raise FcError(
             "--cost-bps is searched: val-log-growth would be measured at each trial's own cost; "
             "fix --cost-bps or use --objective val-ce"
         )
-    for config in [base, *(replace(base, **{d.name: v}) for d in space for v in d.extremes())]:
+    policy = [d for d in space if d.name in NAMES]
+    if policy and target is None:
+        raise FcError(f"--{_flag(policy[0].name)} does not change {objective}; use "
+                      f"--objective {POLICY_OBJECTIVE}")  # fmt: skip
+    train = [d for d in space if d not in policy]
+    for config in [base, *(replace(base, **{d.name: v}) for d in train for v in d.extremes())]:
         check_config(config, grid)
         check_ensemble_options(config)
+    for d in policy:
+        for value in d.extremes():  # PolicyParams refuses a band of 0.5, a hold of 0, ...
+            replace(target.params, **{d.name: value})
 
 
-def run_trial(trial, base: TrainConfig, space, grid, runs, objective: str) -> float:
-    """One trial: suggest, train (reporting each validation to the pruner), record the run."""
+def run_trial(trial, base: TrainConfig, space, grid, runs, objective: str, target=None) -> float:
+    """One trial: suggest, train (reporting each validation to the pruner), record the run; for
+    the policy objective, train unpruned, then score the policy with the trial's parameters."""
     import optuna
 
     from fc.core.ensemble import train_ensemble
 
-    config = replace(base, **{dim.name: dim.suggest(trial) for dim in space})
+    chosen, policy = split_policy({dim.name: dim.suggest(trial) for dim in space})
+    config = replace(base, **chosen)
     key = OBJECTIVES[objective][1]
+    if key is None and target is None:  # the policy objective with every parameter default
+        target = PolicyTarget()
     progress = {"step": 0, "total": 0, "validations": 0}
 
     def on_progress(step, total, train_loss, val_loss):
@@ -194,8 +225,14 @@ def run_trial(trial, base: TrainConfig, space, grid, runs, objective: str) -> fl
             trial.set_user_attr("total_steps", progress["total"])
             raise optuna.TrialPruned(f"validation {k}: {key} {value:.5g}")
 
-    run_dir = train_ensemble(config, grid, runs, on_progress, on_validation=on_validation)
+    # the policy objective is known only once training is done: nothing to prune on (README)
+    hooks = {"on_validation": on_validation} if key else {}
+    run_dir = train_ensemble(config, grid, runs, on_progress, **hooks)
     trial.set_user_attr("run_dir", str(run_dir))
+    if target is not None:
+        params = replace(target.params, **policy)
+        trial.set_user_attr("policy_params", params.for_policy(target.policy))
+        return score_trial(run_dir, grid, target, params, trial)
     metrics = json.loads((Path(run_dir) / "metrics.json").read_text())
     return float(metrics["validation"][key])
 
@@ -258,8 +295,9 @@ def _creation_race(exc: Exception) -> bool:
     return isinstance(exc, IntegrityError) or "already exists" in text or "duplicate key" in text
 
 
-def open_study(name: str, storage, objective: str, sampler_seed: int, pruner):
-    """Create the study, or load it when it exists and optimises the same objective. The TPE
+def open_study(name: str, storage, objective: str, sampler_seed: int, pruner, target=None):
+    """Create the study, or load it when it exists and optimises the same objective (the policy
+    objective: the same policy at the same fee). The TPE
     sampler's seed is offset by the trials already stored, so a resumed study does not replay
     the random start-up trials of the first call (workers started at the same moment should
     each get their own --sampler-seed)."""
@@ -277,6 +315,7 @@ def open_study(name: str, storage, objective: str, sampler_seed: int, pruner):
             raise FcError(f"study {name!r} optimises {had}; run it with --objective {had}")
         if storage.get_study_directions(study_id)[0].name.lower() != direction:
             raise FcError(f"study {name!r} does not {direction} ({objective}); use another --study")
+        _check_target(name, storage.get_study_user_attrs(study_id).get("policy_target"), target)
         stored = len(storage.get_all_trials(study_id, deepcopy=False))
     sampler = optuna.samplers.TPESampler(seed=sampler_seed + stored)
     study = optuna.create_study(
@@ -285,7 +324,33 @@ def open_study(name: str, storage, objective: str, sampler_seed: int, pruner):
     )  # fmt: skip
     if study_id is None:
         study.set_user_attr("objective", objective)
+        if target is not None:
+            study.set_user_attr("policy_target", target.stored())
     return study
+
+
+def _check_target(name: str, had: dict | None, target) -> None:
+    if had is not None and target is not None and had != target.stored():
+        raise FcError(
+            f"study {name!r} scores the {had['policy']} policy at {had['fee_bps']:g} "
+            f"bps; run it with --policy {had['policy']} --fee-bps {had['fee_bps']:g}"
+        )
+
+
+def pruner_for(objective: str, name: str, startup_trials: int, warmup: int):
+    """The pruner `--pruner` names ("": median, but none for the policy objective, whose value
+    exists only after training: training's validation losses do not measure it)."""
+    import optuna
+
+    name = name or ("none" if objective == POLICY_OBJECTIVE else "median")
+    if name not in ("median", "none"):
+        raise FcError(f"--pruner {name!r}: use median or none")
+    if name == "median" and objective == POLICY_OBJECTIVE:
+        raise FcError(f"--pruner median: {objective} is scored once training is done, so there "
+                      "is nothing to prune on; use --pruner none (the default for it)")  # fmt: skip
+    if name == "none":
+        return optuna.pruners.NopPruner()
+    return median_pruner(startup_trials, warmup)
 
 
 def median_pruner(startup_trials: int, warmup: int):
@@ -298,11 +363,14 @@ def median_pruner(startup_trials: int, warmup: int):
     return optuna.pruners.MedianPruner(n_startup_trials=startup_trials, n_warmup_steps=warmup)
 
 
-def tune(study, base: TrainConfig, space, grid, runs, objective: str, n_trials, timeout, on_trial):
+def tune(
+    study, base: TrainConfig, space, grid, runs, objective: str, n_trials, timeout, on_trial,
+    target=None,
+):  # fmt: skip
     """Run trials of `study` in this process until `n_trials` (None: no limit) have run or
     `timeout` seconds (None: none) have passed; on_trial(frozen trial) after each."""
     study.optimize(
-        lambda trial: run_trial(trial, base, space, grid, runs, objective),
+        lambda trial: run_trial(trial, base, space, grid, runs, objective, target),
         n_trials=n_trials, timeout=timeout, callbacks=[lambda _, trial: on_trial(trial)],
     )  # fmt: skip
     return study
