@@ -116,6 +116,7 @@ def run_command(
     --band 0:0.1 --min-hold 1:16 --hidden 8,16 --n-trials 40
     """
     from fc.core import tune as search
+    from fc.core import tune_study
     from fc.core.policies import NAMES
     from fc.core.policy_objective import policy_target, split_policy
     from fc.core.runs import TrainConfig
@@ -126,7 +127,7 @@ def run_command(
     search.check_objective(objective)
     searched = [d.name for d in space if d.name in NAMES]
     target = policy_target(objective, fixed_policy, searched, policy, fee_bps)
-    prune = search.pruner_for(objective, pruner, prune_startup, prune_warmup)
+    prune = tune_study.pruner_for(objective, pruner, prune_startup, prune_warmup)
     grid, source, digest = prepare_data(data, symbol, timeframe, store)
     base = TrainConfig(symbol=symbol, timeframe=timeframe, data=str(source), data_sha256=digest)
     base = replace(base, **fixed)
@@ -134,10 +135,10 @@ def run_command(
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line a trial is ours (_on_trial)
-    study_ = search.open_study(
-        study, search.open_storage(search.storage_url(storage, runs)), objective, sampler_seed,
-        prune, target,
-    )  # fmt: skip
+    url = tune_study.storage_url(storage, runs)
+    study_ = tune_study.open_study(
+        study, tune_study.open_storage(url), objective, sampler_seed, prune, target
+    )
     if threads > 0:
         import torch
 
@@ -217,8 +218,8 @@ def report_command(
     from rich.console import Console
 
     from fc.core.errors import FcError
-    from fc.core.tune import open_storage
     from fc.core.tune_report import history_figure, importance_figure, load_study, study_report
+    from fc.core.tune_study import open_storage
 
     if not storage:
         path = Path(runs) / "tune.sqlite3"
