@@ -181,6 +181,8 @@ def check_study_input(
             "--cost-bps is searched: val-log-growth would be measured at each trial's own cost; "
             "fix --cost-bps or use --objective val-ce"
         )
+    if target is None and objective == POLICY_OBJECTIVE:  # every policy parameter default
+        target = PolicyTarget()
     policy = [d for d in space if d.name in NAMES]
     if policy and target is None:
         raise FcError(f"--{_flag(policy[0].name)} does not change {objective}; use "

@@ -209,6 +209,7 @@ BAD = [
     (["--objective", "val-policy-log-growth", "--policy", "kelly"], "--policy 'kelly'"),
     (["--objective", "val-policy-log-growth", "--pruner", "median"], "nothing to prune"),
     (["--objective", "val-policy-log-growth", "--fee-bps", "10"], "at 5 bps; run it with"),
+    (["--objective", "val-policy-log-growth", "--fee-bps", "-1"], "a fee is a cost"),
 ]
 
 
