@@ -22,6 +22,7 @@ import pandas as pd
 import torch
 
 from fc.core import tune as search
+from fc.core import tune_study
 from fc.core.candles import to_grid
 from fc.core.runs import TrainConfig
 from fc.core.sweep import available_cores, run_sweep, sweep_grid
@@ -43,8 +44,8 @@ def tune_minutes(grid, folder: Path) -> float:
     fixed, space = search.search_space(SPACE)
     base = TrainConfig(**SHORT, **fixed)
     start = time.perf_counter()
-    storage = search.open_storage(search.storage_url("", folder))
-    study = search.open_study("bench", storage, "val-ce", 0, search.median_pruner(4, 3))
+    storage = tune_study.open_storage(tune_study.storage_url("", folder))
+    study = tune_study.open_study("bench", storage, "val-ce", 0, tune_study.median_pruner(4, 3))
     search.tune(study, base, space, grid, folder, "val-ce", 12, None, lambda trial: None)
     return (time.perf_counter() - start) / 60
 

@@ -38,7 +38,9 @@ class _RunCommand(TyperCommand):
             "A value 8,16,32 is a list, low:high a range, one value is fixed. Searchable: "
             f"{flags('log')} (ranges log-uniform); {flags('linear')} (uniform); {flags('list')} "
             "(lists). Any other fc train option is fixed: --epochs 2 --max-steps 50 --split "
-            "2024-01-01 --device cpu ..."
+            "2024-01-01 --device cpu ... The policy parameters (--band, --flat-inside true,false, "
+            "--rebalance, --cap, --min-hold) change only --objective val-policy-log-growth: the "
+            "--policy backtested on validation at --fee-bps."
         )
 
     @epilog.setter
@@ -76,11 +78,21 @@ def run_command(
     storage: Annotated[
         str, Opt(help="sqlite:///FILE or postgresql://USER@HOST/DB; default RUNS/tune.sqlite3.")
     ] = "",
-    objective: Annotated[str, Opt(help="val-ce (minimised) or val-log-growth.")] = "val-ce",
+    objective: Annotated[
+        str, Opt(help="val-ce (minimised), val-log-growth or val-policy-log-growth.")
+    ] = "val-ce",
+    policy: Annotated[
+        str | None, Opt(help="val-policy-log-growth: discrete (default) or proportional.")
+    ] = None,
+    fee_bps: Annotated[
+        float | None, Opt(help="val-policy-log-growth: fee per unit traded, bps (default 0).")
+    ] = None,
     n_trials: Annotated[int, Opt(help="Trials this worker runs (0: until --timeout).")] = 20,
     timeout: Annotated[float, Opt(help="Stop starting trials after this many s (0: none).")] = 0,
     sampler_seed: Annotated[int, Opt(help="TPE sampler seed (give workers different ones).")] = 0,
-    pruner: Annotated[str, Opt(help="median or none.")] = "median",
+    pruner: Annotated[
+        str, Opt(help="median or none (default: median; none for val-policy-log-growth).")
+    ] = "",
     prune_startup: Annotated[int, Opt(help="Completed trials before pruning starts.")] = 4,
     prune_warmup: Annotated[int, Opt(help="Validations of a trial before it can be pruned.")] = 3,
     data: Annotated[Path | None, Opt(help="A candle file (parquet, csv, feather, json).")] = None,
@@ -97,37 +109,42 @@ def run_command(
 ) -> None:
     """Search fc train's parameters with Optuna (TPE, median pruning on the validation losses).
 
-    The last line printed is the best trial's run folder. Example:
+    The last line printed is the best trial's run folder. Examples:
     fc tune --data ../shared/data/btc_usdt_30m.parquet --study gru --hidden 8,16,32
-    --layers 1:3 --lr 1e-3:1e-1 --loss ce,profit --epochs 3 --n-trials 40
+    --layers 1:3 --lr 1e-3:1e-1 --loss ce,profit --epochs 3 --n-trials 40;
+    fc tune --data FILE --study band --objective val-policy-log-growth --fee-bps 5
+    --band 0:0.1 --min-hold 1:16 --hidden 8,16 --n-trials 40
     """
     from fc.core import tune as search
-    from fc.core.errors import FcError
+    from fc.core import tune_study
+    from fc.core.policies import NAMES
+    from fc.core.policy_objective import policy_target, split_policy
     from fc.core.runs import TrainConfig
     from fc.core.training import prepare_data
 
     fixed, space = search.search_space(search.option_values(ctx.args))
-    if pruner not in ("median", "none"):
-        raise FcError(f"--pruner {pruner!r}: use median or none")
+    fixed, fixed_policy = split_policy(fixed)
+    search.check_objective(objective)
+    searched = [d.name for d in space if d.name in NAMES]
+    target = policy_target(objective, fixed_policy, searched, policy, fee_bps)
+    prune = tune_study.pruner_for(objective, pruner, prune_startup, prune_warmup)
     grid, source, digest = prepare_data(data, symbol, timeframe, store)
     base = TrainConfig(symbol=symbol, timeframe=timeframe, data=str(source), data_sha256=digest)
     base = replace(base, **fixed)
-    search.check_study_input(base, space, objective, grid)
+    search.check_study_input(base, space, objective, grid, target)
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line a trial is ours (_on_trial)
-    prune = search.median_pruner(prune_startup, prune_warmup) if pruner == "median" else None
-    study_ = search.open_study(
-        study, search.open_storage(search.storage_url(storage, runs)), objective, sampler_seed,
-        prune or optuna.pruners.NopPruner(),
-    )  # fmt: skip
+    url = tune_study.storage_url(storage, runs)
+    study_ = tune_study.open_study(
+        study, tune_study.open_storage(url), objective, sampler_seed, prune, target
+    )
     if threads > 0:
         import torch
 
         torch.set_num_threads(threads)
-    search.tune(
-        study_, base, space, grid, runs, objective, n_trials or None, timeout or None, _on_trial
-    )
+    search.tune(study_, base, space, grid, runs, objective, n_trials or None, timeout or None,
+                _on_trial, target)  # fmt: skip
     _finish(study_, as_json)
 
 
@@ -173,6 +190,10 @@ def _print_report(report: dict, file_console=None) -> None:
         f"{best['value']:.6g}, {best['params']}",
         highlight=False,
     )
+    if report["best_policy"]:
+        console.print(f"policy of the best: {report['best_policy']} (validation; "
+                      "RUN/backtest/chosen_policy.json, which fc export stamps)",
+                      highlight=False)  # fmt: skip
     dsr = report["deflated_sharpe"]
     shown = "n/a" if dsr["value"] is None else f"{dsr['value']:.3f}"
     console.print(f"deflated Sharpe of the best ({dsr['policy']}, {dsr['range']}): {shown} "
@@ -197,8 +218,8 @@ def report_command(
     from rich.console import Console
 
     from fc.core.errors import FcError
-    from fc.core.tune import open_storage
     from fc.core.tune_report import history_figure, importance_figure, load_study, study_report
+    from fc.core.tune_study import open_storage
 
     if not storage:
         path = Path(runs) / "tune.sqlite3"

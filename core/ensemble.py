@@ -21,6 +21,7 @@ from fc.core.evaluation import scores, validation_sample
 from fc.core.runs import TrainConfig, load_run, member_dirs
 from fc.core.schemes import Series
 from fc.core.training import (
+    VALIDATION_P_UP,
     Progress,
     _run_dir,
     final_metrics,
@@ -122,7 +123,8 @@ def train_ensemble(
     if config.calibrate == "temperature":
         config, model, calibration = _calibrate(config, model, series, scaling, device)
     val_ends = validation_sample(series, config.val_size)
-    metrics = final_metrics(model, series, scaling, config, config.cost_bps / 1e4, device, val_ends)
+    cost = config.cost_bps / 1e4
+    metrics, predictions = final_metrics(model, series, scaling, config, cost, device, val_ends)
     if members is not None:
         metrics["members"] = members
     if calibration is not None:
@@ -131,6 +133,7 @@ def train_ensemble(
     metrics["test_decisions"] = int(series.test.sum())  # a count of dates, as train() records
     (run_dir / "config.json").write_text(config.to_json() + "\n")
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    predictions.to_parquet(run_dir / VALIDATION_P_UP)  # the ensemble's (calibrated) p_up
     return run_dir
 
 

@@ -22,10 +22,13 @@ def scores(p_up: np.ndarray, labels: np.ndarray) -> dict:
     return {"ce": m["log_loss"], "accuracy": m["accuracy"]}
 
 
-def evaluate(model, series, ends, scaling, seq_len, loss, cost=0.0, device="cpu") -> dict:
+def evaluate(
+    model, series, ends, scaling, seq_len, loss, cost=0.0, device="cpu", keep_p_up=False
+) -> dict:
     """CE, accuracy, mean log growth of f = p_up - p_down and the moments of its per-bar returns
     (`returns`: n, sharpe, skewness, kurtosis) at the decisions `ends`, each from its exact
-    window; `loss` is the number the run's loss minimises (ce, or -log growth)."""
+    window; `loss` is the number the run's loss minimises (ce, or -log growth). keep_p_up: the
+    p_up predicted at `ends` too (key `p_up`, an array), so no caller predicts them twice."""
     from fc.core.model import window_p_up
 
     p_up = window_p_up(model, series.features, ends, seq_len, scaling, device=device)
@@ -42,6 +45,8 @@ def evaluate(model, series, ends, scaling, seq_len, loss, cost=0.0, device="cpu"
     # per-bar returns of f = p_up - p_down: what fc sweep's deflated Sharpe reads
     out["returns"] = moments(growth - 1.0)
     out["loss"] = out["ce"] if loss == "ce" else -out["log_growth"]
+    if keep_p_up:
+        out["p_up"] = p_up
     return out
 
 

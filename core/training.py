@@ -31,6 +31,9 @@ SCHEMES = ("sequence", "window")
 # of 512 scored steps (16k targets a step, so far less gradient noise and far fewer steps) at
 # 3e-2, chosen by measurement on the 30m file (README, "Training speed").
 SCHEME_DEFAULTS = {"window": (64, 1e-3), "sequence": (32, 3e-2)}
+# the final checkpoint's p_up at every validation decision (columns time, p_up), saved beside the
+# model so a caller that scores a policy on validation (fc tune) need not predict them again
+VALIDATION_P_UP = "validation_p_up.parquet"
 # on_progress(step, total_steps, train_loss, val_loss or None)
 Progress = Callable[[int, int, float, float | None], None]
 
@@ -246,13 +249,14 @@ def train(
     if best_state is not None:
         model.load_state_dict(best_state)
     history = pd.DataFrame(rows)
-    metrics = final_metrics(model, series, scaling, config, cost, device, val_ends)
+    metrics, predictions = final_metrics(model, series, scaling, config, cost, device, val_ends)
     metrics["train_seconds"] = round(time.perf_counter() - started, 2)
     metrics["steps"] = step
     metrics["test_decisions"] = int(series.test.sum())  # a count of dates: no test price read
     metrics["scored_targets"] = int(history["scored"].sum()) if len(history) else 0
     run_dir = _run_dir(Path(runs), config)
     save_run(run_dir, config, model.state_dict(), history, metrics)
+    predictions.to_parquet(run_dir / VALIDATION_P_UP)
     from fc.core.plots import loss_figure
 
     figure = loss_figure(history, title=run_dir.name)
@@ -281,16 +285,20 @@ def _optimiser_step(model, optimizer, batch, config: TrainConfig, cost: float, d
     return loss.item()
 
 
-def final_metrics(model, series, scaling, config, cost, device, val_ends) -> dict:
-    """The best checkpoint on every validation decision (exact windows), beside the baselines;
-    `check` holds a few predictions so a reload can prove it reproduces them."""
+def final_metrics(model, series, scaling, config, cost, device, val_ends):
+    """(metrics, predictions): the best checkpoint on every validation decision (exact windows)
+    beside the baselines, `check` holding a few predictions so a reload can prove it reproduces
+    them; and those validation p_up as a frame (time, p_up) for VALIDATION_P_UP."""
     ends = np.flatnonzero(series.validation)
-    result = evaluate(model, series, ends, scaling, config.seq_len, config.loss, cost, device)
+    result = evaluate(
+        model, series, ends, scaling, config.seq_len, config.loss, cost, device, keep_p_up=True
+    )
+    predictions = pd.DataFrame({"time": series.time[ends], "p_up": result.pop("p_up")})
     check_ends = val_ends[:8]
     from fc.core.model import window_p_up
 
     check = window_p_up(model, series.features, check_ends, config.seq_len, scaling, device=device)
-    return {
+    metrics = {
         "validation": {**result, "decisions": int(len(ends))},
         "validation_sample_size": int(len(val_ends)),
         "baselines": baselines(series, ends),
@@ -299,3 +307,4 @@ def final_metrics(model, series, scaling, config, cost, device, val_ends) -> dic
             "p_up": [float(p) for p in check],
         },
     }
+    return metrics, predictions

@@ -1,21 +1,24 @@
 """`fc tune`: an Optuna study of training runs. The search space comes from options (`--hidden
 8,16,32` a list, `--lr 1e-3:1e-1` a range, `--epochs 2` a fixed value), the study from a URL
 (one SQLite file, or PostgreSQL that several workers share), and each trial is one call of
-core.training.train whose validations feed the pruner: no second training loop."""
+core.training.train whose validations feed the pruner: no second training loop. Where the
+study is stored and how it is opened: core/tune_study.py."""
 
 import json
 import math
-import time
-import warnings
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from fc.core.errors import FcError
+from fc.core.policies import NAMES, PolicyParams
+from fc.core.policy_objective import OBJECTIVE as POLICY_OBJECTIVE
+from fc.core.policy_objective import PolicyTarget, score_trial, split_policy
 from fc.core.runs import TrainConfig
 
 # One line per searchable parameter: how a `low:high` range of it is sampled ("log" or
-# "linear"; "list" takes only a comma list). The value type is the TrainConfig field's. A name
-# that is no TrainConfig field in this build (seeds before the ensembles branch) is left out.
+# "linear"; "list" takes only a comma list). The value type is the TrainConfig or PolicyParams
+# field's. A name that is no such field in this build is left out. The policy parameters
+# (band .. min_hold) change only the objective val-policy-log-growth (core/policy_objective.py).
 SEARCHABLE = {
     "hidden": "log",
     "layers": "linear",
@@ -26,17 +29,25 @@ SEARCHABLE = {
     "loss": "list",
     "cost_bps": "linear",
     "seeds": "linear",
+    "band": "linear",
+    "flat_inside": "list",
+    "rebalance": "linear",
+    "cap": "linear",
+    "min_hold": "log",
 }
 # TrainConfig fields that a run computes or records itself: not options
 COMPUTED = {"data", "data_sha256", "scale_center", "scale_scale", "feature", "classes",
             "train_range", "validation_range", "test_range", "temperature", "fc_version",
             "extra"}  # fmt: skip
-# objective -> (direction, key of the validation result: training's on_validation and metrics)
-OBJECTIVES = {"val-ce": ("minimize", "ce"), "val-log-growth": ("maximize", "log_growth")}
+# objective -> (direction, key of the validation result: training's on_validation and metrics;
+# None: the policy objective, scored after training by core.policy_objective)
+OBJECTIVES = {"val-ce": ("minimize", "ce"), "val-log-growth": ("maximize", "log_growth"),
+              POLICY_OBJECTIVE: ("maximize", None)}  # fmt: skip
 
 
 def _defaults() -> dict:
-    return {f.name: f.default for f in fields(TrainConfig) if f.name not in COMPUTED}
+    train = {f.name: f.default for f in fields(TrainConfig) if f.name not in COMPUTED}
+    return train | {f.name: f.default for f in fields(PolicyParams)}
 
 
 def searchable() -> list[str]:
@@ -150,32 +161,53 @@ def _range(name: str, text: str, how: str):
     return Dimension(name, low=low, high=high, log=how == "log", integer=is_int)
 
 
-def check_study_input(base: TrainConfig, space: list[Dimension], objective: str, grid) -> None:
+def check_objective(objective: str) -> None:
+    if objective not in OBJECTIVES:
+        raise FcError(f"--objective {objective!r}: use {', '.join(OBJECTIVES)}")
+
+
+def check_study_input(
+    base: TrainConfig, space: list[Dimension], objective: str, grid, target=None
+) -> None:
     """Every refusal before the study is opened, so a bad call leaves the stored study as it
-    was: the objective, and the base config with each dimension at each of its extremes."""
+    was: the objective, and the base config (and the policy objective's target) with each
+    dimension at each of its extremes."""
     from fc.core.ensemble import check_ensemble_options
     from fc.core.training import check_config
 
-    if objective not in OBJECTIVES:
-        raise FcError(f"--objective {objective!r}: use {' or '.join(OBJECTIVES)}")
+    check_objective(objective)
     if objective == "val-log-growth" and any(d.name == "cost_bps" for d in space):
         raise FcError(
             "--cost-bps is searched: val-log-growth would be measured at each trial's own cost; "
             "fix --cost-bps or use --objective val-ce"
         )
-    for config in [base, *(replace(base, **{d.name: v}) for d in space for v in d.extremes())]:
+    if target is None and objective == POLICY_OBJECTIVE:  # every policy parameter default
+        target = PolicyTarget()
+    policy = [d for d in space if d.name in NAMES]
+    if policy and target is None:
+        raise FcError(f"--{_flag(policy[0].name)} does not change {objective}; use "
+                      f"--objective {POLICY_OBJECTIVE}")  # fmt: skip
+    train = [d for d in space if d not in policy]
+    for config in [base, *(replace(base, **{d.name: v}) for d in train for v in d.extremes())]:
         check_config(config, grid)
         check_ensemble_options(config)
+    for d in policy:
+        for value in d.extremes():  # PolicyParams refuses a band of 0.5, a hold of 0, ...
+            replace(target.params, **{d.name: value})
 
 
-def run_trial(trial, base: TrainConfig, space, grid, runs, objective: str) -> float:
-    """One trial: suggest, train (reporting each validation to the pruner), record the run."""
+def run_trial(trial, base: TrainConfig, space, grid, runs, objective: str, target=None) -> float:
+    """One trial: suggest, train (reporting each validation to the pruner), record the run; for
+    the policy objective, train unpruned, then score the policy with the trial's parameters."""
     import optuna
 
     from fc.core.ensemble import train_ensemble
 
-    config = replace(base, **{dim.name: dim.suggest(trial) for dim in space})
+    chosen, policy = split_policy({dim.name: dim.suggest(trial) for dim in space})
+    config = replace(base, **chosen)
     key = OBJECTIVES[objective][1]
+    if key is None and target is None:  # the policy objective with every parameter default
+        target = PolicyTarget()
     progress = {"step": 0, "total": 0, "validations": 0}
 
     def on_progress(step, total, train_loss, val_loss):
@@ -194,115 +226,26 @@ def run_trial(trial, base: TrainConfig, space, grid, runs, objective: str) -> fl
             trial.set_user_attr("total_steps", progress["total"])
             raise optuna.TrialPruned(f"validation {k}: {key} {value:.5g}")
 
-    run_dir = train_ensemble(config, grid, runs, on_progress, on_validation=on_validation)
+    # the policy objective is known only once training is done: nothing to prune on (README)
+    hooks = {"on_validation": on_validation} if key else {}
+    run_dir = train_ensemble(config, grid, runs, on_progress, **hooks)
     trial.set_user_attr("run_dir", str(run_dir))
+    if target is not None:
+        params = replace(target.params, **policy)
+        trial.set_user_attr("policy_params", params.for_policy(target.policy))
+        return score_trial(run_dir, grid, target, params, trial)
     metrics = json.loads((Path(run_dir) / "metrics.json").read_text())
     return float(metrics["validation"][key])
 
 
-def storage_url(storage: str, runs: str | Path) -> str:
-    """--storage, or the default SQLite file tune.sqlite3 in the runs folder (made if absent)."""
-    if storage:
-        return storage
-    Path(runs).mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{Path(runs) / 'tune.sqlite3'}"
-
-
-def _shown(url: str) -> str:
-    """The URL without its password, for messages."""
-    try:
-        from sqlalchemy.engine import make_url
-
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 (an unparsable URL: say so without echoing it whole)
-        return url.split("@")[-1]
-
-
-def open_storage(url: str):
-    """Optuna's RDB storage at `url`; FcError (one line) when it cannot be opened. A heartbeat
-    lets another worker mark a trial failed when the machine running it died."""
-    import optuna
-    from sqlalchemy.exc import SQLAlchemyError
-
-    if not url.startswith(("sqlite:///", "postgresql://", "postgresql+")):
-        raise FcError(
-            f"--storage {_shown(url)!r}: give sqlite:///FILE or postgresql://USER@HOST/DB"
-        )
-    # sqlite: wait for another worker's write lock instead of failing at once
-    engine, shown = {"connect_args": {"timeout": 60}}, _shown(url)
-    if url.startswith("postgresql"):
-        # the psycopg (3) driver the tune extra installs, whatever SQLAlchemy's default is
-        url = url.replace("postgresql://", "postgresql+psycopg://", 1)
-        engine = {"connect_args": {"connect_timeout": 10}}
-    for attempt in range(5):
-        try:
-            with warnings.catch_warnings():  # the heartbeat is experimental: no warning a call
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return optuna.storages.RDBStorage(
-                    url, engine_kwargs=engine, heartbeat_interval=60, grace_period=180
-                )
-        except (SQLAlchemyError, ImportError, ValueError, OSError) as exc:
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            if not _creation_race(exc):
-                raise FcError(f"--storage {shown}: cannot open it ({first})") from None
-            time.sleep(0.2 * (attempt + 1))
-    raise FcError(f"--storage {shown}: cannot create the study tables (other workers racing?)")
-
-
-def _creation_race(exc: Exception) -> bool:
-    """Workers started together on a new database race to create its tables; the loser sees
-    one of these and finds the tables made on its next try."""
-    from sqlalchemy.exc import IntegrityError
-
-    text = str(exc)
-    return isinstance(exc, IntegrityError) or "already exists" in text or "duplicate key" in text
-
-
-def open_study(name: str, storage, objective: str, sampler_seed: int, pruner):
-    """Create the study, or load it when it exists and optimises the same objective. The TPE
-    sampler's seed is offset by the trials already stored, so a resumed study does not replay
-    the random start-up trials of the first call (workers started at the same moment should
-    each get their own --sampler-seed)."""
-    import optuna
-
-    direction = OBJECTIVES[objective][0]
-    stored = 0
-    try:
-        study_id = storage.get_study_id_from_name(name)
-    except KeyError:
-        study_id = None
-    if study_id is not None:
-        had = storage.get_study_user_attrs(study_id).get("objective")
-        if had not in (None, objective):
-            raise FcError(f"study {name!r} optimises {had}; run it with --objective {had}")
-        if storage.get_study_directions(study_id)[0].name.lower() != direction:
-            raise FcError(f"study {name!r} does not {direction} ({objective}); use another --study")
-        stored = len(storage.get_all_trials(study_id, deepcopy=False))
-    sampler = optuna.samplers.TPESampler(seed=sampler_seed + stored)
-    study = optuna.create_study(
-        study_name=name, storage=storage, sampler=sampler, pruner=pruner, direction=direction,
-        load_if_exists=True,
-    )  # fmt: skip
-    if study_id is None:
-        study.set_user_attr("objective", objective)
-    return study
-
-
-def median_pruner(startup_trials: int, warmup: int):
-    """Optuna's median pruner over validations: no pruning before `startup_trials` trials have
-    completed, nor before a trial's `warmup`-th validation (about ten validations an epoch)."""
-    import optuna
-
-    if startup_trials < 0 or warmup < 0:
-        raise FcError("--prune-startup and --prune-warmup must be >= 0")
-    return optuna.pruners.MedianPruner(n_startup_trials=startup_trials, n_warmup_steps=warmup)
-
-
-def tune(study, base: TrainConfig, space, grid, runs, objective: str, n_trials, timeout, on_trial):
+def tune(
+    study, base: TrainConfig, space, grid, runs, objective: str, n_trials, timeout, on_trial,
+    target=None,
+):  # fmt: skip
     """Run trials of `study` in this process until `n_trials` (None: no limit) have run or
     `timeout` seconds (None: none) have passed; on_trial(frozen trial) after each."""
     study.optimize(
-        lambda trial: run_trial(trial, base, space, grid, runs, objective),
+        lambda trial: run_trial(trial, base, space, grid, runs, objective, target),
         n_trials=n_trials, timeout=timeout, callbacks=[lambda _, trial: on_trial(trial)],
     )  # fmt: skip
     return study

@@ -3,13 +3,16 @@ run folder), the best "of N", Optuna's own matplotlib plots of the optimisation 
 parameter importances, and the deflated Sharpe of the best trial for the N trials tried."""
 
 import json
+import math
 import warnings
 from pathlib import Path
 
 from fc.core.errors import FcError
+from fc.core.policy_objective import label
 
-# What the deflated Sharpe reads: f = p_up - p_down (the position the val-log-growth objective
-# scores) on the range the trials were chosen on, where the selection bias is.
+# What the deflated Sharpe reads: f = p_up - p_down (the position val-ce and val-log-growth
+# runs are scored with), or for val-policy-log-growth the study's policy with each trial's
+# parameters at its fee, on the range the trials were chosen on, where the selection bias is.
 POLICY = "proportional"
 SELECTION_RANGE = "validation"
 
@@ -32,6 +35,7 @@ def trial_rows(study) -> list[dict]:
         rows.append({
             "number": t.number, "state": t.state.name, "value": t.value, "params": t.params,
             "run_dir": t.user_attrs.get("run_dir"),
+            "policy_params": t.user_attrs.get("policy_params"),
             "validations": len(t.intermediate_values),
             "seconds": t.duration.total_seconds() if t.duration else None,
         })  # fmt: skip
@@ -49,9 +53,12 @@ def study_report(study) -> dict:
     maximize = study.direction.name == "MAXIMIZE"
     top = sorted(complete, key=lambda r: r["value"], reverse=maximize)[:5]
     best = top[0] if top else None
+    objective = study.user_attrs.get("objective", "")
+    target = study.user_attrs.get("policy_target")
     return {
         "study": study.study_name,
-        "objective": study.user_attrs.get("objective", ""),
+        "objective": objective,
+        "policy": target,  # val-policy-log-growth: {policy, fee_bps}; else None
         "direction": study.direction.name.lower(),
         "trials": len(rows),
         "states": states,
@@ -59,7 +66,8 @@ def study_report(study) -> dict:
         "best": best,
         "top": top,
         "table": rows,
-        "deflated_sharpe": best_deflated_sharpe(best, rows),
+        "best_policy": label(target, best and best["policy_params"]) or None,
+        "deflated_sharpe": best_deflated_sharpe(best, rows, target),
     }
 
 
@@ -73,20 +81,28 @@ def trial_returns(run_dir: str | None) -> dict | None:
     return json.loads(path.read_text())["validation"].get("returns")
 
 
-def best_deflated_sharpe(best: dict | None, rows: list[dict]) -> dict:
+def best_deflated_sharpe(best: dict | None, rows: list[dict], target: dict | None = None) -> dict:
     """The deflated Sharpe of the best trial (chosen by the objective) for N = every finished
-    trial: completed ones give their per-bar Sharpe, pruned and failed ones count in N only."""
+    trial: completed ones give their per-bar Sharpe, pruned and failed ones count in N only.
+    With a policy target (val-policy-log-growth) each trial's returns are its policy's."""
+    from fc.core.policy_objective import RESULT_FILE
+    from fc.core.policy_objective import trial_returns as policy_returns
     from fc.core.significance import deflated_from_moments
 
+    returns, where = (policy_returns, RESULT_FILE) if target else (trial_returns, "metrics.json")
     finished = [r for r in rows if r["state"] in ("COMPLETE", "PRUNED", "FAIL")]
-    out = {"value": None, "n_trials": len(finished), "policy": POLICY, "range": SELECTION_RANGE}
-    chosen = trial_returns(best["run_dir"]) if best else None
+    policy = label(target, best and best["policy_params"]) if target else POLICY
+    out = {"value": None, "n_trials": len(finished), "policy": policy, "range": SELECTION_RANGE}
+    chosen = returns(best["run_dir"]) if best else None
     if chosen is None:
-        out["reason"] = "no completed trial with validation returns in its metrics.json"
+        out["reason"] = f"no completed trial with validation returns in its {where}"
+        return out
+    if not math.isfinite(chosen["sharpe"]):  # e.g. a band so wide that it never trades
+        out["reason"] = "the best trial's validation returns have no Sharpe ratio (no dispersion)"
         return out
     sharpes = []
     for row in finished:
-        moments = trial_returns(row["run_dir"]) if row["state"] == "COMPLETE" else None
+        moments = returns(row["run_dir"]) if row["state"] == "COMPLETE" else None
         sharpes.append(moments["sharpe"] if moments else float("nan"))
     out["value"] = float(deflated_from_moments(chosen, sharpes))
     out["sharpe_per_bar"] = chosen["sharpe"]

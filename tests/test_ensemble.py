@@ -93,6 +93,8 @@ def test_ensemble_p_up_is_the_mean_of_its_members_loaded_alone(ensemble_run, gri
     each = [window_p_up(m, features, ends, c.seq_len, s) for c, m, s in members]
     mean = window_p_up(model, features, ends, config.seq_len, scaling)
     np.testing.assert_allclose(mean, (each[0] + each[1]) / 2, rtol=0, atol=1e-15)
+    saved = pd.read_parquet(ensemble_run / "validation_p_up.parquet")  # what fc tune scores
+    assert (saved["time"] == grid.index[ends]).all() and (saved["p_up"] == mean).all()
     metrics = json.loads((ensemble_run / "metrics.json").read_text())
     assert metrics["validation"]["ce"] == pytest.approx(
         classifier(mean, labels_at(grid, config, ends))["log_loss"], abs=1e-12
@@ -137,6 +139,8 @@ def test_calibrated_run_applies_softmax_of_logits_over_t(grid, features, tmp_pat
     np.testing.assert_allclose(
         window_p_up(model, features, ends, config.seq_len, scaling), calibrated, rtol=0, atol=1e-12
     )
+    saved = pd.read_parquet(run / "validation_p_up.parquet")  # the calibrated p_up, not the raw
+    np.testing.assert_allclose(saved["p_up"], calibrated, rtol=0, atol=1e-12)
     # T is the validation minimum of the uncalibrated model's log loss
     raw = torch.softmax(z, dim=-1)[:, 0].numpy()
     assert t == pytest.approx(fit_temperature(raw, labels_at(grid, config, ends)), rel=1e-9)
