@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fc.core.backtest import BacktestConfig, run_backtest, trade_mask
-from fc.core.backtest_run import predict_bars
-from fc.core.candles import grid_at, load_candles
-from fc.core.model import Forecast, Scaling, window_p_up
-from fc.core.policies import wealth
+from fc.core.data.candles import grid_at, load_candles
+from fc.core.evaluation.backtest import BacktestConfig, run_backtest, trade_mask
+from fc.core.evaluation.backtest_run import predict_bars
+from fc.core.evaluation.policies import wealth
+from fc.core.learning.model import Forecast, Scaling, window_p_up
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "btc_usdt_30m.parquet"
 SPLIT = "2024-01-01"

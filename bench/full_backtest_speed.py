@@ -1,9 +1,9 @@
 """`fc backtest RUN` on every range of btc_usdt_30m.parquet (82k decisions): the reference (each
 window run whole through torch in batches, as fc backtest did before) against the default path
-(merged windows, core/merged_windows.py), side by side in one run, with the max |Δ p_up| over
-every decision; then a second backtest that reads the cached predictions; then the prediction
-options on a sample of windows (torch batch sizes and threads, onnxruntime's window graph,
-merged windows with one and two workers).
+(merged windows, core/learning/merged_windows.py), side by side in one run, with the max |Δ p_up|
+over every decision; then a second backtest that reads the cached predictions; then the prediction
+options on a sample of windows (torch batch sizes and threads, onnxruntime's window graph, merged
+windows with one and two workers).
 
 The run: `--run RUN` (a trained run folder), else a short one trained here in a temp folder
 (`--epochs 1 --max-steps 2`). Unlike the reference, the merged path's work depends on the weights
@@ -25,13 +25,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from fc.core.backtest import BacktestConfig
-from fc.core.backtest_run import backtest_run, torch_predict
-from fc.core.candles import grid_at, load_candles
-from fc.core.features import price_change
-from fc.core.merged_windows import merged_window_p_up
-from fc.core.model import window_p_up
-from fc.core.runs import load_run
+from fc.core.data.candles import grid_at, load_candles
+from fc.core.data.features import price_change
+from fc.core.evaluation.backtest import BacktestConfig
+from fc.core.evaluation.backtest_run import backtest_run, torch_predict
+from fc.core.learning.merged_windows import merged_window_p_up
+from fc.core.learning.model import window_p_up
+from fc.core.learning.runs import load_run
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "btc_usdt_30m.parquet"
 SAMPLE = 8192  # windows for the options table

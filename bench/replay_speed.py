@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from fc.core.candles import load_candles
-from fc.core.synth import synth_candles
+from fc.core.data.candles import load_candles
+from fc.core.data.synth import synth_candles
 from fc.live.journal import Journal
 from fc.live.logs import setup_logging
 from fc.live.predictor import load_predictor
@@ -38,8 +38,8 @@ def random_model(folder: Path) -> Path:
     """An untrained workshop-sized model exported to ONNX (torch only here, not in live/)."""
     import torch
 
-    from fc.core.model import Forecast, Scaling
-    from fc.core.runs import TrainConfig
+    from fc.core.learning.model import Forecast, Scaling
+    from fc.core.learning.runs import TrainConfig
     from fc.export.graphs import write_window_onnx
 
     torch.set_num_threads(2)

@@ -22,12 +22,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from fc.core.candles import grid_at, load_candles
-from fc.core.losses import training_loss
-from fc.core.model import Forecast, Scaling
-from fc.core.runs import TrainConfig
-from fc.core.schemes import make_series, sequence_batches, window_batches
-from fc.core.training import fit_scaling, train, with_scheme_defaults
+from fc.core.data.candles import grid_at, load_candles
+from fc.core.learning.losses import training_loss
+from fc.core.learning.model import Forecast, Scaling
+from fc.core.learning.runs import TrainConfig
+from fc.core.learning.schemes import make_series, sequence_batches, window_batches
+from fc.core.learning.training import fit_scaling, train, with_scheme_defaults
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "btc_usdt_30m.parquet"
 

@@ -112,7 +112,7 @@ def _cost_table(name: str, part: dict) -> Table:
 
 
 def _policy_line(report: dict) -> str:
-    from fc.core.policies import POLICIES, PolicyParams
+    from fc.core.evaluation.policies import POLICIES, PolicyParams
 
     given = report.get("policy_params", {})
     words = [f"{p}: {PolicyParams(**given[p]).label(p)}" for p in POLICIES if p in given]
@@ -189,11 +189,11 @@ def backtest(
 
     Example: fc backtest runs/20260101T000000-ce-h16-l3 --fee-bps 5 --band 0,0.01,0.02,0.05
     """
-    from fc.core.backtest import BacktestConfig
-    from fc.core.backtest_run import backtest_run
-    from fc.core.policy_grid import PolicyGrid
-    from fc.core.runs import read_config
-    from fc.core.training import resolve_device
+    from fc.core.evaluation.backtest import BacktestConfig
+    from fc.core.evaluation.backtest_run import backtest_run
+    from fc.core.evaluation.policy_grid import PolicyGrid
+    from fc.core.learning.runs import read_config
+    from fc.core.learning.training import resolve_device
 
     policies = PolicyGrid.parse(**policy_texts(band, flat_inside, inside, rebalance, cap, min_hold))
     cfg = BacktestConfig(fee_bps=fee_bps, slippage_bps=slippage_bps, start=start, end=end)
@@ -201,7 +201,7 @@ def backtest(
         resolve_device(device)  # a bad --device fails before anything is read
     predict, key = None, None
     if model is not None:
-        from fc.core.predictions import file_sha256
+        from fc.core.learning.predictions import file_sha256
         from fc.live.predictor import load_predictor
 
         config = read_config(run)
@@ -240,8 +240,8 @@ def compare(
 
     Example: fc compare runs/*-ce-* runs/*-profit-*
     """
-    from fc.core.backtest_plots import save_figure
-    from fc.core.compare import compare_best, compare_figure, compare_rows
+    from fc.core.evaluation.backtest_plots import save_figure
+    from fc.core.evaluation.compare import compare_best, compare_figure, compare_rows
 
     rows = compare_rows(runs, section)
     best = compare_best(runs, section)
@@ -306,10 +306,10 @@ def explore(
 
     Example: fc explore --symbol BTC/USDT --out explore/
     """
-    from fc.core.backtest_plots import save_figure
-    from fc.core.candles import load_candles, resample
-    from fc.core.explore import exploration_figures
-    from fc.core.store import find_candles
+    from fc.core.data.candles import load_candles, resample
+    from fc.core.data.explore import exploration_figures
+    from fc.core.data.store import find_candles
+    from fc.core.evaluation.backtest_plots import save_figure
 
     df = (
         resample(load_candles(data), timeframe)

@@ -91,7 +91,7 @@ def import_(
 
     Example: fc data import BTC_USDT-5m.feather --symbol BTC/USDT
     """
-    from fc.core.store import import_file
+    from fc.core.data.store import import_file
 
     path, rows = import_file(file, store, exchange, symbol, timeframe)
     console.print(f"{rows:,} candles in {path}")
@@ -109,7 +109,7 @@ def info(
 
     Example: fc data info --symbol BTC/USDT --timeframe 30m --json
     """
-    from fc.core.report import data_info
+    from fc.core.data.report import data_info
 
     report = data_info(store, symbol, timeframe, exchange)
     if as_json:
@@ -136,8 +136,8 @@ def synth(
 
     Example: fc data synth --days 200 --seed 1
     """
-    from fc.core.store import candle_path, write_candles
-    from fc.core.synth import synth_candles
+    from fc.core.data.store import candle_path, write_candles
+    from fc.core.data.synth import synth_candles
 
     df = synth_candles(days=days, timeframe=timeframe, seed=seed)
     path = candle_path(store, "synth", symbol, timeframe)

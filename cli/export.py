@@ -56,8 +56,8 @@ def export(
 
     Example: fc export runs/20260101T000000-ce-h16-l3 --onnx --torchscript
     """
-    from fc.core.policies import PolicyParams
-    from fc.core.policy_grid import policy_overrides
+    from fc.core.evaluation.policies import PolicyParams
+    from fc.core.evaluation.policy_grid import policy_overrides
     from fc.export.run import export_run
 
     policy = policy_overrides(policy_texts(band, flat_inside, inside, rebalance, cap, min_hold))

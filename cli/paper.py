@@ -116,7 +116,7 @@ def paper(
     if ctx.invoked_subcommand is not None:
         return
     from fc.core.errors import FcError
-    from fc.core.policy_grid import policy_overrides
+    from fc.core.evaluation.policy_grid import policy_overrides
     from fc.live.logs import setup_logging
 
     policy = policy_overrides(policy_texts(band, flat_inside, inside, rebalance, cap, min_hold))

@@ -57,7 +57,7 @@ def _torch_predict(run: Path):
     from fc.core.errors import FcError
 
     try:
-        from fc.core.backtest_run import torch_predict
+        from fc.core.evaluation.backtest_run import torch_predict
 
         return torch_predict(run)
     except ImportError:

@@ -60,9 +60,9 @@ def train_command(
 
     Example: fc train --data ../shared/data/btc_usdt_30m.parquet --loss ce --epochs 7
     """
-    from fc.core.ensemble import check_ensemble_options, train_ensemble
-    from fc.core.runs import TrainConfig
-    from fc.core.training import prepare_data, resolve_device
+    from fc.core.learning.ensemble import check_ensemble_options, train_ensemble
+    from fc.core.learning.runs import TrainConfig
+    from fc.core.learning.training import prepare_data, resolve_device
 
     stamps: dict = {"imported": time.time()}  # --json's timing: what start-up is made of
     resolve_device(device)  # a missing CUDA is a user error before any work
@@ -89,7 +89,7 @@ def train_command(
     if as_json:
         import json
 
-        from fc.core.timing import train_result
+        from fc.core.learning.timing import train_result
 
         typer.echo(json.dumps(train_result(run_dir, stamps)))
         return
@@ -229,12 +229,12 @@ def sweep_command(
     from rich.console import Console
     from rich.table import Table
 
-    from fc.core.ensemble import check_ensemble_options
     from fc.core.errors import FcError
-    from fc.core.plots import sweep_figure
-    from fc.core.runs import TrainConfig
-    from fc.core.sweep import run_sweep, sweep_best, sweep_curves, sweep_grid, sweep_table
-    from fc.core.training import prepare_data, resolve_device
+    from fc.core.learning.ensemble import check_ensemble_options
+    from fc.core.learning.plots import sweep_figure
+    from fc.core.learning.runs import TrainConfig
+    from fc.core.learning.sweep import run_sweep, sweep_best, sweep_curves, sweep_grid, sweep_table
+    from fc.core.learning.training import prepare_data, resolve_device
 
     device = resolve_device(device)  # before any work: --device cuda without CUDA is one line
     losses = [v.strip() for v in loss.split(",") if v.strip()]

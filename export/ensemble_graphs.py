@@ -10,7 +10,7 @@ member k's state in hidden[:, :, k * hidden : (k + 1) * hidden].
 import torch
 from torch import nn
 
-from fc.core.model import Ensemble, Scaling
+from fc.core.learning.model import Ensemble, Scaling
 
 
 class EnsembleHead(nn.Module):

@@ -21,9 +21,9 @@ import torch
 from torch import nn
 
 from fc import __version__
-from fc.core.model import Ensemble, Forecast, Scaling
-from fc.core.policies import POLICIES, PolicyParams, params_json
-from fc.core.runs import TrainConfig
+from fc.core.evaluation.policies import POLICIES, PolicyParams, params_json
+from fc.core.learning.model import Ensemble, Forecast, Scaling
+from fc.core.learning.runs import TrainConfig
 from fc.export.ensemble_graphs import EnsembleStepGraph, EnsembleWindowGraph
 from fc.live.predictor import META_KEYS, STEP_INPUTS, STEP_OUTPUTS, WINDOW_INPUTS, WINDOW_OUTPUTS
 

@@ -12,11 +12,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from fc.core.backtest import trade_mask
+from fc.core.data.features import price_change
 from fc.core.errors import FcError
-from fc.core.features import price_change
-from fc.core.model import Ensemble, Forecast, Scaling, window_p_up
-from fc.core.runs import TrainConfig
+from fc.core.evaluation.backtest import trade_mask
+from fc.core.learning.model import Ensemble, Forecast, Scaling, window_p_up
+from fc.core.learning.runs import TrainConfig
 from fc.export.graphs import window_graph
 from fc.live.predictor import OnnxPredictor, OnnxStepPredictor, p_up_from_logits
 
@@ -35,7 +35,7 @@ def real_windows(
 ) -> tuple[RealWindows | None, str]:
     """Up to `limit` (0: all) validation decisions, evenly spread; (None, why) when the run's
     own candle file is not readable. A --data file the user names must be readable."""
-    from fc.core.candles import grid_at, load_candles
+    from fc.core.data.candles import grid_at, load_candles
 
     source = data or config.data
     try:

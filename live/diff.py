@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fc.core.backtest import simulate, trade_mask
-from fc.core.backtest_run import predict_bars
-from fc.core.candles import grid_at, timeframe_ms
+from fc.core.data.candles import grid_at, timeframe_ms
 from fc.core.errors import FcError
-from fc.core.policies import POLICIES, held_positions
+from fc.core.evaluation.backtest import simulate, trade_mask
+from fc.core.evaluation.backtest_run import predict_bars
+from fc.core.evaluation.policies import POLICIES, held_positions
 from fc.live.diff_reasons import CLOSE_RTOL, REASONS, TOLERANCE
 from fc.live.service import iso
 
@@ -184,9 +184,9 @@ def paper_diff(journal_path: str | Path, run_dir: str | Path, candles_from, mode
     """Compare the journal's rows of the run's market with the backtest of `candles_from`
     (callable (symbol, timeframe, since_ms, until_ms) -> candle frame). Predictions: the ONNX
     graph `model`, else RUN/export/model.onnx, else `predict` (the caller's torch model)."""
-    from fc.core.policies import params_by_policy
-    from fc.core.policy_grid import read_chosen
-    from fc.core.runs import read_config
+    from fc.core.evaluation.policies import params_by_policy
+    from fc.core.evaluation.policy_grid import read_chosen
+    from fc.core.learning.runs import read_config
     from fc.live.journal import open_journal
     from fc.live.model_file import model_sha256
     from fc.live.predictor import load_predictor

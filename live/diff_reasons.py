@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 
-from fc.core.policies import POLICIES
+from fc.core.evaluation.policies import POLICIES
 from fc.live.service import iso
 
 TOLERANCE = 1e-9  # p_up and positions absolute, wealth relative to the journal's

@@ -11,7 +11,7 @@ import ccxt
 import numpy as np
 import pandas as pd
 
-from fc.core.candles import OHLCV, timeframe_ms, validate_candles
+from fc.core.data.candles import OHLCV, timeframe_ms, validate_candles
 from fc.core.errors import FcError
 
 PAGE_LIMIT = 1000  # Binance spot's most candles per klines request

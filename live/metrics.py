@@ -7,7 +7,7 @@ from the service's clock, so a replay or a test controls them. Each PrometheusMe
 CollectorRegistry (not the process-global one), so tests and replays never share counters.
 """
 
-from fc.core.policies import POLICIES
+from fc.core.evaluation.policies import POLICIES
 
 # Seconds from a candle's close to its journal commit: the scheduler fires `--delay` (5 s) after
 # the close, a decision takes well under a second, retries stretch it up to the decision window

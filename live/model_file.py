@@ -5,7 +5,7 @@ import hashlib
 from pathlib import Path
 
 from fc.core.errors import FcError
-from fc.core.policies import POLICIES
+from fc.core.evaluation.policies import POLICIES
 
 
 def model_sha256(path: str | Path) -> str:

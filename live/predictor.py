@@ -20,9 +20,9 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
+from fc.core.data.features import CLASSES, FEATURE
 from fc.core.errors import FcError
-from fc.core.features import CLASSES, FEATURE
-from fc.core.policies import params_by_policy
+from fc.core.evaluation.policies import params_by_policy
 
 SUPPORTED_OPSETS = (17, 18)  # what the exporter writes (legacy: 17, dynamo: 18) and tests run
 WINDOW_INPUTS = ("price_change",)

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from fc.core.candles import timeframe_ms
+from fc.core.data.candles import timeframe_ms
+from fc.core.data.store import candle_path, merge_candles, read_candles, write_candles
 from fc.core.errors import FcError
-from fc.core.store import candle_path, merge_candles, read_candles, write_candles
 from fc.live.exchange import Exchange
 
 FLUSH_PAGES = 10  # pages per write: rewriting a years-long file after every page costs O(n²)

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fc.core.candles import load_candles, resample, timeframe_ms, utc_time
+from fc.core.data.candles import load_candles, resample, timeframe_ms, utc_time
 from fc.core.errors import FcError
-from fc.core.policies import with_overrides
+from fc.core.evaluation.policies import with_overrides
 from fc.live.clock import SimulatedClock
 from fc.live.journal import Journal
 from fc.live.logs import log_event

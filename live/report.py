@@ -4,9 +4,9 @@ whether the service is late (for a health check)."""
 import numpy as np
 import pandas as pd
 
-from fc.core.candles import timeframe_ms
+from fc.core.data.candles import timeframe_ms
 from fc.core.errors import FcError
-from fc.core.policies import POLICIES
+from fc.core.evaluation.policies import POLICIES
 from fc.live.journal import Journal
 from fc.live.service import iso
 

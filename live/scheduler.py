@@ -110,7 +110,7 @@ def run_paper(
     each one in `policy` replaced), open the journal and the exchange, serve metrics when asked,
     and trade on paper until SIGTERM/SIGINT. The journal is opened for writing last, after every
     check that may refuse to start."""
-    from fc.core.policies import with_overrides
+    from fc.core.evaluation.policies import with_overrides
     from fc.live.exchange import Exchange
     from fc.live.journal import Journal
     from fc.live.metrics import NoMetrics, PrometheusMetrics

@@ -18,10 +18,10 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
-from fc.core.candles import timeframe_ms, to_grid
+from fc.core.data.candles import timeframe_ms, to_grid
+from fc.core.data.features import price_change
 from fc.core.errors import FcError
-from fc.core.features import price_change
-from fc.core.policies import POLICIES, PolicyParams, next_position
+from fc.core.evaluation.policies import POLICIES, PolicyParams, next_position
 from fc.live.clock import Clock
 from fc.live.journal import Journal, Row
 from fc.live.logs import LOGGER, log_event

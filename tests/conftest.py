@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from binance_fixture import binance_server  # noqa: F401  (a fake Binance on loopback)
 
-from fc.core.candles import OHLCV
+from fc.core.data.candles import OHLCV
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

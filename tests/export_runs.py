@@ -5,9 +5,9 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from fc.core.features import price_change
-from fc.core.model import Ensemble, Forecast, Scaling
-from fc.core.runs import TrainConfig, member_dirs
+from fc.core.data.features import price_change
+from fc.core.learning.model import Ensemble, Forecast, Scaling
+from fc.core.learning.runs import TrainConfig, member_dirs
 from fc.export import graphs
 
 
@@ -65,7 +65,7 @@ def synth_run(
     """A run folder (h8 l2, seeded random weights, input scaled to order one) over `days` of
     synthetic 30m candles with the bars at positions `outage` missing; returns the data file.
     members > 0: an ensemble of that many members at that temperature (make_ensemble_run)."""
-    from fc.core.synth import synth_candles
+    from fc.core.data.synth import synth_candles
 
     data = root / "synth-30m.parquet"
     df = synth_candles(days=days, timeframe="30m", seed=seed)

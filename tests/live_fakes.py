@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from fc.core.candles import timeframe_ms
+from fc.core.data.candles import timeframe_ms
 from fc.core.errors import FcError
 
 

@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fc.core.backtest import BacktestConfig, run_backtest, trade_mask
-from fc.core.candles import to_grid
+from fc.core.data.candles import to_grid
+from fc.core.evaluation.backtest import BacktestConfig, run_backtest, trade_mask
 
 SEQ = 8
 

@@ -5,9 +5,9 @@ import pandas as pd
 import pytest
 from export_runs import synth_run
 
-from fc.core.backtest import BacktestConfig
-from fc.core.backtest_plots import drawdown_figure, equity_figure
-from fc.core.backtest_run import backtest_run
+from fc.core.evaluation.backtest import BacktestConfig
+from fc.core.evaluation.backtest_plots import drawdown_figure, equity_figure
+from fc.core.evaluation.backtest_run import backtest_run
 
 
 def test_equity_plot_shows_mean_reversion_beside_buy_and_hold(tmp_path):

@@ -13,11 +13,11 @@ from export_runs import synth_run
 from typer.testing import CliRunner
 
 from fc.cli.main import app
-from fc.core.backtest import BASELINES, BacktestConfig, segments, trade_mask
-from fc.core.candles import to_grid
-from fc.core.ranges import backtest_test_from
-from fc.core.runs import TrainConfig
-from fc.core.synth import synth_candles
+from fc.core.data.candles import to_grid
+from fc.core.data.synth import synth_candles
+from fc.core.evaluation.backtest import BASELINES, BacktestConfig, segments, trade_mask
+from fc.core.learning.ranges import backtest_test_from
+from fc.core.learning.runs import TrainConfig
 
 runner = CliRunner()
 SEQ = 48

@@ -12,7 +12,7 @@ from export_runs import synth_run
 from typer.testing import CliRunner
 
 from fc.cli.main import app
-from fc.core.model import Forecast
+from fc.core.learning.model import Forecast
 
 runner = CliRunner()
 SEQ = 48

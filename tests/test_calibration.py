@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from fc.core import metrics
-from fc.core.calibration import calibration_figure, ece, reliability
+from fc.core.evaluation import metrics
+from fc.core.evaluation.calibration import calibration_figure, ece, reliability
 
 
 def test_ece_by_hand_with_ten_equal_width_bins():

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fc.core.candles import (
+from fc.core.data.candles import (
     OHLCV,
     gap_report,
     load_candles,

@@ -8,8 +8,8 @@ from conftest import one_line_error
 from typer.testing import CliRunner
 
 from fc.cli.main import app
-from fc.core.candles import load_candles
-from fc.core.synth import synth_candles
+from fc.core.data.candles import load_candles
+from fc.core.data.synth import synth_candles
 
 runner = CliRunner()
 

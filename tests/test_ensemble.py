@@ -13,15 +13,20 @@ from test_training import FAST, SPLIT, planted_grid
 from typer.testing import CliRunner
 
 from fc.cli.main import app
-from fc.core.candles import OHLCV
-from fc.core.ensemble import apply_temperature, fit_temperature, train_ensemble, validation_series
+from fc.core.data.candles import OHLCV
+from fc.core.data.features import price_change
 from fc.core.errors import FcError
-from fc.core.features import price_change
-from fc.core.metrics import classifier
-from fc.core.model import Ensemble, Forecast, window_p_up
-from fc.core.runs import TrainConfig, load_run
-from fc.core.sweep import _history
-from fc.core.training import train
+from fc.core.evaluation.metrics import classifier
+from fc.core.learning.ensemble import (
+    apply_temperature,
+    fit_temperature,
+    train_ensemble,
+    validation_series,
+)
+from fc.core.learning.model import Ensemble, Forecast, window_p_up
+from fc.core.learning.runs import TrainConfig, load_run
+from fc.core.learning.sweep import _history
+from fc.core.learning.training import train
 from fc.export.run import export_run
 from fc.live.predictor import load_predictor, load_step_predictor
 

@@ -7,7 +7,7 @@ from export_runs import exported, feature_windows, make_run
 from onnx import TensorProto, helper
 
 from fc.core.errors import FcError
-from fc.core.model import window_p_up
+from fc.core.learning.model import window_p_up
 from fc.export import graphs
 from fc.export.parity import torch_p_up
 from fc.live import predictor as live

@@ -10,7 +10,7 @@ from onnx import TensorProto, helper
 from typer.testing import CliRunner
 
 from fc.cli.main import app
-from fc.core.model import window_p_up
+from fc.core.learning.model import window_p_up
 from fc.live.predictor import load_predictor
 
 runner = CliRunner()

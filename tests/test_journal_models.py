@@ -13,7 +13,7 @@ from live_models import make_onnx_model
 from typer.testing import CliRunner
 
 from fc.cli.main import app
-from fc.core.synth import synth_candles
+from fc.core.data.synth import synth_candles
 from fc.live.journal import SCHEMA_VERSION, Journal, Row
 
 runner = CliRunner()

@@ -8,9 +8,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def modules(folder: str) -> list[str]:
+    """Every module under the folder, subpackages included (core/ is split by role)."""
     return [
-        f"fc.{folder}.{p.stem}"
-        for p in sorted((ROOT / folder).glob("*.py"))
+        "fc." + ".".join(p.relative_to(ROOT).with_suffix("").parts)
+        for p in sorted((ROOT / folder).rglob("*.py"))
         if p.stem != "__init__"
     ]
 
@@ -30,6 +31,6 @@ def test_live_service_and_cli_root_run_without_torch():
 
 def test_core_imports_no_cli_exchange_runtime_or_scheduler():
     loaded = loaded_by(modules("core"))
-    assert "fc.core.model" in loaded
+    assert "fc.core.learning.model" in loaded
     for banned in ("typer", "ccxt", "onnxruntime", "apscheduler"):
         assert banned not in loaded, f"core imports {banned}"

@@ -8,8 +8,8 @@ from binance_fixture import BinanceServer, _num
 from conftest import make_candles
 from live_models import make_onnx_model
 
-from fc.core.features import price_change
-from fc.core.policies import POLICIES
+from fc.core.data.features import price_change
+from fc.core.evaluation.policies import POLICIES
 from fc.live.clock import SimulatedClock
 from fc.live.exchange import Exchange
 from fc.live.journal import Journal

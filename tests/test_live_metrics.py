@@ -22,7 +22,7 @@ from test_live_slow import live_market  # noqa: F401  (the exchange's clock tick
 from typer.testing import CliRunner
 
 from fc.cli.main import app
-from fc.core.policies import POLICIES
+from fc.core.evaluation.policies import POLICIES
 from fc.live.clock import SimulatedClock
 from fc.live.journal import Journal
 from fc.live.metrics import DECISION_BUCKETS, PrometheusMetrics

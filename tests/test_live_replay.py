@@ -6,12 +6,12 @@ import pytest
 import torch
 from live_models import make_onnx_model
 
-from fc.core.backtest import BacktestConfig, run_backtest
-from fc.core.candles import grid_at, load_candles
-from fc.core.features import price_change
-from fc.core.model import window_p_up
-from fc.core.policies import POLICIES
-from fc.core.synth import synth_candles
+from fc.core.data.candles import grid_at, load_candles
+from fc.core.data.features import price_change
+from fc.core.data.synth import synth_candles
+from fc.core.evaluation.backtest import BacktestConfig, run_backtest
+from fc.core.evaluation.policies import POLICIES
+from fc.core.learning.model import window_p_up
 from fc.live.journal import Journal
 from fc.live.predictor import load_predictor
 from fc.live.replay import recorded_candles, replay

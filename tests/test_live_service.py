@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 from live_fakes import ExchangeUnavailable, FakeExchange, FakePredictor, reference_p_up
 
-from fc.core.features import next_return, price_change
-from fc.core.policies import POLICIES, position, wealth_factors
+from fc.core.data.features import next_return, price_change
+from fc.core.evaluation.policies import POLICIES, position, wealth_factors
 from fc.live.clock import SimulatedClock
 from fc.live.journal import Journal
 from fc.live.service import PaperConfig, PaperService

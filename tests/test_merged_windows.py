@@ -7,9 +7,9 @@ import pytest
 import torch
 from conftest import make_candles
 
-from fc.core.features import price_change
-from fc.core.merged_windows import MIN_LEADERS, merged_window_p_up, model_p_up
-from fc.core.model import Ensemble, Forecast, Scaling, window_p_up
+from fc.core.data.features import price_change
+from fc.core.learning.merged_windows import MIN_LEADERS, merged_window_p_up, model_p_up
+from fc.core.learning.model import Ensemble, Forecast, Scaling, window_p_up
 
 SCALING = Scaling(1.0, 0.003)
 

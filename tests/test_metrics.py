@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from fc.core import metrics
+from fc.core.evaluation import metrics
 
 
 def test_max_drawdown_by_hand():

@@ -9,10 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_backtest import grid_of
 
-from fc.core.backtest import BacktestConfig, run_backtest, trade_mask
 from fc.core.errors import FcError
-from fc.core.metrics import trade_stats
-from fc.core.policies import (
+from fc.core.evaluation.backtest import BacktestConfig, run_backtest, trade_mask
+from fc.core.evaluation.metrics import trade_stats
+from fc.core.evaluation.policies import (
     PolicyParams,
     break_even_cost,
     held_positions,

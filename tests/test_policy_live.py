@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 from live_fakes import FakeExchange, FakePredictor, reference_p_up
 
-from fc.core.features import price_change
-from fc.core.policies import POLICIES, PolicyParams, held_positions
+from fc.core.data.features import price_change
+from fc.core.evaluation.policies import POLICIES, PolicyParams, held_positions
 from fc.live.clock import SimulatedClock
 from fc.live.journal import SCHEMA_VERSION, Journal
 from fc.live.service import PaperConfig, PaperService

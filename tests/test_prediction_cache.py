@@ -16,9 +16,9 @@ from typer.testing import CliRunner
 
 import fc.cli.backtest as cli_backtest
 from fc.cli.main import app
-from fc.core.backtest import BacktestConfig
-from fc.core.backtest_run import backtest_run
-from fc.core.model import Forecast
+from fc.core.evaluation.backtest import BacktestConfig
+from fc.core.evaluation.backtest_run import backtest_run
+from fc.core.learning.model import Forecast
 
 runner = CliRunner()
 FAST = BacktestConfig(bootstrap_reps=20)
@@ -27,9 +27,9 @@ FAST = BacktestConfig(bootstrap_reps=20)
 @pytest.fixture(autouse=True)
 def no_plots(monkeypatch):
     """These tests are about predictions: skip drawing the PNGs (most of a small backtest)."""
-    monkeypatch.setattr("fc.core.backtest_plots.save_figure", lambda figure, path: None)
+    monkeypatch.setattr("fc.core.evaluation.backtest_plots.save_figure", lambda figure, path: None)
     for name in ("equity_figure", "drawdown_figure"):
-        monkeypatch.setattr(f"fc.core.backtest_plots.{name}", lambda *args: None)
+        monkeypatch.setattr(f"fc.core.evaluation.backtest_plots.{name}", lambda *args: None)
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 import fc.live.pull
 from fc.cli.main import app
-from fc.core.store import candle_path, read_candles
+from fc.core.data.store import candle_path, read_candles
 from fc.live.exchange import BadExchangeData, Exchange, ExchangeUnavailable
 from fc.live.pull import pull_candles
 

@@ -11,13 +11,13 @@ from conftest import one_line_error
 from typer.testing import CliRunner
 
 from fc.cli.main import app
-from fc.core.backtest import BacktestConfig, run_backtest, trade_mask
-from fc.core.backtest_run import predict_bars, torch_predict
-from fc.core.candles import OHLCV, to_grid
+from fc.core.data.candles import OHLCV, to_grid
 from fc.core.errors import FcError
-from fc.core.ranges import resolve_test_from
-from fc.core.runs import TrainConfig
-from fc.core.training import train
+from fc.core.evaluation.backtest import BacktestConfig, run_backtest, trade_mask
+from fc.core.evaluation.backtest_run import predict_bars, torch_predict
+from fc.core.learning.ranges import resolve_test_from
+from fc.core.learning.runs import TrainConfig
+from fc.core.learning.training import train
 
 SPLIT = "2024-02-01"
 TEST_FROM = "2024-02-20"

@@ -12,10 +12,10 @@ from conftest import make_candles, one_line_error
 from typer.testing import CliRunner
 
 from fc.cli.main import app
-from fc.core.candles import to_grid
-from fc.core.runs import TrainConfig
-from fc.core.sweep import run_sweep, sweep_grid
-from fc.core.timing import train_timing
+from fc.core.data.candles import to_grid
+from fc.core.learning.runs import TrainConfig
+from fc.core.learning.sweep import run_sweep, sweep_grid
+from fc.core.learning.timing import train_timing
 
 SPLIT = "2024-02-20"
 TINY = ["--split", SPLIT, "--seq-len", "16", "--chunk", "32", "--batch-size", "8", "--layers",
@@ -39,7 +39,7 @@ def test_timing_splits_the_process_at_the_first_and_last_step():
 
 
 def test_process_start_is_read_from_the_system_not_from_an_import():
-    code = "from fc.core.timing import process_started; import time; print(process_started(), time.time())"  # noqa: E501
+    code = "from fc.core.learning.timing import process_started; import time; print(process_started(), time.time())"  # noqa: E501
     before = time.time()
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     started, printed = map(float, out.stdout.split())

@@ -11,15 +11,15 @@ import torch
 from typer.testing import CliRunner
 
 from fc.cli.main import app
-from fc.core.candles import OHLCV, to_grid
-from fc.core.evaluation import baselines
-from fc.core.features import price_change
-from fc.core.losses import direction_ce, profit_loss
-from fc.core.model import window_p_up
-from fc.core.policies import wealth_factors
-from fc.core.runs import TrainConfig, load_run
-from fc.core.schemes import make_series, sequence_batches
-from fc.core.training import train
+from fc.core.data.candles import OHLCV, to_grid
+from fc.core.data.features import price_change
+from fc.core.evaluation.policies import wealth_factors
+from fc.core.learning.evaluation import baselines
+from fc.core.learning.losses import direction_ce, profit_loss
+from fc.core.learning.model import window_p_up
+from fc.core.learning.runs import TrainConfig, load_run
+from fc.core.learning.schemes import make_series, sequence_batches
+from fc.core.learning.training import train
 
 SPLIT = "2024-03-01"
 # small and quick: the planted signal needs only the last change, a short window sees it; no

@@ -15,14 +15,14 @@ from conftest import make_candles, one_line_error
 from typer.testing import CliRunner
 
 from fc.cli.main import app
-from fc.core.candles import grid_at, load_candles
-from fc.core.features import price_change
-from fc.core.model import window_p_up
-from fc.core.policies import PolicyParams
-from fc.core.policy_objective import PolicyTarget, policy_log_growth
-from fc.core.runs import load_run
-from fc.core.significance import deflated_from_moments
-from fc.core.tune_report import best_deflated_sharpe, study_report
+from fc.core.data.candles import grid_at, load_candles
+from fc.core.data.features import price_change
+from fc.core.evaluation.policies import PolicyParams
+from fc.core.evaluation.significance import deflated_from_moments
+from fc.core.learning.model import window_p_up
+from fc.core.learning.policy_objective import PolicyTarget, policy_log_growth
+from fc.core.learning.runs import load_run
+from fc.core.learning.tune_report import best_deflated_sharpe, study_report
 
 SPLIT = "2024-02-20"
 FEE_BPS = 5.0

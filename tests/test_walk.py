@@ -12,13 +12,13 @@ from conftest import make_candles, one_line_error
 from typer.testing import CliRunner
 
 from fc.cli.main import app
-from fc.core.backtest import BacktestConfig
-from fc.core.candles import grid_at, load_candles, to_grid
+from fc.core.data.candles import grid_at, load_candles, to_grid
+from fc.core.data.features import price_change
 from fc.core.errors import FcError
-from fc.core.features import price_change
-from fc.core.model import window_p_up
-from fc.core.runs import TrainConfig, load_run, read_config
-from fc.core.walk import WalkConfig, fold_grid, parse_duration, plan_folds, walk_forward
+from fc.core.evaluation.backtest import BacktestConfig
+from fc.core.evaluation.walk import WalkConfig, fold_grid, parse_duration, plan_folds, walk_forward
+from fc.core.learning.model import window_p_up
+from fc.core.learning.runs import TrainConfig, load_run, read_config
 
 runner = CliRunner()
 SEQ = 16

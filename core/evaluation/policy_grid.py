@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fc.core import metrics
-from fc.core.backtest import simulate
-from fc.core.candles import timeframe_delta
+from fc.core.data.candles import timeframe_delta
 from fc.core.errors import FcError
-from fc.core.policies import APPLIES, NAMES, POLICIES, PolicyParams, held_positions
+from fc.core.evaluation import metrics
+from fc.core.evaluation.backtest import simulate
+from fc.core.evaluation.policies import APPLIES, NAMES, POLICIES, PolicyParams, held_positions
 
 CRITERION = "final validation wealth at the backtest's fee and slippage"
 CHOSEN_FILE = "chosen_policy.json"

@@ -11,11 +11,11 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from fc.core import metrics, significance
-from fc.core.candles import timeframe_delta, utc_time
+from fc.core.data.candles import timeframe_delta, utc_time
+from fc.core.data.features import direction, direction_class, next_return
 from fc.core.errors import FcError
-from fc.core.features import direction, direction_class, next_return
-from fc.core.policies import POLICIES, PolicyParams, held_positions, hold, wealth_factors
+from fc.core.evaluation import metrics, significance
+from fc.core.evaluation.policies import POLICIES, PolicyParams, held_positions, hold, wealth_factors
 
 BASELINES = ("buy_and_hold", "last_direction", "mean_reversion", "class_prior")
 

@@ -2,7 +2,7 @@
 8,16,32` a list, `--lr 1e-3:1e-1` a range, `--epochs 2` a fixed value), the study from a URL
 (one SQLite file, or PostgreSQL that several workers share), and each trial is one call of
 core.training.train whose validations feed the pruner: no second training loop. Where the
-study is stored and how it is opened: core/tune_study.py."""
+study is stored and how it is opened: core/learning/tune_study.py."""
 
 import json
 import math
@@ -10,15 +10,16 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from fc.core.errors import FcError
-from fc.core.policies import NAMES, PolicyParams
-from fc.core.policy_objective import OBJECTIVE as POLICY_OBJECTIVE
-from fc.core.policy_objective import PolicyTarget, score_trial, split_policy
-from fc.core.runs import TrainConfig
+from fc.core.evaluation.policies import NAMES, PolicyParams
+from fc.core.learning.policy_objective import OBJECTIVE as POLICY_OBJECTIVE
+from fc.core.learning.policy_objective import PolicyTarget, score_trial, split_policy
+from fc.core.learning.runs import TrainConfig
 
 # One line per searchable parameter: how a `low:high` range of it is sampled ("log" or
 # "linear"; "list" takes only a comma list). The value type is the TrainConfig or PolicyParams
 # field's. A name that is no such field in this build is left out. The policy parameters
-# (band .. min_hold) change only the objective val-policy-log-growth (core/policy_objective.py).
+# (band .. min_hold) change only the objective val-policy-log-growth
+# (core/learning/policy_objective.py).
 SEARCHABLE = {
     "hidden": "log",
     "layers": "linear",
@@ -172,8 +173,8 @@ def check_study_input(
     """Every refusal before the study is opened, so a bad call leaves the stored study as it
     was: the objective, and the base config (and the policy objective's target) with each
     dimension at each of its extremes."""
-    from fc.core.ensemble import check_ensemble_options
-    from fc.core.training import check_config
+    from fc.core.learning.ensemble import check_ensemble_options
+    from fc.core.learning.training import check_config
 
     check_objective(objective)
     if objective == "val-log-growth" and any(d.name == "cost_bps" for d in space):
@@ -201,7 +202,7 @@ def run_trial(trial, base: TrainConfig, space, grid, runs, objective: str, targe
     the policy objective, train unpruned, then score the policy with the trial's parameters."""
     import optuna
 
-    from fc.core.ensemble import train_ensemble
+    from fc.core.learning.ensemble import train_ensemble
 
     chosen, policy = split_policy({dim.name: dim.suggest(trial) for dim in space})
     config = replace(base, **chosen)

@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from fc.core.candles import gap_report
-from fc.core.store import find_candles
+from fc.core.data.candles import gap_report
+from fc.core.data.store import find_candles
 
 
 def data_info(store: str | Path, symbol: str, timeframe: str, exchange: str | None = None) -> dict:

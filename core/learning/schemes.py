@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from fc.core.features import decision_mask, direction_class, next_return, price_change
+from fc.core.data.features import decision_mask, direction_class, next_return, price_change
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from fc.core.model import Ensemble, Forecast, Scaling
+from fc.core.learning.model import Ensemble, Forecast, Scaling
 
 STEP = 16  # steps between equality checks: shorter checks more often, longer overshoots more
 MIN_LEADERS = 8  # a batch of one takes another matmul path (other bits): keep leaders batched

@@ -16,7 +16,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from fc.core.candles import timeframe_delta, utc_time
+from fc.core.data.candles import timeframe_delta, utc_time
 from fc.core.errors import FcError
 
 DEFAULT_TEST_FROM = "2025-01-01"

@@ -9,8 +9,8 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from fc.core.data.features import CLASSES, FEATURE
 from fc.core.errors import FcError
-from fc.core.features import CLASSES, FEATURE
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ class TrainConfig:
     test_range: tuple = ()  # (first, last) test decision times, ISO UTC; () without a test range
     fc_version: str = ""
     seeds: int = 1  # members trained with seeds seed .. seed + seeds - 1, probabilities averaged
-    calibrate: str = "none"  # none | temperature (fitted on validation, core/ensemble.py)
+    calibrate: str = "none"  # none | temperature (fitted on validation, core/learning/ensemble.py)
     temperature: float = 1.0  # logit(p_up) = logit(mean member p_up) / temperature
     extra: dict = field(default_factory=dict)
 
@@ -95,7 +95,7 @@ def load_run(run_dir: str | Path, device: str = "cpu"):
     """(config, model in eval mode, Scaling) from a run folder alone. The model is the
     workshop's Forecast for a single uncalibrated run, else an Ensemble of the members with the
     run's temperature; core.model.window_p_up and export take either."""
-    from fc.core.model import Ensemble, Scaling
+    from fc.core.learning.model import Ensemble, Scaling
 
     config = read_config(run_dir)
     if not (config.seeds >= 1 and 0 < config.temperature < float("inf")):
@@ -114,7 +114,7 @@ def load_run(run_dir: str | Path, device: str = "cpu"):
 def _load_forecast(path: Path, config: TrainConfig, device: str):
     import torch
 
-    from fc.core.model import Forecast
+    from fc.core.learning.model import Forecast
 
     model = Forecast(config.hidden, config.layers)
     try:

@@ -11,7 +11,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from fc.core.errors import FcError  # noqa: E402
-from fc.core.policies import POLICIES  # noqa: E402
+from fc.core.evaluation.policies import POLICIES  # noqa: E402
 
 
 def read_backtest(run_dir: str | Path) -> tuple[dict, pd.DataFrame]:
@@ -61,7 +61,7 @@ def step_returns(positions: pd.DataFrame, section: str, policy: str) -> np.ndarr
 def compare_best(run_dirs: list, section: str = "validation") -> dict:
     """The best of the N = runs x policies compared (highest per-bar Sharpe on `section`) and its
     deflated Sharpe ratio for N trials, from each run's positions.parquet."""
-    from fc.core.significance import best_of, moments
+    from fc.core.evaluation.significance import best_of, moments
 
     trials = {}
     for run_dir in run_dirs:

@@ -18,13 +18,19 @@ import numpy as np
 import pandas as pd
 
 from fc import __version__
-from fc.core.candles import grid_at, load_candles, to_grid
+from fc.core.data.candles import grid_at, load_candles, to_grid
 from fc.core.errors import FcError
-from fc.core.evaluation import baselines, evaluate, validation_sample
-from fc.core.losses import LOSSES, training_loss
-from fc.core.ranges import recorded, resolve_test_from
-from fc.core.runs import TrainConfig, save_run
-from fc.core.schemes import Series, make_series, sequence_batches, steps_per_epoch, window_batches
+from fc.core.learning.evaluation import baselines, evaluate, validation_sample
+from fc.core.learning.losses import LOSSES, training_loss
+from fc.core.learning.ranges import recorded, resolve_test_from
+from fc.core.learning.runs import TrainConfig, save_run
+from fc.core.learning.schemes import (
+    Series,
+    make_series,
+    sequence_batches,
+    steps_per_epoch,
+    window_batches,
+)
 
 SCHEMES = ("sequence", "window")
 # (rows per step, learning rate). window: the workshop's 64 windows at 1e-3. sequence: 32 chunks
@@ -62,7 +68,7 @@ def prepare_data(data, symbol: str, timeframe: str, store) -> tuple[pd.DataFrame
     """(grid, source file, its sha256): from `data` when given, else the store's file for the
     symbol (any stored timeframe that resamples to `timeframe`)."""
     if data is None:
-        from fc.core.store import find_candles
+        from fc.core.data.store import find_candles
 
         candles, path = find_candles(store, symbol, timeframe)
         return to_grid(candles, timeframe), path, file_sha256(path)
@@ -180,7 +186,7 @@ def train(
         fc_version=__version__,
     )
 
-    from fc.core.model import Forecast, Scaling
+    from fc.core.learning.model import Forecast, Scaling
 
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
@@ -257,7 +263,7 @@ def train(
     run_dir = _run_dir(Path(runs), config)
     save_run(run_dir, config, model.state_dict(), history, metrics)
     predictions.to_parquet(run_dir / VALIDATION_P_UP)
-    from fc.core.plots import loss_figure
+    from fc.core.learning.plots import loss_figure
 
     figure = loss_figure(history, title=run_dir.name)
     figure.savefig(run_dir / "loss.png", dpi=100)
@@ -295,7 +301,7 @@ def final_metrics(model, series, scaling, config, cost, device, val_ends):
     )
     predictions = pd.DataFrame({"time": series.time[ends], "p_up": result.pop("p_up")})
     check_ends = val_ends[:8]
-    from fc.core.model import window_p_up
+    from fc.core.learning.model import window_p_up
 
     check = window_p_up(model, series.features, check_ends, config.seq_len, scaling, device=device)
     metrics = {

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from fc.core.candles import OHLCV, load_candles, resample, timeframe_delta, validate_candles
+from fc.core.data.candles import OHLCV, load_candles, resample, timeframe_delta, validate_candles
 from fc.core.errors import FcError
 
 
@@ -86,7 +86,7 @@ def import_file(
 ) -> tuple[Path, int]:
     """Validate a local candle file and merge it into the store. Returns the path and row count."""
     df = load_candles(file)
-    from fc.core.candles import infer_timeframe
+    from fc.core.data.candles import infer_timeframe
 
     found = infer_timeframe(df)
     if timeframe is None:

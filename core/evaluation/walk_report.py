@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fc.core import metrics
-from fc.core.backtest import BacktestConfig, run_backtest, trade_mask
-from fc.core.features import direction, direction_class
+from fc.core.data.features import direction, direction_class
+from fc.core.evaluation import metrics
+from fc.core.evaluation.backtest import BacktestConfig, run_backtest, trade_mask
 
 RANGE = "walk_forward"
 RANGE_TITLE = "walk-forward (out of sample: every fold predicted by a model trained before it)"
@@ -64,7 +64,7 @@ def write_backtest(
     """Backtest the stitched predictions as one range from the first fold on, beside the
     baselines (the class prior is the training frequency of up before the first fold); write
     WALK/backtest/ as `fc backtest` writes RUN/backtest/. Returns the report."""
-    from fc.core.backtest_plots import drawdown_figure, equity_figure, save_figure
+    from fc.core.evaluation.backtest_plots import drawdown_figure, equity_figure, save_figure
 
     p_up = stitched_p_up(grid, predictions, base.seq_len)
     # run_backtest's "train" range is the history before the first fold (no predictions there,

@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from fc.core.features import direction, price_change  # noqa: E402
+from fc.core.data.features import direction, price_change  # noqa: E402
 
 
 def candle_change(df: pd.DataFrame) -> np.ndarray:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fc.core.features import price_change
+from fc.core.data.features import price_change
 
 # TrainConfig fields that change a prediction. Read with getattr, so fields another branch adds
 # (an ensemble's seeds, a calibration's temperature) are part of the key once they exist.
@@ -104,10 +104,10 @@ def torch_predictor(run_dir: str | Path, device: str = "auto"):
     def predict(features, ends, progress=None):
         import torch
 
-        from fc.core.merged_windows import model_p_up
-        from fc.core.model import window_p_up
-        from fc.core.runs import load_run
-        from fc.core.training import resolve_device
+        from fc.core.learning.merged_windows import model_p_up
+        from fc.core.learning.model import window_p_up
+        from fc.core.learning.runs import load_run
+        from fc.core.learning.training import resolve_device
 
         on = resolve_device(device)
         config, model, scaling = load_run(run_dir)

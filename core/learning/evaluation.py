@@ -2,9 +2,9 @@
 
 import numpy as np
 
-from fc.core.metrics import classifier
-from fc.core.schemes import Series
-from fc.core.significance import moments
+from fc.core.evaluation.metrics import classifier
+from fc.core.evaluation.significance import moments
+from fc.core.learning.schemes import Series
 
 
 def validation_sample(series: Series, size: int) -> np.ndarray:
@@ -29,7 +29,7 @@ def evaluate(
     (`returns`: n, sharpe, skewness, kurtosis) at the decisions `ends`, each from its exact
     window; `loss` is the number the run's loss minimises (ce, or -log growth). keep_p_up: the
     p_up predicted at `ends` too (key `p_up`, an array), so no caller predicts them twice."""
-    from fc.core.model import window_p_up
+    from fc.core.learning.model import window_p_up
 
     p_up = window_p_up(model, series.features, ends, seq_len, scaling, device=device)
     f = 2.0 * p_up - 1.0

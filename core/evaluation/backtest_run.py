@@ -12,28 +12,28 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fc.core.backtest import (
+from fc.core.data.candles import grid_at, load_candles
+from fc.core.data.features import price_change
+from fc.core.errors import FcError
+from fc.core.evaluation.backtest import (
     BacktestConfig,
     run_backtest,
     scored_predictions,
     segments,
     trade_mask,
 )
-from fc.core.calibration import calibration_figure
-from fc.core.candles import grid_at, load_candles
-from fc.core.errors import FcError
-from fc.core.features import price_change
-from fc.core.policies import POLICIES, params_by_policy
-from fc.core.policy_grid import PolicyGrid, choose_on_validation, write_chosen
-from fc.core.predictions import (
+from fc.core.evaluation.calibration import calibration_figure
+from fc.core.evaluation.policies import POLICIES, params_by_policy
+from fc.core.evaluation.policy_grid import PolicyGrid, choose_on_validation, write_chosen
+from fc.core.learning.predictions import (
     PredictionCache,
     cached_p_up,
     in_blocks,
     prediction_key,
     torch_predictor,
 )
-from fc.core.ranges import backtest_test_from, range_info
-from fc.core.runs import read_config
+from fc.core.learning.ranges import backtest_test_from, range_info
+from fc.core.learning.runs import read_config
 
 
 def candle_file(config, data: str | Path | None = None) -> Path:
@@ -52,8 +52,8 @@ def torch_predict(run_dir: str | Path):
     """The reference: the run's model in torch as predict(features, ends) -> p_up, window
     semantics, each window run whole in batches (what `fc backtest` did before the merged
     windows of core.predictions; bench/full_backtest_speed.py times both)."""
-    from fc.core.model import window_p_up
-    from fc.core.runs import load_run
+    from fc.core.learning.model import window_p_up
+    from fc.core.learning.runs import load_run
 
     config, model, scaling = load_run(run_dir)
     return lambda features, ends: window_p_up(model, features, ends, config.seq_len, scaling)
@@ -84,7 +84,7 @@ def backtest_run(
     cached); progress(done, total) is called while predicting. `policies` (a
     core.policy_grid.PolicyGrid) sets the policy parameters; a grid of several settings is
     chosen on validation and written to RUN/backtest/chosen_policy.json."""
-    from fc.core.backtest_plots import drawdown_figure, equity_figure, save_figure
+    from fc.core.evaluation.backtest_plots import drawdown_figure, equity_figure, save_figure
 
     run_dir = Path(run_dir)
     config = read_config(run_dir)

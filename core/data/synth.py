@@ -8,7 +8,7 @@ volatility) plus a weak planted signal: each 5m return leans against the previou
 import numpy as np
 import pandas as pd
 
-from fc.core.candles import OHLCV, timeframe_delta
+from fc.core.data.candles import OHLCV, timeframe_delta
 
 START = pd.Timestamp("2023-01-01", tz="UTC")
 

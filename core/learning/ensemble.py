@@ -17,10 +17,10 @@ import numpy as np
 import pandas as pd
 
 from fc.core.errors import FcError
-from fc.core.evaluation import scores, validation_sample
-from fc.core.runs import TrainConfig, load_run, member_dirs
-from fc.core.schemes import Series
-from fc.core.training import (
+from fc.core.learning.evaluation import scores, validation_sample
+from fc.core.learning.runs import TrainConfig, load_run, member_dirs
+from fc.core.learning.schemes import Series
+from fc.core.learning.training import (
     VALIDATION_P_UP,
     Progress,
     _run_dir,
@@ -139,7 +139,7 @@ def train_ensemble(
 
 def _calibrate(config, model, series, scaling, device):
     """(config with T, the model applying it, the calibration block of metrics.json)."""
-    from fc.core.model import Ensemble, window_p_up
+    from fc.core.learning.model import Ensemble, window_p_up
 
     ends = np.flatnonzero(series.validation)
     p_up = window_p_up(model, series.features, ends, config.seq_len, scaling, device=device)
@@ -172,7 +172,7 @@ def _train_members(config: TrainConfig, grid, runs: Path, on_progress, hooks: di
 
 
 def _train_into(run_dir: Path, config: TrainConfig, grid, on_progress, hooks: dict):
-    from fc.core.plots import sweep_figure
+    from fc.core.learning.plots import sweep_figure
 
     n, histories, members, first = config.seeds, {}, [], None
     for k, folder in enumerate(member_dirs(run_dir, config)):

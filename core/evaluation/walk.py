@@ -17,12 +17,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fc.core.backtest import BacktestConfig, trade_mask
-from fc.core.candles import utc_time
+from fc.core.data.candles import utc_time
+from fc.core.data.features import price_change
 from fc.core.errors import FcError
-from fc.core.features import price_change
-from fc.core.runs import TrainConfig
-from fc.core.schemes import make_series
+from fc.core.evaluation.backtest import BacktestConfig, trade_mask
+from fc.core.learning.runs import TrainConfig
+from fc.core.learning.schemes import make_series
 
 _UNITS = {"Y": "years", "M": "months", "W": "weeks", "D": "days"}
 # on_fold(fold, event, details): event "start" (details {}) or "done" (the fold's record)
@@ -159,11 +159,11 @@ def walk_forward(
     """Run the walk: one run folder per fold, predictions.parquet, walk.json and the backtest
     of the stitched predictions in WALK/backtest/. Returns (walk folder, walk.json's content
     with the backtest report under "backtest")."""
-    from fc.core.ensemble import check_ensemble_options, train_ensemble
-    from fc.core.model import window_p_up
-    from fc.core.runs import load_run
-    from fc.core.training import resolve_device, with_scheme_defaults
-    from fc.core.walk_report import fold_scores, write_backtest
+    from fc.core.evaluation.walk_report import fold_scores, write_backtest
+    from fc.core.learning.ensemble import check_ensemble_options, train_ensemble
+    from fc.core.learning.model import window_p_up
+    from fc.core.learning.runs import load_run
+    from fc.core.learning.training import resolve_device, with_scheme_defaults
 
     device = resolve_device(base.device)
     base = with_scheme_defaults(base)
@@ -224,7 +224,7 @@ def walk_forward(
 def _check_options(base: TrainConfig) -> None:
     """train()'s own option checks, made before the first fold's progress line (train repeats
     them)."""
-    from fc.core.losses import LOSSES
+    from fc.core.learning.losses import LOSSES
 
     if base.loss not in LOSSES:
         raise FcError(f"--loss {base.loss!r}: use one of {', '.join(LOSSES)}")

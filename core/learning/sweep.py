@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from fc.core.runs import TrainConfig
+from fc.core.learning.runs import TrainConfig
 
 
 def sweep_grid(base: TrainConfig, layers, hiddens, losses) -> list[TrainConfig]:
@@ -35,7 +35,7 @@ def _train_one(config: TrainConfig, grid: pd.DataFrame, runs: str, threads: int)
 
     import torch
 
-    from fc.core.ensemble import train_ensemble
+    from fc.core.learning.ensemble import train_ensemble
 
     torch.set_num_threads(threads)
     run_dir = train_ensemble(config, grid, runs)  # one model when config.seeds is 1
@@ -99,8 +99,8 @@ def sweep_table(results: list[dict]) -> pd.DataFrame:
 
 
 def _annual_sharpe(config: TrainConfig, val: dict) -> float:
-    from fc.core.candles import timeframe_delta
-    from fc.core.metrics import bars_per_year
+    from fc.core.data.candles import timeframe_delta
+    from fc.core.evaluation.metrics import bars_per_year
 
     per_year = bars_per_year(timeframe_delta(config.timeframe) / pd.Timedelta(1, "min"))
     return val.get("returns", {}).get("sharpe", float("nan")) * per_year**0.5
@@ -112,7 +112,7 @@ def sweep_best(results: list[dict]) -> dict:
     returns its validation log growth averages, with the run's cost_bps): the only per-bar
     returns a sweep has. Validation also chose each run's checkpoint, so even deflated this
     flatters the best; the test range (fc backtest) is the honest check."""
-    from fc.core.significance import best_of
+    from fc.core.evaluation.significance import best_of
 
     trials = {r["run"]: r["metrics"]["validation"]["returns"] for r in results}
     return {**best_of(trials), "trial": "validation returns of f = p_up - p_down, per run"}

@@ -5,7 +5,7 @@ import functools
 
 import numpy as np
 
-from fc.core.policies import break_even_cost
+from fc.core.evaluation.policies import break_even_cost
 
 MINUTES_PER_YEAR = 365 * 24 * 60
 
@@ -79,7 +79,7 @@ def classifier(p_up: np.ndarray, label: np.ndarray, hard: bool = False) -> dict:
     """Accuracy, log loss, Brier score and expected calibration error (core.calibration.ece,
     10 equal-width bins) of p_up against labels (0 = up, 1 = down). A hard 0/1 predictor has no
     meaningful log loss: None."""
-    from fc.core.calibration import ece
+    from fc.core.evaluation.calibration import ece
 
     up = np.asarray(label) == 0
     calibration_error = ece(p_up, up) if len(up) else float("nan")

@@ -1,0 +1,1 @@
+"""What a user decides on: policies, backtests, metrics, significance, calibration, walk-forward."""
