@@ -114,3 +114,24 @@ def test_filled_bars_hold_the_position(candles_factory):
     pos = positions.set_index("time")["position_discrete"]
     assert pos.loc[grid.index[19]] == 1 and pos.loc[grid.index[20]] == 1  # held through the gap
     assert pos.loc[grid.index[21]] == 1 and pos.loc[grid.index[22]] == -1
+
+
+def test_a_strategy_that_never_trades_has_no_psr_and_the_report_is_strict_json():
+    """A band no p_up leaves: the discrete policy stays flat, its returns have no dispersion, so
+    PSR is undefined: null, not NaN (which strict JSON readers such as jq refuse)."""
+    import json
+
+    from fc.core.evaluation.policies import PolicyParams
+
+    rng = np.random.default_rng(3)
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, 200)))
+    grid = grid_of(close)
+    p_up = np.clip(0.5 + rng.normal(0, 0.01, 200), 0.45, 0.55)
+    params = {"discrete": PolicyParams(band=0.2)}
+    cfg = BacktestConfig(bootstrap_reps=20)
+    _, report = run_backtest(grid, p_up, SEQ, str(grid.index[100]), cfg, "30m", params=params)
+    for part in report.values():
+        assert part["discrete"]["trades"] == 0 and part["discrete"]["final_wealth"] == 1.0
+        assert part["discrete"]["psr"] is None
+        assert part["proportional"]["psr"] is not None
+    json.dumps(report, allow_nan=False)

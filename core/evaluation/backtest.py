@@ -151,7 +151,9 @@ def run_backtest(
             f, r, factors = simulate(close, positions, decide, part, cfg.cost)
             section[key] = metrics.performance(factors, f, r, per_year)
             section[key]["decisions"] = int((part & decide).sum())
-            section[key]["psr"] = significance.psr(factors - 1.0)  # PSR(0), per-bar returns
+            psr = significance.psr(factors - 1.0)  # PSR(0), per-bar returns
+            # no dispersion (a strategy that never trades): no PSR, null in JSON rather than NaN
+            section[key]["psr"] = psr if np.isfinite(psr) else None
             section[key]["sharpe_ci95"] = metrics.bootstrap_ci(
                 factors - 1.0, metrics.sharpe_rows(per_year), cfg.bootstrap_reps,
                 cfg.bootstrap_block)  # fmt: skip
