@@ -193,11 +193,12 @@ def backtest(
     from fc.core.evaluation.backtest_run import backtest_run
     from fc.core.evaluation.policy_grid import PolicyGrid
     from fc.core.learning.runs import read_config
-    from fc.core.learning.training import resolve_device
 
     policies = PolicyGrid.parse(**policy_texts(band, flat_inside, inside, rebalance, cap, min_hold))
     cfg = BacktestConfig(fee_bps=fee_bps, slippage_bps=slippage_bps, start=start, end=end)
-    if device != "auto":
+    if device != "auto":  # torch loads only here or when predicting: a cached backtest skips it
+        from fc.core.learning.training import resolve_device
+
         resolve_device(device)  # a bad --device fails before anything is read
     predict, key = None, None
     if model is not None:

@@ -52,3 +52,40 @@ def test_hard_predictor_has_brier_but_no_log_loss():
     m = metrics.classifier(np.array([1.0, 0.0, 1.0, 1.0]), np.array([0, 0, 1, 0]), hard=True)
     assert m["log_loss"] is None
     assert m["accuracy"] == pytest.approx(0.5) and m["brier"] == pytest.approx(0.5)
+
+
+def _index_by_running_sums(n, reps, mean_block, rng):
+    """The stationary bootstrap's indices as first written (cumsum of block starts): the
+    reference the block-by-block construction must match exactly."""
+    new_block = rng.random((reps, n)) < 1.0 / mean_block
+    new_block[:, 0] = True
+    block_id = np.cumsum(new_block, axis=1) - 1
+    starts = rng.integers(0, n, size=(reps, n))
+    first_pos = np.maximum.accumulate(np.where(new_block, np.arange(n), 0), axis=1)
+    return (np.take_along_axis(starts, block_id, axis=1) + np.arange(n) - first_pos) % n
+
+
+@pytest.mark.parametrize(
+    "n,reps,block", [(1, 3, 2.0), (2, 7, 3.0), (997, 40, 1.0), (5000, 9, 48.0)]
+)
+def test_bootstrap_indices_match_the_running_sum_construction(n, reps, block):
+    got = metrics.stationary_bootstrap_index(n, reps, block, np.random.default_rng(5))
+    want = _index_by_running_sums(n, reps, block, np.random.default_rng(5))
+    assert got.dtype == np.int32 and np.array_equal(got, want)
+
+
+def test_bootstrap_cis_give_each_series_its_own_interval_bit_for_bit():
+    rng = np.random.default_rng(2)
+    series = [rng.normal(0.001 * k, 0.01, 3000) for k in range(5)] + [np.zeros(3000)]
+    together = metrics.bootstrap_cis(series, metrics.sharpe_rows(17520), reps=120, chunk=50)
+    for values, pair in zip(series, together, strict=True):
+        metrics._bootstrap_indices.cache_clear()  # alone, drawn afresh
+        assert metrics.bootstrap_ci(values, metrics.sharpe_rows(17520), reps=120) == pair
+    assert together[-1] == (0.0, 0.0)  # no dispersion: Sharpe 0 in every resample
+
+
+def test_sharpe_rows_is_numpys_mean_over_std_exactly():
+    rows = np.random.default_rng(3).normal(0.0002, 0.01, (20, 4001))
+    sd = rows.std(axis=1, ddof=1)
+    want = rows.mean(axis=1) / sd * np.sqrt(17520)
+    assert np.array_equal(metrics.sharpe_rows(17520)(rows), want)

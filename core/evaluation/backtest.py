@@ -147,21 +147,25 @@ def run_backtest(
             p: held_positions(p, np.nan_to_num(p_up, nan=0.5), decide & part, params.get(p))
             for p in POLICIES
         }
+        excess = {}  # per-bar returns, bootstrapped together below
         for key, positions in {**strategies, **base}.items():
             f, r, factors = simulate(close, positions, decide, part, cfg.cost)
+            excess[key] = factors - 1.0
             section[key] = metrics.performance(factors, f, r, per_year)
             section[key]["decisions"] = int((part & decide).sum())
             psr = significance.psr(factors - 1.0)  # PSR(0), per-bar returns
             # no dispersion (a strategy that never trades): no PSR, null in JSON rather than NaN
             section[key]["psr"] = psr if np.isfinite(psr) else None
-            section[key]["sharpe_ci95"] = metrics.bootstrap_ci(
-                factors - 1.0, metrics.sharpe_rows(per_year), cfg.bootstrap_reps,
-                cfg.bootstrap_block)  # fmt: skip
+            section[key]["sharpe_ci95"] = None  # filled below, in this place of the report
             if key in strategies:
                 rows[f"position_{key}"] = f
                 section[key]["policy_params"] = (params.get(key) or PolicyParams()).to_dict()
             if key in (*strategies, "buy_and_hold", "mean_reversion"):
                 rows[f"wealth_{key}"] = np.cumprod(factors)  # at the next close
+        cis = metrics.bootstrap_cis(list(excess.values()), metrics.sharpe_rows(per_year),
+                                    cfg.bootstrap_reps, cfg.bootstrap_block)  # fmt: skip
+        for key, ci in zip(excess, cis, strict=True):
+            section[key]["sharpe_ci95"] = ci
         section["classifier"] = _classifier_section(p_up, label_next, close, part & scored,
                                                     prior_p, cfg)  # fmt: skip
         report[name] = section
@@ -185,15 +189,18 @@ def _classifier_section(p_up, label_next, close, scored, prior_p, cfg) -> dict:
         "mean_reversion": metrics.classifier(1 - last_up, y, hard=True),
         "scored": int(scored.sum()),
     }
+    diffs = {}
     for other, right in (
         ("prior", (y == 0) == (prior_p >= 0.5)),
         ("mean_reversion", (last_up == 0) == (y == 0)),
     ):
         diff = model_right.astype(np.float64) - right.astype(np.float64)
         out[f"accuracy_minus_{other}"] = float(diff.mean()) if len(diff) else 0.0
-        out[f"accuracy_minus_{other}_ci95"] = metrics.bootstrap_ci(
-            diff, metrics.mean_rows, cfg.bootstrap_reps, cfg.bootstrap_block
-        )
+        out[f"accuracy_minus_{other}_ci95"] = None  # filled below, in this place
+        diffs[f"accuracy_minus_{other}_ci95"] = diff
+    cis = metrics.bootstrap_cis(list(diffs.values()), metrics.mean_rows, cfg.bootstrap_reps,
+                                cfg.bootstrap_block)  # fmt: skip
+    out.update(zip(diffs, cis, strict=True))
     return out
 
 
