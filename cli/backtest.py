@@ -202,7 +202,7 @@ def backtest(
         resolve_device(device)  # a bad --device fails before anything is read
     predict, key = None, None
     if model is not None:
-        from fc.core.learning.predictions import file_sha256
+        from fc.core.data.store import file_sha256
         from fc.live.predictor import load_predictor
 
         config = read_config(run)

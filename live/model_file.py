@@ -1,20 +1,16 @@
 """Which model file wrote a journal: its sha256, journalled on every row, and the guard that
 keeps one model per history unless the user says a new one takes over (`--new-model`)."""
 
-import hashlib
 from pathlib import Path
 
+from fc.core.data.store import file_sha256
 from fc.core.errors import FcError
 from fc.core.evaluation.policies import POLICIES
 
 
 def model_sha256(path: str | Path) -> str:
     """The sha256 of the model file's bytes, hex."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_sha256(path)
 
 
 def check_journal_model(

@@ -4,6 +4,7 @@ Writes are atomic (a temporary file renamed over the old one), so an interrupted
 write never leaves a half-written or emptied file behind.
 """
 
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -13,6 +14,15 @@ import pandas as pd
 from fc.core.data.candles import OHLCV, load_candles, resample, timeframe_delta, validate_candles
 from fc.core.errors import FcError
 
+
+
+def file_sha256(path: str | Path) -> str:
+    """The sha256 of a file's bytes, hex: the fingerprint of a candle file, a model file, a graph."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 def symbol_slug(symbol: str) -> str:
     """'BTC/USDT' → 'BTC_USDT' (freqtrade's file naming)."""

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from fc.core.data.features import price_change
+from fc.core.data.store import file_sha256
 
 # TrainConfig fields that change a prediction. Read with getattr, so fields another branch adds
 # (an ensemble's seeds, a calibration's temperature) are part of the key once they exist.
@@ -27,14 +28,6 @@ PREDICTION_FIELDS = (
 BLOCK = 4096  # windows per call of a predictor that reports no progress itself
 WORKERS = min(2, os.cpu_count() or 1)  # threads of merged windows (bench/backtest_speed.py)
 Progress = Callable[[int, int], None]  # progress(done, total)
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def model_files(run_dir: Path) -> list[Path]:

@@ -6,7 +6,6 @@ checkpoint with the best validation loss. Everything a run needs is written to i
 """
 
 import copy
-import hashlib
 import math
 import time
 from collections.abc import Callable
@@ -19,6 +18,7 @@ import pandas as pd
 
 from fc import __version__
 from fc.core.data.candles import grid_at, load_candles, to_grid
+from fc.core.data.store import file_sha256
 from fc.core.errors import FcError
 from fc.core.learning.evaluation import baselines, evaluate, validation_sample
 from fc.core.learning.losses import LOSSES, training_loss
@@ -54,14 +54,6 @@ def resolve_device(device: str) -> str:
     if device not in ("cpu", "cuda"):
         raise FcError(f"--device {device!r}: use auto, cpu or cuda")
     return device
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def prepare_data(data, symbol: str, timeframe: str, store) -> tuple[pd.DataFrame, Path, str]:
