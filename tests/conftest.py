@@ -36,6 +36,18 @@ def make_candles(
     )
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """torch on one thread for a module's tests (identical numbers, no spinning threads on a
+    busy 2-core machine), the setting restored after."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def candles_factory():
     return make_candles

@@ -26,11 +26,8 @@ SMALL = dict(seq_len=16, hidden=4, layers=1, epochs=2, batch_size=8, chunk=32, l
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def one_thread(one_torch_thread):
+    """Every test of this module on one torch thread (conftest.one_torch_thread)."""
 
 
 def planted_closes(n: int = 3000, seed: int = 0) -> np.ndarray:

@@ -34,11 +34,8 @@ FAST_BACKTEST = BacktestConfig(bootstrap_reps=20)
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def one_thread(one_torch_thread):
+    """Every test of this module on one torch thread (conftest.one_torch_thread)."""
 
 
 def candles(n: int = 8 * 7 * 48) -> pd.DataFrame:

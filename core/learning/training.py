@@ -121,13 +121,20 @@ def check_config(config: TrainConfig, grid: pd.DataFrame) -> None:
     config = with_scheme_defaults(config)
     if config.lr < 0 or config.cost_bps < 0:
         raise FcError("--lr and --cost-bps must be >= 0")
+    series, _ = checked_series(config, grid)
+    fit_scaling(series, config.scaling)
+
+
+def checked_series(config: TrainConfig, grid: pd.DataFrame):
+    """(Series, test start) of the config's three ranges on the grid, or FcError for a split
+    that is no date or ranges that leave no training or validation decision."""
     try:
         split = pd.Timestamp(config.split, tz="UTC")
     except ValueError:
         raise FcError(f"--split {config.split!r} is not a date; give one like 2024-01-01") from None
-    series, _ = three_ranges(grid, config.seq_len, split, config.test_from)
+    series, test_start = three_ranges(grid, config.seq_len, split, config.test_from)
     _check(config, series)
-    fit_scaling(series, config.scaling)
+    return series, test_start
 
 
 def _run_dir(runs: Path, config: TrainConfig) -> Path:
@@ -160,12 +167,7 @@ def train(
 
     device = resolve_device(config.device)
     config = with_scheme_defaults(config)
-    try:
-        split = pd.Timestamp(config.split, tz="UTC")
-    except ValueError:
-        raise FcError(f"--split {config.split!r} is not a date; give one like 2024-01-01") from None
-    series, test_start = three_ranges(grid, config.seq_len, split, config.test_from)
-    _check(config, series)
+    series, test_start = checked_series(config, grid)
     center, scale = fit_scaling(series, config.scaling)
     t_train, t_val = np.flatnonzero(series.train), np.flatnonzero(series.validation)
     config = replace(
