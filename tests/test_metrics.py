@@ -89,3 +89,17 @@ def test_sharpe_rows_is_numpys_mean_over_std_exactly():
     sd = rows.std(axis=1, ddof=1)
     want = rows.mean(axis=1) / sd * np.sqrt(17520)
     assert np.array_equal(metrics.sharpe_rows(17520)(rows), want)
+
+
+@pytest.mark.parametrize("statistic", [metrics.sharpe_rows(17520), metrics.mean_rows])
+def test_bootstrap_ci_equals_whole_chunks_of_resamples_bit_for_bit(statistic):
+    """bootstrap_cis applies the statistic a few resamples at a time: the interval must be the
+    one of the plain construction, every chunk of 50 resamples gathered and reduced at once."""
+    values = np.random.default_rng(4).normal(0.0003, 0.01, 2345)
+    metrics._bootstrap_indices.cache_clear()
+    got = metrics.bootstrap_ci(values, statistic, reps=123, mean_block=7.0, seed=9, chunk=50)
+    rng = np.random.default_rng(9)
+    drawn = [metrics.stationary_bootstrap_index(2345, r, 7.0, rng) for r in (50, 50, 23)]
+    stats = np.concatenate([statistic(values[idx]) for idx in drawn])
+    tail = (1 - 0.95) / 2  # 0.025000000000000022, as bootstrap_cis computes it
+    assert got == (float(np.quantile(stats, tail)), float(np.quantile(stats, 1 - tail)))

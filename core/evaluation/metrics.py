@@ -11,6 +11,7 @@ from fc.core.evaluation.policies import break_even_cost
 
 MINUTES_PER_YEAR = 365 * 24 * 60
 THREADS = min(2, os.cpu_count() or 1)  # bootstrap_cis: 2.4x on 2 cores for a backtest's six
+ROW_BLOCK = 5  # resamples gathered at once by bootstrap_cis (bench/full_backtest_speed.py)
 
 
 def bars_per_year(bar_minutes: float) -> float:
@@ -136,7 +137,7 @@ def bootstrap_ci(
     chunk: int = 50,
 ) -> tuple[float, float]:
     """Percentile interval of statistic(resampled values) under the stationary bootstrap.
-    `statistic` maps a (reps, n) array to (reps,) results."""
+    `statistic` maps a (reps, n) array to (reps,) results, each from its own row alone."""
     return bootstrap_cis([values], statistic, reps, mean_block, level, seed, chunk)[0]
 
 
@@ -160,8 +161,7 @@ def bootstrap_cis(
     stats = [[] for _ in series]
     with ThreadPoolExecutor(min(THREADS, len(series))) as pool:
         for drawn in _bootstrap_indices(n, reps, mean_block, seed, chunk):
-            idx = drawn.astype(np.intp)  # numpy gathers with intp indices; convert once for all
-            got = pool.map(lambda v, idx=idx: statistic(v[idx]), series)
+            got = pool.map(lambda v, drawn=drawn: _row_blocks(statistic, v, drawn), series)
             for out, rows in zip(stats, got, strict=True):
                 out.append(rows)
     tail = (1 - level) / 2
@@ -169,6 +169,15 @@ def bootstrap_cis(
         (float(np.quantile(s, tail)), float(np.quantile(s, 1 - tail)))
         for s in map(np.concatenate, stats)
     ]
+
+
+def _row_blocks(statistic, values: np.ndarray, drawn: np.ndarray) -> np.ndarray:
+    """statistic(values[drawn]), ROW_BLOCK resamples at a time: the gathered rows then stay in
+    the cache for the statistic's passes over them (3x faster than gathering 50 rows of 57k
+    bars at once). Row-wise statistics reduce each row alone, so the result is the same bits."""
+    return np.concatenate(
+        [statistic(values[drawn[k : k + ROW_BLOCK]]) for k in range(0, len(drawn), ROW_BLOCK)]
+    )
 
 
 def sharpe_rows(per_year: float):
