@@ -55,6 +55,8 @@ def calibration_figure(ranges: dict, prior_up: float, bins: int = 10, title: str
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from fc.core.evaluation.backtest_plots import set_margins
+
     names = [n for n, (p, _) in ranges.items() if len(p)]
     fig, axes = plt.subplots(1, max(1, len(names)), figsize=(5 * max(1, len(names)), 4.6),
                              squeeze=False)  # fmt: skip
@@ -86,5 +88,5 @@ def calibration_figure(ranges: dict, prior_up: float, bins: int = 10, title: str
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="upper left")
     fig.suptitle(title or "Reliability of p_up per range (counts per bin beside each point)")
-    fig.tight_layout()
+    set_margins(fig, left=0.7, top=0.75, gap=0.75)
     return fig
