@@ -119,12 +119,17 @@ def stationary_bootstrap_index(n: int, reps: int, mean_block: float, rng) -> np.
 def _bootstrap_indices(n: int, reps: int, mean_block: float, seed: int, chunk: int) -> tuple:
     """The resampling indices of bootstrap_cis, chunk by chunk, kept for the next call: a
     range's classifier differences are bootstrapped over its strategies' bars again (in the
-    train range one bar fewer: another draw). int32: 114 MB for 57k bars."""
+    train range one bar fewer: another draw). int32: 114 MB for 57k bars. Futures: the chunks
+    are drawn in order on a thread of their own (one rng, one order: the same indices), so
+    bootstrap_cis resamples one chunk while the next is drawn."""
     rng = np.random.default_rng(seed)
-    return tuple(
-        stationary_bootstrap_index(n, min(chunk, reps - done), mean_block, rng)
+    drawer = ThreadPoolExecutor(1)
+    chunks = tuple(
+        drawer.submit(stationary_bootstrap_index, n, min(chunk, reps - done), mean_block, rng)
         for done in range(0, reps, chunk)
     )
+    drawer.shutdown(wait=False)  # the queued draws still run; the thread ends after the last
+    return chunks
 
 
 def bootstrap_ci(
@@ -160,7 +165,8 @@ def bootstrap_cis(
         return [(float("nan"), float("nan"))] * len(series)
     stats = [[] for _ in series]
     with ThreadPoolExecutor(min(THREADS, len(series))) as pool:
-        for drawn in _bootstrap_indices(n, reps, mean_block, seed, chunk):
+        for chunk_drawn in _bootstrap_indices(n, reps, mean_block, seed, chunk):
+            drawn = chunk_drawn.result()
             got = pool.map(lambda v, drawn=drawn: _row_blocks(statistic, v, drawn), series)
             for out, rows in zip(stats, got, strict=True):
                 out.append(rows)
