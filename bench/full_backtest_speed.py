@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+import fc.core.evaluation.backtest_plots  # noqa: F401  (matplotlib imported: neither side pays it)
 from fc.core.data.candles import grid_at, load_candles
 from fc.core.data.features import price_change
 from fc.core.evaluation.backtest import BacktestConfig

@@ -21,6 +21,9 @@ from fc.core.learning.model import Ensemble, Forecast, Scaling
 
 STEP = 16  # steps between equality checks: shorter checks more often, longer overshoots more
 MIN_LEADERS = 8  # a batch of one takes another matmul path (other bits): keep leaders batched
+# windows per block: 4096 ran the 82k windows of the real 30m run in a median 6.5 s against
+# 7.3 s for 2048 and 7.2 s for 8192 (2 workers, interleaved runs; fewer blocks, fewer small tails)
+BATCH = 4096
 
 
 def layer_grus(gru: nn.GRU) -> list[nn.GRU]:
@@ -145,7 +148,7 @@ def merged_window_p_up(
     ends: np.ndarray,
     seq_len: int,
     scaling: Scaling = Scaling(),
-    batch: int = 2048,
+    batch: int = BATCH,
     progress=None,
     workers: int = 1,
     stats: dict | None = None,
