@@ -90,14 +90,7 @@ def equity_figure(positions: pd.DataFrame, split: str, title: str):
         ax.plot(times[keep], w[keep], label=label, lw=1)
     ax.set_yscale("log")
     ax.set_ylabel("wealth (start = 1, log scale)")
-    ax.set_xlabel("time (UTC)")
-    ax.set_title(title)
-    ax.legend(loc="upper left")
-    ax.grid(alpha=0.3)
-    _mark_split(ax, positions, split)
-    _mark_test(ax, positions)
-    set_margins(fig)
-    return fig
+    return _finish(fig, ax, positions, split, title, "upper left")
 
 
 def drawdown_figure(positions: pd.DataFrame, split: str, title: str):
@@ -109,9 +102,14 @@ def drawdown_figure(positions: pd.DataFrame, split: str, title: str):
         keep = _envelope(drawdown)
         ax.plot(times[keep], drawdown[keep], label=label, lw=1)
     ax.set_ylabel("drawdown (%)")
+    return _finish(fig, ax, positions, split, f"Drawdown: {title}", "lower left")
+
+
+def _finish(fig, ax, positions: pd.DataFrame, split: str, title: str, legend: str):
+    """What both time plots share: time axis, title, legend, grid, range marks, margins."""
     ax.set_xlabel("time (UTC)")
-    ax.set_title(f"Drawdown: {title}")
-    ax.legend(loc="lower left")
+    ax.set_title(title)
+    ax.legend(loc=legend)
     ax.grid(alpha=0.3)
     _mark_split(ax, positions, split)
     _mark_test(ax, positions)
