@@ -13,9 +13,9 @@ import torch
 
 from fc.core.data.candles import grid_at, load_candles
 from fc.core.evaluation.backtest import BacktestConfig, run_backtest, trade_mask
-from fc.core.evaluation.backtest_run import predict_bars
 from fc.core.evaluation.policies import wealth
 from fc.core.learning.model import Forecast, Scaling, window_p_up
+from fc.core.studies.backtest_run import predict_bars
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "btc_usdt_30m.parquet"
 SPLIT = "2024-01-01"

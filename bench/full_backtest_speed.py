@@ -29,10 +29,10 @@ import fc.core.evaluation.backtest_plots  # noqa: F401  (matplotlib imported: ne
 from fc.core.data.candles import grid_at, load_candles
 from fc.core.data.features import price_change
 from fc.core.evaluation.backtest import BacktestConfig
-from fc.core.evaluation.backtest_run import backtest_run, torch_predict
 from fc.core.learning.merged_windows import merged_window_p_up
 from fc.core.learning.model import window_p_up
-from fc.core.learning.runs import load_run
+from fc.core.studies.backtest_run import backtest_run, torch_predict
+from fc.core.studies.runs import load_run
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "btc_usdt_30m.parquet"
 SAMPLE = 8192  # windows for the options table

@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fc.core.learning.config import TrainConfig
 from fc.core.learning.model import Forecast, Scaling
-from fc.core.learning.runs import TrainConfig, load_run
+from fc.core.studies.runs import load_run
 from fc.export.graphs import step_graph, window_graph, write_step_onnx, write_window_onnx
 from fc.live.predictor import load_predictor, load_step_predictor, p_up_from_logits
 

@@ -38,8 +38,8 @@ def random_model(folder: Path) -> Path:
     """An untrained workshop-sized model exported to ONNX (torch only here, not in live/)."""
     import torch
 
+    from fc.core.learning.config import TrainConfig
     from fc.core.learning.model import Forecast, Scaling
-    from fc.core.learning.runs import TrainConfig
     from fc.export.graphs import write_window_onnx
 
     torch.set_num_threads(2)

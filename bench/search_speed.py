@@ -23,10 +23,10 @@ import torch
 
 from fc.core.data.candles import to_grid
 from fc.core.data.synth import START, synth_candles
-from fc.core.learning import tune as search
-from fc.core.learning import tune_study
-from fc.core.learning.runs import TrainConfig
-from fc.core.learning.sweep import available_cores, run_sweep, sweep_grid
+from fc.core.learning.config import TrainConfig
+from fc.core.studies import tune as search
+from fc.core.studies import tune_study
+from fc.core.studies.sweep import available_cores, run_sweep, sweep_grid
 
 SPLIT = (START + pd.Timedelta(days=160)).strftime("%Y-%m-%d")
 SHORT = dict(seq_len=128, chunk=64, epochs=1, max_steps=5, val_size=512, split=SPLIT, device="cpu")

@@ -23,11 +23,12 @@ import pandas as pd
 import torch
 
 from fc.core.data.candles import grid_at, load_candles
+from fc.core.learning.config import TrainConfig
 from fc.core.learning.losses import training_loss
 from fc.core.learning.model import Forecast, Scaling
-from fc.core.learning.runs import TrainConfig
 from fc.core.learning.schemes import make_series, sequence_batches, window_batches
-from fc.core.learning.training import fit_scaling, train, with_scheme_defaults
+from fc.core.learning.training import fit_scaling, with_scheme_defaults
+from fc.core.studies.train import train
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "btc_usdt_30m.parquet"
 

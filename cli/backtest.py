@@ -190,9 +190,9 @@ def backtest(
     Example: fc backtest runs/20260101T000000-ce-h16-l3 --fee-bps 5 --band 0,0.01,0.02,0.05
     """
     from fc.core.evaluation.backtest import BacktestConfig
-    from fc.core.evaluation.backtest_run import backtest_run
     from fc.core.evaluation.policy_grid import PolicyGrid
-    from fc.core.learning.runs import read_config
+    from fc.core.studies.backtest_run import backtest_run
+    from fc.core.studies.runs import read_config
 
     policies = PolicyGrid.parse(**policy_texts(band, flat_inside, inside, rebalance, cap, min_hold))
     cfg = BacktestConfig(fee_bps=fee_bps, slippage_bps=slippage_bps, start=start, end=end)
@@ -242,7 +242,7 @@ def compare(
     Example: fc compare runs/*-ce-* runs/*-profit-*
     """
     from fc.core.evaluation.backtest_plots import save_figure
-    from fc.core.evaluation.compare import compare_best, compare_figure, compare_rows
+    from fc.core.studies.compare import compare_best, compare_figure, compare_rows
 
     rows = compare_rows(runs, section)
     best = compare_best(runs, section)

@@ -60,9 +60,10 @@ def train_command(
 
     Example: fc train --data ../shared/data/btc_usdt_30m.parquet --loss ce --epochs 7
     """
-    from fc.core.learning.ensemble import check_ensemble_options, train_ensemble
-    from fc.core.learning.runs import TrainConfig
+    from fc.core.learning.config import TrainConfig
+    from fc.core.learning.ensemble import check_ensemble_options
     from fc.core.learning.training import prepare_data, resolve_device
+    from fc.core.studies.train import train_ensemble
 
     stamps: dict = {"imported": time.time()}  # --json's timing: what start-up is made of
     resolve_device(device)  # a missing CUDA is a user error before any work
@@ -230,11 +231,11 @@ def sweep_command(
     from rich.table import Table
 
     from fc.core.errors import FcError
+    from fc.core.learning.config import TrainConfig
     from fc.core.learning.ensemble import check_ensemble_options
     from fc.core.learning.plots import sweep_figure
-    from fc.core.learning.runs import TrainConfig
-    from fc.core.learning.sweep import run_sweep, sweep_best, sweep_curves, sweep_grid, sweep_table
     from fc.core.learning.training import prepare_data, resolve_device
+    from fc.core.studies.sweep import run_sweep, sweep_best, sweep_curves, sweep_grid, sweep_table
 
     device = resolve_device(device)  # before any work: --device cuda without CUDA is one line
     losses = [v.strip() for v in loss.split(",") if v.strip()]

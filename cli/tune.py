@@ -27,7 +27,7 @@ class _RunCommand(TyperCommand):
 
     @property
     def epilog(self):
-        from fc.core.learning.tune import SEARCHABLE, searchable
+        from fc.core.studies.tune import SEARCHABLE, searchable
 
         def flags(how):
             return ", ".join(
@@ -116,11 +116,11 @@ def run_command(
     --band 0:0.1 --min-hold 1:16 --hidden 8,16 --n-trials 40
     """
     from fc.core.evaluation.policies import NAMES
-    from fc.core.learning import tune as search
-    from fc.core.learning import tune_study
-    from fc.core.learning.policy_objective import policy_target, split_policy
-    from fc.core.learning.runs import TrainConfig
+    from fc.core.learning.config import TrainConfig
     from fc.core.learning.training import prepare_data
+    from fc.core.studies import tune as search
+    from fc.core.studies import tune_study
+    from fc.core.studies.policy_objective import policy_target, split_policy
 
     fixed, space = search.search_space(search.option_values(ctx.args))
     fixed, fixed_policy = split_policy(fixed)
@@ -149,7 +149,7 @@ def run_command(
 
 
 def _finish(study, as_json: bool) -> None:
-    from fc.core.learning.tune_report import study_report
+    from fc.core.studies.tune_report import study_report
 
     report = study_report(study)
     if as_json:
@@ -218,13 +218,13 @@ def report_command(
     from rich.console import Console
 
     from fc.core.errors import FcError
-    from fc.core.learning.tune_report import (
+    from fc.core.studies.tune_report import (
         history_figure,
         importance_figure,
         load_study,
         study_report,
     )
-    from fc.core.learning.tune_study import open_storage
+    from fc.core.studies.tune_study import open_storage
 
     if not storage:
         path = Path(runs) / "tune.sqlite3"

@@ -52,9 +52,9 @@ def walk_command(
     Example: fc walk --data ../shared/data/btc_usdt_30m.parquet --start 2023-01-01 --every 3M
     """
     from fc.core.evaluation.backtest import BacktestConfig
-    from fc.core.evaluation.walk import WalkConfig, walk_forward
-    from fc.core.learning.runs import TrainConfig
+    from fc.core.learning.config import TrainConfig
     from fc.core.learning.training import prepare_data, resolve_device
+    from fc.core.studies.walk import WalkConfig, walk_forward
 
     resolve_device(device)
     cfg = BacktestConfig(fee_bps=fee_bps, slippage_bps=slippage_bps)
@@ -98,7 +98,7 @@ def _print_report(result: dict) -> None:
     from rich.table import Table
 
     from fc.cli.backtest import _edges, _range_tables
-    from fc.core.evaluation.walk_report import RANGE
+    from fc.core.studies.walk_report import RANGE
 
     err = Console(stderr=True)  # stdout carries only the walk folder, for scripts
     table = Table(title="folds: direction of the next candle, each out of sample")

@@ -22,8 +22,8 @@ from torch import nn
 
 from fc import __version__
 from fc.core.evaluation.policies import POLICIES, PolicyParams, params_json
+from fc.core.learning.config import TrainConfig
 from fc.core.learning.model import Ensemble, Forecast, Scaling
-from fc.core.learning.runs import TrainConfig
 from fc.export.ensemble_graphs import EnsembleStepGraph, EnsembleWindowGraph
 from fc.live.predictor import META_KEYS, STEP_INPUTS, STEP_OUTPUTS, WINDOW_INPUTS, WINDOW_OUTPUTS
 

@@ -15,8 +15,8 @@ import torch
 from fc.core.data.features import price_change
 from fc.core.errors import FcError
 from fc.core.evaluation.backtest import trade_mask
+from fc.core.learning.config import TrainConfig
 from fc.core.learning.model import Ensemble, Forecast, Scaling, window_p_up
-from fc.core.learning.runs import TrainConfig
 from fc.export.graphs import window_graph
 from fc.live.predictor import OnnxPredictor, OnnxStepPredictor, p_up_from_logits
 

@@ -11,7 +11,7 @@ import torch
 from fc.core.errors import FcError
 from fc.core.evaluation.policies import POLICIES, params_by_policy, with_overrides
 from fc.core.evaluation.policy_grid import CHOSEN_FILE, read_chosen
-from fc.core.learning.runs import load_run
+from fc.core.studies.runs import load_run
 from fc.export import graphs, parity
 from fc.live.predictor import load_predictor, load_step_predictor
 

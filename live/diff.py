@@ -18,8 +18,8 @@ import pandas as pd
 from fc.core.data.candles import grid_at, timeframe_ms
 from fc.core.errors import FcError
 from fc.core.evaluation.backtest import simulate, trade_mask
-from fc.core.evaluation.backtest_run import predict_bars
 from fc.core.evaluation.policies import POLICIES, held_positions
+from fc.core.studies.backtest_run import predict_bars
 from fc.live.diff_reasons import CLOSE_RTOL, REASONS, TOLERANCE
 from fc.live.service import iso
 
@@ -186,7 +186,7 @@ def paper_diff(journal_path: str | Path, run_dir: str | Path, candles_from, mode
     graph `model`, else RUN/export/model.onnx, else `predict` (the caller's torch model)."""
     from fc.core.evaluation.policies import params_by_policy
     from fc.core.evaluation.policy_grid import read_chosen
-    from fc.core.learning.runs import read_config
+    from fc.core.studies.runs import read_config
     from fc.live.journal import open_journal
     from fc.live.model_file import model_sha256
     from fc.live.predictor import load_predictor

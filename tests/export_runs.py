@@ -6,8 +6,9 @@ import numpy as np
 import torch
 
 from fc.core.data.features import price_change
+from fc.core.learning.config import TrainConfig
+from fc.core.learning.gru import member_dirs
 from fc.core.learning.model import Ensemble, Forecast, Scaling
-from fc.core.learning.runs import TrainConfig, member_dirs
 from fc.export import graphs
 
 

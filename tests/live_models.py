@@ -5,8 +5,8 @@ from pathlib import Path
 
 import torch
 
+from fc.core.learning.config import TrainConfig
 from fc.core.learning.model import Forecast, Scaling
-from fc.core.learning.runs import TrainConfig
 from fc.export.graphs import write_window_onnx
 
 

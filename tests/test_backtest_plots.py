@@ -8,7 +8,7 @@ from export_runs import synth_run
 
 from fc.core.evaluation.backtest import BacktestConfig
 from fc.core.evaluation.backtest_plots import _envelope, drawdown_figure, equity_figure
-from fc.core.evaluation.backtest_run import backtest_run
+from fc.core.studies.backtest_run import backtest_run
 
 
 def test_equity_plot_shows_mean_reversion_beside_buy_and_hold(tmp_path):

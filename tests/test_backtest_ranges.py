@@ -14,10 +14,10 @@ from typer.testing import CliRunner
 
 from fc.cli.main import app
 from fc.core.data.candles import to_grid
+from fc.core.data.ranges import backtest_test_from
 from fc.core.data.synth import synth_candles
 from fc.core.evaluation.backtest import BASELINES, BacktestConfig, segments, trade_mask
-from fc.core.learning.ranges import backtest_test_from
-from fc.core.learning.runs import TrainConfig
+from fc.core.learning.config import TrainConfig
 
 runner = CliRunner()
 SEQ = 48

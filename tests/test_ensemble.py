@@ -17,16 +17,12 @@ from fc.core.data.candles import OHLCV
 from fc.core.data.features import price_change
 from fc.core.errors import FcError
 from fc.core.evaluation.metrics import classifier
-from fc.core.learning.ensemble import (
-    apply_temperature,
-    fit_temperature,
-    train_ensemble,
-    validation_series,
-)
+from fc.core.learning.config import TrainConfig
+from fc.core.learning.ensemble import apply_temperature, fit_temperature
 from fc.core.learning.model import Ensemble, Forecast, window_p_up
-from fc.core.learning.runs import TrainConfig, load_run
-from fc.core.learning.sweep import _history
-from fc.core.learning.training import train
+from fc.core.studies.runs import load_run
+from fc.core.studies.sweep import _history
+from fc.core.studies.train import train, train_ensemble, validation_series
 from fc.export.run import export_run
 from fc.live.predictor import load_predictor, load_step_predictor
 

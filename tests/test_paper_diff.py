@@ -15,7 +15,7 @@ from live_models import make_onnx_model
 from typer.testing import CliRunner
 
 from fc.cli.main import app
-from fc.core.learning.runs import read_config
+from fc.core.studies.runs import read_config
 
 runner = CliRunner()
 SEQ = 32

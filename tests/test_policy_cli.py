@@ -13,9 +13,9 @@ from typer.testing import CliRunner
 from fc.cli.backtest import _cost_table, _grid_tables
 from fc.cli.main import app
 from fc.core.evaluation.backtest import BacktestConfig, segments, trade_mask
-from fc.core.evaluation.backtest_run import run_grid
 from fc.core.evaluation.policy_grid import PolicyGrid, choose_on_validation
-from fc.core.learning.runs import read_config
+from fc.core.studies.backtest_run import run_grid
+from fc.core.studies.runs import read_config
 from fc.live.predictor import load_predictor
 
 runner = CliRunner()

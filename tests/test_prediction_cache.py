@@ -17,8 +17,8 @@ from typer.testing import CliRunner
 import fc.cli.backtest as cli_backtest
 from fc.cli.main import app
 from fc.core.evaluation.backtest import BacktestConfig
-from fc.core.evaluation.backtest_run import backtest_run
 from fc.core.learning.model import Forecast
+from fc.core.studies.backtest_run import backtest_run
 
 runner = CliRunner()
 FAST = BacktestConfig(bootstrap_reps=20)

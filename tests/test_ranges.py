@@ -12,12 +12,12 @@ from typer.testing import CliRunner
 
 from fc.cli.main import app
 from fc.core.data.candles import OHLCV, to_grid
+from fc.core.data.ranges import resolve_test_from
 from fc.core.errors import FcError
 from fc.core.evaluation.backtest import BacktestConfig, run_backtest, trade_mask
-from fc.core.evaluation.backtest_run import predict_bars, torch_predict
-from fc.core.learning.ranges import resolve_test_from
-from fc.core.learning.runs import TrainConfig
-from fc.core.learning.training import train
+from fc.core.learning.config import TrainConfig
+from fc.core.studies.backtest_run import predict_bars, torch_predict
+from fc.core.studies.train import train
 
 SPLIT = "2024-02-01"
 TEST_FROM = "2024-02-20"

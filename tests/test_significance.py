@@ -8,7 +8,7 @@ import paper_formulas as paper
 import pytest
 
 from fc.core.evaluation import significance
-from fc.core.learning.sweep import sweep_best
+from fc.core.studies.sweep import sweep_best
 
 
 def test_the_deflated_sharpe_papers_numerical_example():

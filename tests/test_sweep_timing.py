@@ -13,9 +13,9 @@ from typer.testing import CliRunner
 
 from fc.cli.main import app
 from fc.core.data.candles import to_grid
-from fc.core.learning.runs import TrainConfig
-from fc.core.learning.sweep import run_sweep, sweep_grid
+from fc.core.learning.config import TrainConfig
 from fc.core.learning.timing import train_timing
+from fc.core.studies.sweep import run_sweep, sweep_grid
 
 SPLIT = "2024-02-20"
 TINY = ["--split", SPLIT, "--seq-len", "16", "--chunk", "32", "--batch-size", "8", "--layers",

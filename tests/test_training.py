@@ -14,12 +14,13 @@ from fc.cli.main import app
 from fc.core.data.candles import OHLCV, to_grid
 from fc.core.data.features import price_change
 from fc.core.evaluation.policies import wealth_factors
+from fc.core.learning.config import TrainConfig
 from fc.core.learning.evaluation import baselines
 from fc.core.learning.losses import direction_ce, profit_loss
 from fc.core.learning.model import window_p_up
-from fc.core.learning.runs import TrainConfig, load_run
 from fc.core.learning.schemes import make_series, sequence_batches
-from fc.core.learning.training import train
+from fc.core.studies.runs import load_run
+from fc.core.studies.train import train
 
 SPLIT = "2024-03-01"
 # small and quick: the planted signal needs only the last change, a short window sees it; no

@@ -18,8 +18,8 @@ from typer.testing import CliRunner
 
 from fc.cli.main import app
 from fc.core.errors import FcError
-from fc.core.learning.tune import Dimension, option_values, search_space
-from fc.core.learning.tune_report import study_report
+from fc.core.studies.tune import Dimension, option_values, search_space
+from fc.core.studies.tune_report import study_report
 
 SPLIT = "2024-02-20"
 # a tiny GRU on short windows: a trial is a second or two

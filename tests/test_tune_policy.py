@@ -20,9 +20,9 @@ from fc.core.data.features import price_change
 from fc.core.evaluation.policies import PolicyParams
 from fc.core.evaluation.significance import deflated_from_moments
 from fc.core.learning.model import window_p_up
-from fc.core.learning.policy_objective import PolicyTarget, policy_log_growth
-from fc.core.learning.runs import load_run
-from fc.core.learning.tune_report import best_deflated_sharpe, study_report
+from fc.core.studies.policy_objective import PolicyTarget, policy_log_growth
+from fc.core.studies.runs import load_run
+from fc.core.studies.tune_report import best_deflated_sharpe, study_report
 
 SPLIT = "2024-02-20"
 FEE_BPS = 5.0

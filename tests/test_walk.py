@@ -16,9 +16,10 @@ from fc.core.data.candles import grid_at, load_candles, to_grid
 from fc.core.data.features import price_change
 from fc.core.errors import FcError
 from fc.core.evaluation.backtest import BacktestConfig
-from fc.core.evaluation.walk import WalkConfig, fold_grid, parse_duration, plan_folds, walk_forward
+from fc.core.learning.config import TrainConfig
 from fc.core.learning.model import window_p_up
-from fc.core.learning.runs import TrainConfig, load_run, read_config
+from fc.core.studies.runs import load_run, read_config
+from fc.core.studies.walk import WalkConfig, fold_grid, parse_duration, plan_folds, walk_forward
 
 runner = CliRunner()
 SEQ = 16

@@ -1,16 +1,16 @@
-"""Training the Forecast model (`fc train`): data, scaling, the loop, validation, the run folder.
+"""Training the Forecast model: data, scaling, the loop, validation (the GRU family's fit).
 
 The loop is plain: batches from a scheme (schemes.py), Adam, a loss (losses.py), and about ten
 times an epoch a validation with the window semantics of SPEC §2 (window_p_up), keeping the
-checkpoint with the best validation loss. Everything a run needs is written to its folder.
+checkpoint with the best validation loss. fit() returns what was learnt; core.studies.train
+writes it into a run folder.
 """
 
 import copy
 import math
 import time
 from collections.abc import Callable
-from dataclasses import replace
-from datetime import datetime, timezone
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -18,12 +18,12 @@ import pandas as pd
 
 from fc import __version__
 from fc.core.data.candles import grid_at, load_candles, to_grid
+from fc.core.data.ranges import recorded, resolve_test_from
 from fc.core.data.store import file_sha256
 from fc.core.errors import FcError
+from fc.core.learning.config import TrainConfig
 from fc.core.learning.evaluation import baselines, evaluate, validation_sample
 from fc.core.learning.losses import LOSSES, training_loss
-from fc.core.learning.ranges import recorded, resolve_test_from
-from fc.core.learning.runs import TrainConfig, save_run
 from fc.core.learning.schemes import (
     Series,
     make_series,
@@ -37,9 +37,8 @@ SCHEMES = ("sequence", "window")
 # of 512 scored steps (16k targets a step, so far less gradient noise and far fewer steps) at
 # 3e-2, chosen by measurement on the 30m file (README, "Training speed").
 SCHEME_DEFAULTS = {"window": (64, 1e-3), "sequence": (32, 3e-2)}
-# the final checkpoint's p_up at every validation decision (columns time, p_up), saved beside the
-# model so a caller that scores a policy on validation (fc tune) need not predict them again
-VALIDATION_P_UP = "validation_p_up.parquet"
+
+
 # on_progress(step, total_steps, train_loss, val_loss or None)
 Progress = Callable[[int, int, float, float | None], None]
 
@@ -137,32 +136,31 @@ def checked_series(config: TrainConfig, grid: pd.DataFrame):
     return series, test_start
 
 
-def _run_dir(runs: Path, config: TrainConfig) -> Path:
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    base = f"{stamp}-{config.loss}-h{config.hidden}-l{config.layers}"
-    for i in range(1, 1000):
-        path = runs / (base if i == 1 else f"{base}-{i}")
-        try:
-            path.mkdir(parents=True)
-            return path
-        except FileExistsError:
-            continue
-    raise FcError(f"{runs}: cannot make a new run folder")
+@dataclass
+class Trained:
+    """What a fit learnt: the config as resolved (scaling, ranges, version), the model at its
+    best validation checkpoint, the loss history, metrics.json's content and the model's p_up
+    at every validation decision (columns time, p_up)."""
+
+    config: TrainConfig
+    model: object
+    history: pd.DataFrame
+    metrics: dict
+    predictions: pd.DataFrame
 
 
-def train(
+def fit(
     config: TrainConfig,
     grid: pd.DataFrame,
-    runs: str | Path,
     on_progress: Progress | None = None,
     on_validation: Callable[[int, dict], None] | None = None,
     timing: dict | None = None,
-) -> Path:
-    """Train per config on a grid frame, write the run folder under `runs`, return its path.
+) -> Trained:
+    """Train per config on a grid frame; the checkpoint with the best validation loss.
 
     on_validation(k, result) sees the k-th validation's full result (ce, log_growth, loss, ...);
     an exception it raises (fc tune's pruning) stops training. `timing`, when given, receives
-    wall-clock stamps (time.time()) `first_step`, `last_step` and `done`."""
+    wall-clock stamps (time.time()) `first_step` and `last_step`."""
     import torch
 
     device = resolve_device(config.device)
@@ -254,18 +252,7 @@ def train(
     metrics["steps"] = step
     metrics["test_decisions"] = int(series.test.sum())  # a count of dates: no test price read
     metrics["scored_targets"] = int(history["scored"].sum()) if len(history) else 0
-    run_dir = _run_dir(Path(runs), config)
-    save_run(run_dir, config, model.state_dict(), history, metrics)
-    predictions.to_parquet(run_dir / VALIDATION_P_UP)
-    from fc.core.learning.plots import loss_figure
-
-    figure = loss_figure(history, title=run_dir.name)
-    figure.savefig(run_dir / "loss.png", dpi=100)
-    import matplotlib.pyplot as plt
-
-    plt.close(figure)  # a sweep trains many runs in one process
-    stamps["done"] = time.time()
-    return run_dir
+    return Trained(config, model, history, metrics, predictions)
 
 
 def _optimiser_step(model, optimizer, batch, config: TrainConfig, cost: float, device) -> float:

@@ -21,7 +21,7 @@ from fc.core.data.candles import utc_time
 from fc.core.data.features import price_change
 from fc.core.errors import FcError
 from fc.core.evaluation.backtest import BacktestConfig, trade_mask
-from fc.core.learning.runs import TrainConfig
+from fc.core.learning.config import TrainConfig
 from fc.core.learning.schemes import make_series
 
 _UNITS = {"Y": "years", "M": "months", "W": "weeks", "D": "days"}
@@ -159,11 +159,12 @@ def walk_forward(
     """Run the walk: one run folder per fold, predictions.parquet, walk.json and the backtest
     of the stitched predictions in WALK/backtest/. Returns (walk folder, walk.json's content
     with the backtest report under "backtest")."""
-    from fc.core.evaluation.walk_report import fold_scores, write_backtest
-    from fc.core.learning.ensemble import check_ensemble_options, train_ensemble
+    from fc.core.learning.ensemble import check_ensemble_options
     from fc.core.learning.model import window_p_up
-    from fc.core.learning.runs import load_run
     from fc.core.learning.training import resolve_device, with_scheme_defaults
+    from fc.core.studies.runs import load_run
+    from fc.core.studies.train import train_ensemble
+    from fc.core.studies.walk_report import fold_scores, write_backtest
 
     device = resolve_device(base.device)
     base = with_scheme_defaults(base)

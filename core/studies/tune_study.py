@@ -7,8 +7,8 @@ import warnings
 from pathlib import Path
 
 from fc.core.errors import FcError
-from fc.core.learning.policy_objective import OBJECTIVE as POLICY_OBJECTIVE
-from fc.core.learning.tune import OBJECTIVES
+from fc.core.studies.policy_objective import OBJECTIVE as POLICY_OBJECTIVE
+from fc.core.studies.tune import OBJECTIVES
 
 
 def storage_url(storage: str, runs: str | Path) -> str:

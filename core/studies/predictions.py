@@ -9,7 +9,6 @@ change to those inputs is another key, so a stale p_up is never read.
 
 import hashlib
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,8 +24,6 @@ PREDICTION_FIELDS = (
     "timeframe", "feature", "seq_len", "hidden", "layers", "scaling", "scale_center",
     "scale_scale", "seeds", "calibrate", "temperature",
 )  # fmt: skip
-BLOCK = 4096  # windows per call of a predictor that reports no progress itself
-WORKERS = min(2, os.cpu_count() or 1)  # threads of merged windows (bench/backtest_speed.py)
 Progress = Callable[[int, int], None]  # progress(done, total)
 
 
@@ -78,47 +75,14 @@ class PredictionCache:
         partial.replace(self.path)  # a crash never leaves half a cache behind
 
 
-def in_blocks(p_up_at, features, ends, progress: Progress | None = None) -> np.ndarray:
-    """p_up_at(features, ends) called on blocks of ends, reporting progress after each."""
-    out = np.empty(len(ends), dtype=np.float64)
-    for i in range(0, len(ends), BLOCK):
-        out[i : i + BLOCK] = p_up_at(features, ends[i : i + BLOCK])
-        if progress is not None:
-            progress(min(i + BLOCK, len(ends)), len(ends))
-    return out
+def run_predictor(run_dir: str | Path, device: str = "auto"):
+    """predict(features, ends, progress) -> p_up with the run's own model, as its family
+    computes it fastest (the GRU: merged windows on the CPU); window semantics."""
+    from fc.core.learning.family import family_of
+    from fc.core.studies.runs import read_config
 
-
-def torch_predictor(run_dir: str | Path, device: str = "auto"):
-    """predict(features, ends, progress) -> p_up with the run's torch model, window semantics;
-    torch and the model load at the first call (a backtest read from the cache needs neither).
-    On the CPU through core.merged_windows (the same p_up, ~5x less work); on CUDA in plain
-    batches, as core.model.window_p_up computes them."""
-
-    def predict(features, ends, progress=None):
-        import torch
-
-        from fc.core.learning.merged_windows import model_p_up
-        from fc.core.learning.model import window_p_up
-        from fc.core.learning.runs import load_run
-        from fc.core.learning.training import resolve_device
-
-        on = resolve_device(device)
-        config, model, scaling = load_run(run_dir)
-        if on == "cpu":
-            threads = torch.get_num_threads()
-            torch.set_num_threads(1)  # one per worker thread, see merged_window_p_up
-            try:
-                return model_p_up(model, features, ends, config.seq_len, scaling, progress,
-                                  WORKERS)  # fmt: skip
-            finally:
-                torch.set_num_threads(threads)
-
-        def p_up_at(features, ends):
-            return window_p_up(model, features, ends, config.seq_len, scaling, BLOCK, on)
-
-        return in_blocks(p_up_at, features, ends, progress)
-
-    return predict
+    config = read_config(run_dir)
+    return family_of(config).predictor(Path(run_dir), config, device)
 
 
 def cached_p_up(predict, grid: pd.DataFrame, need: np.ndarray, cache, progress=None):

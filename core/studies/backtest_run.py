@@ -14,6 +14,7 @@ import pandas as pd
 
 from fc.core.data.candles import grid_at, load_candles
 from fc.core.data.features import price_change
+from fc.core.data.ranges import backtest_test_from, range_info
 from fc.core.errors import FcError
 from fc.core.evaluation.backtest import (
     BacktestConfig,
@@ -25,15 +26,14 @@ from fc.core.evaluation.backtest import (
 from fc.core.evaluation.calibration import calibration_figure
 from fc.core.evaluation.policies import POLICIES, params_by_policy
 from fc.core.evaluation.policy_grid import PolicyGrid, choose_on_validation, write_chosen
-from fc.core.learning.predictions import (
+from fc.core.learning.family import in_blocks
+from fc.core.studies.predictions import (
     PredictionCache,
     cached_p_up,
-    in_blocks,
     prediction_key,
-    torch_predictor,
+    run_predictor,
 )
-from fc.core.learning.ranges import backtest_test_from, range_info
-from fc.core.learning.runs import read_config
+from fc.core.studies.runs import read_config
 
 
 def candle_file(config, data: str | Path | None = None) -> Path:
@@ -53,7 +53,7 @@ def torch_predict(run_dir: str | Path):
     semantics, each window run whole in batches (what `fc backtest` did before the merged
     windows of core.predictions; bench/full_backtest_speed.py times both)."""
     from fc.core.learning.model import window_p_up
-    from fc.core.learning.runs import load_run
+    from fc.core.studies.runs import load_run
 
     config, model, scaling = load_run(run_dir)
     return lambda features, ends: window_p_up(model, features, ends, config.seq_len, scaling)
@@ -102,7 +102,7 @@ def backtest_run(
     out = run_dir / "backtest"
     out.mkdir(exist_ok=True)
     if predict is None:
-        predictor_key, predict_ends = "torch", torch_predictor(run_dir, device)
+        predictor_key, predict_ends = "torch", run_predictor(run_dir, device)
     else:
         predict_ends = partial(in_blocks, predict)
     cache = None

@@ -8,7 +8,7 @@ import warnings
 from pathlib import Path
 
 from fc.core.errors import FcError
-from fc.core.learning.policy_objective import label
+from fc.core.studies.policy_objective import label
 
 # What the deflated Sharpe reads: f = p_up - p_down (the position val-ce and val-log-growth
 # runs are scored with), or for val-policy-log-growth the study's policy with each trial's
@@ -86,8 +86,8 @@ def best_deflated_sharpe(best: dict | None, rows: list[dict], target: dict | Non
     trial: completed ones give their per-bar Sharpe, pruned and failed ones count in N only.
     With a policy target (val-policy-log-growth) each trial's returns are its policy's."""
     from fc.core.evaluation.significance import deflated_from_moments
-    from fc.core.learning.policy_objective import RESULT_FILE
-    from fc.core.learning.policy_objective import trial_returns as policy_returns
+    from fc.core.studies.policy_objective import RESULT_FILE
+    from fc.core.studies.policy_objective import trial_returns as policy_returns
 
     returns, where = (policy_returns, RESULT_FILE) if target else (trial_returns, "metrics.json")
     finished = [r for r in rows if r["state"] in ("COMPLETE", "PRUNED", "FAIL")]

@@ -78,7 +78,7 @@ def validation_p_up(run_dir: Path, grid: pd.DataFrame, need: np.ndarray) -> np.n
     """p_up per bar (NaN elsewhere) at the decisions `need`, from the run's saved validation
     p_up. The backtest also decides at a real candle followed by a filled one, which training
     does not score: those few (none without outages) are predicted here with the run's model."""
-    from fc.core.learning.training import VALIDATION_P_UP
+    from fc.core.studies.runs import VALIDATION_P_UP
 
     path = Path(run_dir) / VALIDATION_P_UP
     if not path.is_file():
@@ -91,7 +91,7 @@ def validation_p_up(run_dir: Path, grid: pd.DataFrame, need: np.ndarray) -> np.n
     p_up[where] = saved["p_up"].to_numpy(dtype=np.float64)
     missing = need & np.isnan(p_up)
     if missing.any():
-        from fc.core.evaluation.backtest_run import predict_bars, torch_predict
+        from fc.core.studies.backtest_run import predict_bars, torch_predict
 
         p_up[missing] = predict_bars(torch_predict(run_dir), grid, missing)[missing]
     return p_up
@@ -100,11 +100,11 @@ def validation_p_up(run_dir: Path, grid: pd.DataFrame, need: np.ndarray) -> np.n
 def policy_log_growth(run_dir, grid: pd.DataFrame, target: PolicyTarget, params) -> dict:
     """The objective of one run: {value, bars, decisions, final_wealth, returns (moments)}, from
     the backtest's validation range of the run as `fc backtest` cuts it."""
+    from fc.core.data.ranges import backtest_test_from
     from fc.core.evaluation.backtest import BacktestConfig, segments, simulate, trade_mask
     from fc.core.evaluation.policies import held_positions
     from fc.core.evaluation.significance import moments
-    from fc.core.learning.ranges import backtest_test_from
-    from fc.core.learning.runs import read_config
+    from fc.core.studies.runs import read_config
 
     config = read_config(run_dir)
     cfg = BacktestConfig(fee_bps=target.fee_bps)

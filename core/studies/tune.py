@@ -2,7 +2,7 @@
 8,16,32` a list, `--lr 1e-3:1e-1` a range, `--epochs 2` a fixed value), the study from a URL
 (one SQLite file, or PostgreSQL that several workers share), and each trial is one call of
 core.training.train whose validations feed the pruner: no second training loop. Where the
-study is stored and how it is opened: core/learning/tune_study.py."""
+study is stored and how it is opened: core/studies/tune_study.py."""
 
 import json
 import math
@@ -11,15 +11,15 @@ from pathlib import Path
 
 from fc.core.errors import FcError
 from fc.core.evaluation.policies import NAMES, PolicyParams
-from fc.core.learning.policy_objective import OBJECTIVE as POLICY_OBJECTIVE
-from fc.core.learning.policy_objective import PolicyTarget, score_trial, split_policy
-from fc.core.learning.runs import TrainConfig
+from fc.core.learning.config import TrainConfig
+from fc.core.studies.policy_objective import OBJECTIVE as POLICY_OBJECTIVE
+from fc.core.studies.policy_objective import PolicyTarget, score_trial, split_policy
 
 # One line per searchable parameter: how a `low:high` range of it is sampled ("log" or
 # "linear"; "list" takes only a comma list). The value type is the TrainConfig or PolicyParams
 # field's. A name that is no such field in this build is left out. The policy parameters
 # (band .. min_hold) change only the objective val-policy-log-growth
-# (core/learning/policy_objective.py).
+# (core/studies/policy_objective.py).
 SEARCHABLE = {
     "hidden": "log",
     "layers": "linear",
@@ -202,7 +202,7 @@ def run_trial(trial, base: TrainConfig, space, grid, runs, objective: str, targe
     the policy objective, train unpruned, then score the policy with the trial's parameters."""
     import optuna
 
-    from fc.core.learning.ensemble import train_ensemble
+    from fc.core.studies.train import train_ensemble
 
     chosen, policy = split_policy({dim.name: dim.suggest(trial) for dim in space})
     config = replace(base, **chosen)

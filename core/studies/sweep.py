@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from fc.core.learning.runs import TrainConfig
+from fc.core.learning.config import TrainConfig
 
 
 def sweep_grid(base: TrainConfig, layers, hiddens, losses) -> list[TrainConfig]:
@@ -35,7 +35,7 @@ def _train_one(config: TrainConfig, grid: pd.DataFrame, runs: str, threads: int)
 
     import torch
 
-    from fc.core.learning.ensemble import train_ensemble
+    from fc.core.studies.train import train_ensemble
 
     torch.set_num_threads(threads)
     run_dir = train_ensemble(config, grid, runs)  # one model when config.seeds is 1

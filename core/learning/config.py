@@ -1,0 +1,62 @@
+"""The run config: every choice behind a run, one frozen dataclass written to config.json.
+
+core.studies.runs writes and reads it beside the model files; the model family named by
+`family` (core.learning.family) reads the fields that concern it.
+"""
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+
+from fc.core.data.features import CLASSES, FEATURE
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every choice behind a run; written to config.json and read back to reproduce it."""
+
+    family: str = "gru"  # the model family (core.learning.family.FAMILIES)
+    symbol: str = "BTC/USDT"
+    timeframe: str = "30m"
+    data: str = ""  # the candle file trained on
+    data_sha256: str = ""
+    loss: str = "ce"  # ce | profit
+    hidden: int = 16
+    layers: int = 3
+    seq_len: int = 512
+    epochs: int = 7
+    batch_size: int = 0  # rows per step; 0 = the scheme's default (SCHEME_DEFAULTS in training)
+    lr: float = 0.0  # Adam learning rate; 0 = the scheme's default
+    split: str = "2024-01-01"  # train before, validation from
+    # test range start: "" default rule, ISO date, or "none" (core.ranges); config.json holds
+    # the resolved start ("none" when there is no test range)
+    test_from: str = ""
+    device: str = "auto"
+    seed: int = 0
+    scheme: str = "sequence"  # window (the workshop's loop) | sequence (default, see schemes.py)
+    chunk: int = 512  # sequence scheme: scored steps per chunk after a seq_len - 1 burn-in
+    grad_clip: float = 0.0  # max gradient norm, 0 = none
+    max_steps: int = 0  # stop after this many optimiser steps, 0 = all epochs
+    val_size: int = 2048  # validation decisions scored during training (0 = all)
+    cost_bps: float = 0.0  # profit loss: cost per unit of position change
+    scaling: str = "std"  # std: center 1, scale = train std of price_change | none: raw feature
+    scale_center: float = 0.0  # model input = (price_change - center) / scale
+    scale_scale: float = 1.0
+    feature: str = FEATURE
+    classes: tuple = CLASSES
+    train_range: tuple = ()  # (first, last) decision times, ISO UTC
+    validation_range: tuple = ()
+    test_range: tuple = ()  # (first, last) test decision times, ISO UTC; () without a test range
+    fc_version: str = ""
+    seeds: int = 1  # members trained with seeds seed .. seed + seeds - 1, probabilities averaged
+    calibrate: str = "none"  # none | temperature (fitted on validation, core/learning/ensemble.py)
+    temperature: float = 1.0  # logit(p_up) = logit(mean member p_up) / temperature
+    extra: dict = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items() if k in known}
+        return cls(**values)
