@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from fc.cli.paper_options import Journal, JsonOut
 from fc.cli.policy_options import Band, Cap, FlatInside, Inside, MinHold, Rebalance, policy_texts
 
 app = typer.Typer(
@@ -26,13 +27,6 @@ def register(root: typer.Typer) -> None:
 
     app.command()(diff)
     root.add_typer(app, name="paper")
-
-
-Journal = Annotated[
-    Path, typer.Option(envvar="FC_JOURNAL", help="The SQLite journal of decisions.")
-]
-Market = Annotated[str | None, typer.Option(help="Market, when the journal has several.")]
-JsonOut = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
 
 
 @app.callback(invoke_without_command=True)

@@ -5,8 +5,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
 
-from fc.cli.paper import Journal, JsonOut, console
+from fc.cli.paper_options import Journal, JsonOut
+
+console = Console()
 
 
 def diff(
@@ -57,7 +60,7 @@ def _torch_predict(run: Path):
     from fc.core.errors import FcError
 
     try:
-        from fc.core.evaluation.backtest_run import torch_predict
+        from fc.core.studies.backtest_run import torch_predict
 
         return torch_predict(run)
     except ImportError:
