@@ -1,4 +1,4 @@
-"""`python -m fc`: the same program as the console scripts `fc` and `fcast`."""
+"""`python -m fc`: the same program as the console scripts `fc` and `candlecast`."""
 
 from fc.cli.main import run
 

@@ -27,7 +27,7 @@ SPELLINGS = (
     "Forecast the next candle with a small GRU, backtest it honestly, paper-trade it live.\n\n"
     "In bash and zsh `fc` is also a shell builtin. In a venv activated with "
     "`source .venv/bin/activate` type `fc` (activation switches the builtin off until "
-    "`deactivate`); elsewhere run `.venv/bin/fc` by path, `fcast` or `python -m fc`: the same "
+    "`deactivate`); elsewhere run `.venv/bin/fc` by path, `candlecast` or `python -m fc`: the same "
     "program."
 )
 

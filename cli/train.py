@@ -6,81 +6,36 @@ from typing import Annotated
 
 import typer
 
+from fc.cli.train_options import trains
+
 Opt = typer.Option
-TEST_FROM_HELP = (
-    "Test range from this date, never read by training or selection; default: 2025-01-01 when"
-    " validation and test each keep >= 20 % of the decisions after the split, else the last"
-    " 20 %; none: no test range."
-)
 
 
+@trains()
 def train_command(
-    symbol: Annotated[str, Opt(help="Symbol in the store (without --data).")] = "BTC/USDT",
-    data: Annotated[Path | None, Opt(help="A candle file (parquet, csv, feather, json).")] = None,
-    timeframe: Annotated[str, Opt(help="Resample the candles to this timeframe.")] = "30m",
-    loss: Annotated[str, Opt(help="ce (direction) or profit (end-to-end log growth).")] = "ce",
-    hidden: Annotated[int, Opt(help="GRU hidden size.")] = 16,
-    layers: Annotated[int, Opt(help="GRU layers.")] = 3,
-    seq_len: Annotated[int, Opt(help="Window length: features a prediction reads.")] = 512,
-    epochs: Annotated[int, Opt(help="Passes over the training decisions.")] = 7,
-    batch_size: Annotated[
-        int, Opt(help="Rows per step: windows (window) or chunks (sequence); 0: 64 / 32.")
-    ] = 0,
-    lr: Annotated[float, Opt(help="Adam learning rate; 0: 1e-3 (window) / 3e-2 (sequence).")] = 0.0,
-    split: Annotated[str, Opt(help="Train before this date, validate from it.")] = "2024-01-01",
-    test_from: Annotated[str, Opt(help=TEST_FROM_HELP)] = "",
-    device: Annotated[str, Opt(help="auto, cpu or cuda.")] = "auto",
-    seed: Annotated[int, Opt(help="Seed: CPU runs with the same seed are identical.")] = 0,
-    seeds: Annotated[
-        int, Opt(help="Ensemble members, seeds seed..seed+N-1, probabilities averaged.")
-    ] = 1,
-    calibrate: Annotated[
-        str, Opt(help="none, or temperature: one T fitted on validation log loss.")
-    ] = "none",
-    runs: Annotated[Path, Opt(help="Folder for run folders.")] = Path("runs"),
-    store: Annotated[Path, Opt(help="Candle store (with --symbol).", envvar="FC_STORE")] = Path(
-        "data"
-    ),
-    scheme: Annotated[str, Opt(help="sequence (default, fast) or window (workshop).")] = "sequence",
-    chunk: Annotated[int, Opt(help="Sequence scheme: scored steps per chunk.")] = 512,
-    cost_bps: Annotated[float, Opt(help="Profit loss: cost per unit of position change.")] = 0.0,
-    scaling: Annotated[str, Opt(help="std (center 1, train std) or none (raw).")] = "std",
-    max_steps: Annotated[int, Opt(help="Stop after this many steps (0: all epochs).")] = 0,
-    val_size: Annotated[int, Opt(help="Validation decisions scored while training.")] = 2048,
-    threads: Annotated[
-        int, Opt(help="Torch CPU threads; 0: torch's default (a small GRU gains little).")
-    ] = 1,
     quiet: Annotated[bool, Opt(help="No progress bar.")] = False,
     as_json: Annotated[
         bool, Opt("--json", help="One JSON object: run folder, validation, timing in seconds.")
     ] = False,
+    *,
+    given,
 ) -> None:
-    """Train the GRU on candles; the last line printed is the run folder (with --json: one
+    """Train a model on candles; the last line printed is the run folder (with --json: one
     JSON object, `run` and the seconds before the first step, training, after the last step).
 
     Example: fc train --data ../shared/data/btc_usdt_30m.parquet --loss ce --epochs 7
     """
     from fc.core.learning.config import TrainConfig
     from fc.core.learning.ensemble import check_ensemble_options
-    from fc.core.learning.training import prepare_data, resolve_device
+    from fc.core.learning.training import resolve_device
     from fc.core.studies.train import train_ensemble
 
     stamps: dict = {"imported": time.time()}  # --json's timing: what start-up is made of
-    resolve_device(device)  # a missing CUDA is a user error before any work
-    check_ensemble_options(TrainConfig(seeds=seeds, calibrate=calibrate))
-    if threads > 0:
-        import torch
-
-        torch.set_num_threads(threads)
-    grid, source, digest = prepare_data(data, symbol, timeframe, store)
+    resolve_device(given.fields["device"])  # a missing CUDA is a user error before any work
+    check_ensemble_options(TrainConfig(**given.fields))
+    grid, config = given.load()
     stamps["data_loaded"] = time.time()
-    config = TrainConfig(
-        symbol=symbol, timeframe=timeframe, data=str(source), data_sha256=digest, loss=loss,
-        hidden=hidden, layers=layers, seq_len=seq_len, epochs=epochs, batch_size=batch_size,
-        lr=lr, split=split, device=device, seed=seed, scheme=scheme, chunk=chunk,
-        max_steps=max_steps, val_size=val_size, cost_bps=cost_bps, scaling=scaling,
-        test_from=test_from, seeds=seeds, calibrate=calibrate,
-    )  # fmt: skip
+    runs = given.data["runs"]
     if quiet or as_json:
         run_dir = train_ensemble(config, grid, runs, timing=stamps)
     else:
@@ -195,29 +150,17 @@ def _ints(text: str) -> list[int]:
         raise FcError(f"{text!r}: give comma-separated whole numbers, like 8,16,32") from None
 
 
+# each sweep worker sets its own torch threads (core.studies.sweep)
+@trains(skip=("threads",), defaults={"threads": 0})
 def sweep_command(
-    data: Annotated[Path | None, Opt(help="A candle file (parquet, csv, feather, json).")] = None,
-    symbol: Annotated[str, Opt(help="Symbol in the store (without --data).")] = "BTC/USDT",
-    timeframe: Annotated[str, Opt(help="Resample the candles to this timeframe.")] = "30m",
     layers: Annotated[str, Opt(help="Layer counts to try, comma-separated.")] = "1,3",
     hidden: Annotated[str, Opt(help="Hidden sizes to try, comma-separated.")] = "8,16,32",
     loss: Annotated[str, Opt(help="Losses to try: ce, profit or ce,profit.")] = "ce,profit",
-    epochs: Annotated[int, Opt(help="Epochs per run.")] = 7,
-    seq_len: Annotated[int, Opt(help="Window length.")] = 512,
-    split: Annotated[str, Opt(help="Train before this date, validate from it.")] = "2024-01-01",
-    test_from: Annotated[str, Opt(help=TEST_FROM_HELP)] = "",
-    scheme: Annotated[str, Opt(help="sequence or window.")] = "sequence",
-    seed: Annotated[int, Opt(help="Seed of every run.")] = 0,
-    seeds: Annotated[int, Opt(help="Ensemble members per run (seeds seed..seed+N-1).")] = 1,
-    max_steps: Annotated[int, Opt(help="Stop each run after this many steps (0: all).")] = 0,
     workers: Annotated[
         int, Opt(help="Parallel processes (0: one per core on CPU, one looping on CUDA).")
     ] = 0,
-    device: Annotated[str, Opt(help="auto, cpu or cuda (runs share the one GPU).")] = "auto",
-    runs: Annotated[Path, Opt(help="Folder for run folders and the sweep plot.")] = Path("runs"),
-    store: Annotated[Path, Opt(help="Candle store (with --symbol).", envvar="FC_STORE")] = Path(
-        "data"
-    ),
+    *,
+    given,
 ) -> None:
     """Train the workshop's grid (layers x hidden x loss), then a table and one plot of the
     validation curves (runs/sweep-<time>.png, its path the last line printed).
@@ -225,6 +168,7 @@ def sweep_command(
     Example: fc sweep --data ../shared/data/btc_usdt_30m.parquet --hidden 8,16,32 --loss ce
     """
     import json
+    from dataclasses import replace
     from datetime import datetime, timezone
 
     from rich.console import Console
@@ -234,20 +178,18 @@ def sweep_command(
     from fc.core.learning.config import TrainConfig
     from fc.core.learning.ensemble import check_ensemble_options
     from fc.core.learning.plots import sweep_figure
-    from fc.core.learning.training import prepare_data, resolve_device
+    from fc.core.learning.training import resolve_device
     from fc.core.studies.sweep import run_sweep, sweep_best, sweep_curves, sweep_grid, sweep_table
 
-    device = resolve_device(device)  # before any work: --device cuda without CUDA is one line
+    # before any work: --device cuda without CUDA is one line
+    device = resolve_device(given.fields["device"])
     losses = [v.strip() for v in loss.split(",") if v.strip()]
     if not losses or any(v not in ("ce", "profit") for v in losses):
         raise FcError(f"--loss {loss!r}: use ce, profit or ce,profit")
-    check_ensemble_options(TrainConfig(seeds=seeds))
-    grid, source, digest = prepare_data(data, symbol, timeframe, store)
-    base = TrainConfig(
-        symbol=symbol, timeframe=timeframe, data=str(source), data_sha256=digest, epochs=epochs,
-        seq_len=seq_len, split=split, scheme=scheme, seed=seed, max_steps=max_steps, device=device,
-        test_from=test_from, seeds=seeds,
-    )  # fmt: skip
+    check_ensemble_options(TrainConfig(**given.fields))
+    grid, base = given.load()
+    base = replace(base, device=device)
+    runs = given.data["runs"]
     configs = sweep_grid(base, _ints(layers), _ints(hidden), losses)
     err = Console(stderr=True, width=120)
     err.print(f"{len(configs)} runs")

@@ -9,6 +9,8 @@ from typing import Annotated
 import typer
 from typer.core import TyperCommand, TyperGroup
 
+from fc.cli.train_options import trains
+
 Opt = typer.Option
 
 
@@ -72,6 +74,7 @@ def _on_trial(trial) -> None:
     cls=_RunCommand,
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
 )
+@trains(training=False)
 def run_command(
     ctx: typer.Context,
     study: Annotated[str, Opt(help="Study name: the same name resumes or joins it.")] = "fc",
@@ -95,17 +98,11 @@ def run_command(
     ] = "",
     prune_startup: Annotated[int, Opt(help="Completed trials before pruning starts.")] = 4,
     prune_warmup: Annotated[int, Opt(help="Validations of a trial before it can be pruned.")] = 3,
-    data: Annotated[Path | None, Opt(help="A candle file (parquet, csv, feather, json).")] = None,
-    symbol: Annotated[str, Opt(help="Symbol in the store (without --data).")] = "BTC/USDT",
-    timeframe: Annotated[str, Opt(help="Resample the candles to this timeframe.")] = "30m",
-    store: Annotated[Path, Opt(help="Candle store (with --symbol).", envvar="FC_STORE")] = Path(
-        "data"
-    ),
-    runs: Annotated[Path, Opt(help="Folder for the trials' run folders.")] = Path("runs"),
-    threads: Annotated[int, Opt(help="Torch CPU threads (0: torch's default).")] = 1,
     as_json: Annotated[bool, Opt("--json", help="Print the study report as one JSON object.")] = (
         False
     ),
+    *,
+    given,
 ) -> None:
     """Search fc train's parameters with Optuna (TPE, median pruning on the validation losses).
 
@@ -116,8 +113,6 @@ def run_command(
     --band 0:0.1 --min-hold 1:16 --hidden 8,16 --n-trials 40
     """
     from fc.core.evaluation.policies import NAMES
-    from fc.core.learning.config import TrainConfig
-    from fc.core.learning.training import prepare_data
     from fc.core.studies import tune as search
     from fc.core.studies import tune_study
     from fc.core.studies.policy_objective import policy_target, split_policy
@@ -128,9 +123,10 @@ def run_command(
     searched = [d.name for d in space if d.name in NAMES]
     target = policy_target(objective, fixed_policy, searched, policy, fee_bps)
     prune = tune_study.pruner_for(objective, pruner, prune_startup, prune_warmup)
-    grid, source, digest = prepare_data(data, symbol, timeframe, store)
-    base = TrainConfig(symbol=symbol, timeframe=timeframe, data=str(source), data_sha256=digest)
+    threads = given.data["threads"]
+    grid, base = given.load(threads=False)
     base = replace(base, **fixed)
+    runs = given.data["runs"]
     search.check_study_input(base, space, objective, grid, target)
     import optuna
 

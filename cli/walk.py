@@ -1,10 +1,11 @@
 """`fc walk`: parse options, call core.walk.walk_forward, print the folds and the backtest."""
 
 import json
-from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from fc.cli.train_options import trains
 
 Opt = typer.Option
 # Per-fold training is shorter than `fc train`'s 7 epochs so that ten quarterly folds of the
@@ -12,39 +13,19 @@ Opt = typer.Option
 WALK_EPOCHS = 4
 
 
+# a fold's split is set per fold (core.studies.walk.fold_config), and it has no test range
+@trains(skip=("split", "test_from", "calibrate"), defaults={"epochs": WALK_EPOCHS})
 def walk_command(
     start: Annotated[str, Opt(help="First fold's start (UTC date).")],
     every: Annotated[str, Opt(help="Fold length: 10D, 6W, 3M (months) or 1Y.")] = "3M",
     val: Annotated[str, Opt(help="Part before each fold that chooses its checkpoint.")] = "3M",
     window: Annotated[str, Opt(help="Rolling training window, e.g. 2Y ('': all the past).")] = "",
-    symbol: Annotated[str, Opt(help="Symbol in the store (without --data).")] = "BTC/USDT",
-    data: Annotated[Path | None, Opt(help="A candle file (parquet, csv, feather, json).")] = None,
-    timeframe: Annotated[str, Opt(help="Resample the candles to this timeframe.")] = "30m",
-    loss: Annotated[str, Opt(help="ce (direction) or profit (end-to-end log growth).")] = "ce",
-    hidden: Annotated[int, Opt(help="GRU hidden size.")] = 16,
-    layers: Annotated[int, Opt(help="GRU layers.")] = 3,
-    seq_len: Annotated[int, Opt(help="Window length: features a prediction reads.")] = 512,
-    epochs: Annotated[int, Opt(help="Passes over each fold's training decisions.")] = WALK_EPOCHS,
-    batch_size: Annotated[int, Opt(help="Rows per step; 0: the scheme's default.")] = 0,
-    lr: Annotated[float, Opt(help="Adam learning rate; 0: the scheme's default.")] = 0.0,
-    device: Annotated[str, Opt(help="auto, cpu or cuda.")] = "auto",
-    seed: Annotated[int, Opt(help="Seed of every fold's training.")] = 0,
-    seeds: Annotated[int, Opt(help="Members per fold (seeds seed..seed+N-1), p_up averaged.")] = 1,
-    scheme: Annotated[str, Opt(help="sequence (default, fast) or window (workshop).")] = "sequence",
-    chunk: Annotated[int, Opt(help="Sequence scheme: scored steps per chunk.")] = 512,
-    cost_bps: Annotated[float, Opt(help="Profit loss: cost per unit of position change.")] = 0.0,
-    scaling: Annotated[str, Opt(help="std (center 1, train std) or none (raw).")] = "std",
-    max_steps: Annotated[int, Opt(help="Stop each fold after this many steps (0: all).")] = 0,
-    val_size: Annotated[int, Opt(help="Validation decisions scored while training.")] = 2048,
     fee_bps: Annotated[float, Opt(min=0, help="Backtest fee per unit traded, bps.")] = 0.0,
     slippage_bps: Annotated[float, Opt(min=0, help="Backtest slippage, bps.")] = 0.0,
-    runs: Annotated[Path, Opt(help="Folder for the walk folder.")] = Path("runs"),
-    store: Annotated[Path, Opt(help="Candle store (with --symbol).", envvar="FC_STORE")] = Path(
-        "data"
-    ),
-    threads: Annotated[int, Opt(help="Torch CPU threads; 0: torch's default.")] = 1,
     quiet: Annotated[bool, Opt(help="No fold progress on stderr.")] = False,
     as_json: Annotated[bool, Opt("--json", help="Print one JSON object.")] = False,
+    *,
+    given,
 ) -> None:
     """Walk-forward: per fold, train on the past, choose on its last --val, predict the fold;
     backtest the stitched out-of-sample predictions. The last line printed is the walk folder.
@@ -52,24 +33,11 @@ def walk_command(
     Example: fc walk --data ../shared/data/btc_usdt_30m.parquet --start 2023-01-01 --every 3M
     """
     from fc.core.evaluation.backtest import BacktestConfig
-    from fc.core.learning.config import TrainConfig
-    from fc.core.learning.training import prepare_data, resolve_device
     from fc.core.studies.walk import WalkConfig, walk_forward
 
-    resolve_device(device)
     cfg = BacktestConfig(fee_bps=fee_bps, slippage_bps=slippage_bps)
-    if threads > 0:
-        import torch
-
-        torch.set_num_threads(threads)
-    grid, source, digest = prepare_data(data, symbol, timeframe, store)
-    # the fold's split is set per fold (core.walk.fold_config)
-    base = TrainConfig(
-        symbol=symbol, timeframe=timeframe, data=str(source), data_sha256=digest, loss=loss,
-        hidden=hidden, layers=layers, seq_len=seq_len, epochs=epochs, batch_size=batch_size,
-        lr=lr, device=device, seed=seed, seeds=seeds, scheme=scheme, chunk=chunk,
-        max_steps=max_steps, val_size=val_size, cost_bps=cost_bps, scaling=scaling,
-    )  # fmt: skip
+    grid, base = given.load()
+    runs = given.data["runs"]
     walk = WalkConfig(start=start, every=every, val=val, window=window)
     on_fold = None if quiet or as_json else _print_fold
     walk_dir, result = walk_forward(base, walk, grid, runs, cfg, on_fold)

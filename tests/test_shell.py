@@ -1,5 +1,5 @@
 """`fc` is also a bash/zsh builtin: the activated venv switches it off, deactivate switches it back
-on, and `fcast` and `python -m fc` are the same program. Run in interactive shells with a clean
+on, and `candlecast` and `python -m fc` are the same program. Run in interactive shells with a clean
 environment, from the venv this suite runs in (the repo's .venv, which `make install` made)."""
 
 import shutil
@@ -74,13 +74,13 @@ def test_zsh_activate_switches_the_builtin_off_and_deactivate_on(activate, tmp_p
 
 def test_fcast_and_python_m_fc_are_the_same_program(activate, tmp_path):
     lines = interactive(
-        f". {activate} && fcast --version && python -m fc --version && fc --version",
+        f". {activate} && candlecast --version && python -m fc --version && fc --version",
         tmp_path,
     )
     assert lines == [VERSION] * 3
     # without activation, by path, the builtin untouched
     bin_ = VENV / "bin"
-    lines = interactive(f"{bin_}/fcast --version; {bin_}/python -m fc --version", tmp_path)
+    lines = interactive(f"{bin_}/candlecast --version; {bin_}/python -m fc --version", tmp_path)
     assert lines == [VERSION] * 2
 
 
@@ -89,7 +89,7 @@ def test_help_names_every_spelling(tmp_path):
         [VENV / "bin" / "fc", "--help"], capture_output=True, text=True, env={"COLUMNS": "200"}
     )
     text = " ".join(done.stdout.split())
-    for spelling in ("source .venv/bin/activate", ".venv/bin/fc", "fcast", "python -m fc"):
+    for spelling in ("source .venv/bin/activate", ".venv/bin/fc", "candlecast", "python -m fc"):
         assert spelling in text, spelling
 
 

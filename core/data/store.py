@@ -15,14 +15,14 @@ from fc.core.data.candles import OHLCV, load_candles, resample, timeframe_delta,
 from fc.core.errors import FcError
 
 
-
 def file_sha256(path: str | Path) -> str:
-    """The sha256 of a file's bytes, hex: the fingerprint of a candle file, a model file, a graph."""
+    """The sha256 of a file's bytes, hex: the fingerprint of a candle, model or graph file."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
 
 def symbol_slug(symbol: str) -> str:
     """'BTC/USDT' → 'BTC_USDT' (freqtrade's file naming)."""

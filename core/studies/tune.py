@@ -28,6 +28,7 @@ SEARCHABLE = {
     "chunk": "log",
     "batch_size": "log",
     "loss": "list",
+    "family": "list",
     "cost_bps": "linear",
     "seeds": "linear",
     "band": "linear",

@@ -1,0 +1,134 @@
+"""The options of every command that trains (fc train, walk, sweep, tune), defined once.
+
+DATA says where the candles are and where runs go; TRAINING maps one option to one field of
+core.learning.config.TrainConfig. A command takes them with @trains(...): its own parameters
+stay in its signature, the shared ones are added to it (typer reads the signature), and the
+command receives them gathered in one `given: Given`. A new training option is one line in
+TRAINING (and its field in TrainConfig); fc tune reads TrainConfig's fields directly, so it
+takes the new option as a fixed value or a search range with no further line.
+"""
+
+import functools
+import inspect
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+TEST_FROM_HELP = (
+    "Test range from this date, never read by training or selection; default: 2025-01-01 when"
+    " validation and test each keep >= 20 % of the decisions after the split, else the last"
+    " 20 %; none: no test range."
+)
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str  # the parameter's name: --name-with-dashes on the command line
+    type: Any
+    default: Any
+    help: str
+    envvar: str | None = None
+
+
+DATA = (
+    Option("symbol", str, "BTC/USDT", "Symbol in the store (without --data)."),
+    Option("data", Path | None, None, "A candle file (parquet, csv, feather, json)."),
+    Option("timeframe", str, "30m", "Resample the candles to this timeframe."),
+    Option("store", Path, Path("data"), "Candle store (with --symbol).", "FC_STORE"),
+    Option("runs", Path, Path("runs"), "Folder for run folders."),
+    Option("threads", int, 1, "Torch CPU threads; 0: torch's default (a small GRU gains little)."),
+)
+
+TRAINING = (
+    Option("family", str, "gru", "Model family: gru."),
+    Option("loss", str, "ce", "ce (direction) or profit (end-to-end log growth)."),
+    Option("hidden", int, 16, "GRU hidden size."),
+    Option("layers", int, 3, "GRU layers."),
+    Option("seq_len", int, 512, "Window length: features a prediction reads."),
+    Option("epochs", int, 7, "Passes over the training decisions."),
+    Option("batch_size", int, 0, "Rows per step: windows (window) or chunks (sequence); 0: 64/32."),
+    Option("lr", float, 0.0, "Learning rate; 0: 1e-3 (window) / 3e-2 (sequence)."),
+    Option("split", str, "2024-01-01", "Train before this date, validate from it."),
+    Option("test_from", str, "", TEST_FROM_HELP),
+    Option("device", str, "auto", "auto, cpu or cuda."),
+    Option("seed", int, 0, "Seed: CPU runs with the same seed are identical."),
+    Option("seeds", int, 1, "Ensemble members, seeds seed..seed+N-1, probabilities averaged."),
+    Option("calibrate", str, "none", "none, or temperature: one T fitted on validation log loss."),
+    Option("scheme", str, "sequence", "sequence (default, fast) or window (workshop)."),
+    Option("chunk", int, 512, "Sequence scheme: scored steps per chunk."),
+    Option("cost_bps", float, 0.0, "Profit loss: cost per unit of position change, bps."),
+    Option("scaling", str, "std", "std (center 1, train std) or none (raw)."),
+    Option("max_steps", int, 0, "Stop after this many steps (0: all epochs)."),
+    Option("val_size", int, 2048, "Validation decisions scored while training (0: all)."),
+)
+
+
+@dataclass(frozen=True)
+class Given:
+    """The shared options a training command was given."""
+
+    data: dict  # symbol, data, timeframe, store, runs, threads
+    fields: dict  # TrainConfig fields
+
+    def load(self, threads: bool = True):
+        """(grid, base TrainConfig): the candles on their grid and the config naming them. The
+        device is checked first (a missing CUDA is one line before any work) and torch is set
+        to --threads (unless threads=False: fc tune sets them once its study is open)."""
+        from fc.core.learning.config import TrainConfig
+        from fc.core.learning.family import family_of
+        from fc.core.learning.training import prepare_data, resolve_device
+
+        if "device" in self.fields:
+            resolve_device(self.fields["device"])
+        if "family" in self.fields:
+            family_of(self.fields["family"])  # an unknown family before the candles are read
+        if threads and self.data["threads"] > 0:
+            import torch
+
+            torch.set_num_threads(self.data["threads"])
+        d = self.data
+        grid, source, digest = prepare_data(d["data"], d["symbol"], d["timeframe"], d["store"])
+        config = TrainConfig(symbol=d["symbol"], timeframe=d["timeframe"], data=str(source),
+                             data_sha256=digest, **self.fields)  # fmt: skip
+        return grid, config
+
+
+def _parameter(option: Option, default) -> inspect.Parameter:
+    flag = typer.Option(help=option.help, envvar=option.envvar)
+    return inspect.Parameter(
+        option.name,
+        inspect.Parameter.KEYWORD_ONLY,
+        default=default,
+        annotation=Annotated[option.type, flag],
+    )
+
+
+def trains(*, training: bool = True, skip: tuple = (), defaults: dict | None = None):
+    """Decorator: add DATA (and TRAINING, unless training=False) to a command's options, minus
+    `skip` and those the command defines itself, with `defaults` replacing the shared ones;
+    the command receives them as `given`."""
+    defaults = defaults or {}
+
+    def decorate(command):
+        own = inspect.signature(command)
+        mine = [p for p in own.parameters.values() if p.name != "given"]
+        taken = {p.name for p in mine} | set(skip)
+        data = [o for o in DATA if o.name not in taken]
+        fields = [o for o in (TRAINING if training else ()) if o.name not in taken]
+        added = [_parameter(o, defaults.get(o.name, o.default)) for o in (*data, *fields)]
+
+        @functools.wraps(command)
+        def run(**kwargs):
+            shared = {o.name: kwargs.pop(o.name) for o in data}
+            shared = {o.name: defaults.get(o.name, o.default) for o in DATA} | shared
+            given = Given(shared, {o.name: kwargs.pop(o.name) for o in fields})
+            return command(**kwargs, given=given)
+
+        params = mine + added
+        run.__signature__ = own.replace(parameters=params)
+        run.__annotations__ = {p.name: p.annotation for p in params}
+        return run
+
+    return decorate
