@@ -96,8 +96,8 @@ def merge_candles(
         when, column, was, now = differs
         raise FcError(
             f"{source}: the candle at {when.isoformat()} differs from the one in {stored} "
-            f"({column} {now!r} against {was!r} stored); nothing was written: import it into "
-            "another --store, or delete the stored file to replace it"
+            f"({column} {float(now)!r} against {float(was)!r} stored); nothing was written: "
+            "import it into another --store, or delete the stored file to replace it"
         )
     both = pd.concat([old[OHLCV], new[OHLCV]])
     return both[~both.index.duplicated()].sort_index()
