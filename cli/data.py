@@ -165,12 +165,15 @@ def info(
 
 def _show_grid(report: dict, timeframe: str) -> None:
     fields = ("first", "last", "rows", "gaps", "filled")
-    table = Table(title=f"{len(report['symbols'])} symbols at {timeframe}")
+    table = Table(title=f"{len(report['symbols'])} symbols at {timeframe} (UTC)")
     table.add_column("symbol")
     for field in fields:
         table.add_column(field, justify="right")
     for sym, one in report["symbols"].items():
-        table.add_row(sym, *(f"{one[f]:,}" if type(one[f]) is int else one[f] for f in fields))
+        # times are UTC and on whole minutes: so shown, a row fits an 80-column terminal
+        shown = [one[f][:16].replace("T", " ") for f in fields[:2]]
+        shown += [f"{one[f]:,}" for f in fields[2:]]
+        table.add_row(sym, *shown)
     console.print(table)
     grid = report["grid"]
     if grid["overlap"] is None:
