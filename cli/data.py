@@ -21,11 +21,22 @@ def register(root: typer.Typer) -> None:
 
 Store = Annotated[Path, typer.Option(envvar="FC_STORE", help="Candle store folder.")]
 Symbol = Annotated[str, typer.Option(help="Market symbol, BASE/QUOTE.")]
+SymbolEach = Annotated[
+    list[str] | None, typer.Option("--symbol", help="Market symbol, BASE/QUOTE; may be repeated.")
+]
+Symbols = Annotated[str | None, typer.Option(help="Several symbols at once: A,B,…")]
+
+
+def chosen_symbols(each: list[str] | None, several: str | None) -> list[str]:
+    """--symbol (repeated) and --symbols A,B together, in order, each once."""
+    given = list(each or []) + [s.strip() for s in (several or "").split(",") if s.strip()]
+    return list(dict.fromkeys(given))
 
 
 @app.command()
 def pull(
-    symbol: Symbol = "BTC/USDT",
+    symbol: SymbolEach = None,
+    symbols: Symbols = None,
     exchange: Annotated[
         str, typer.Option(envvar="FC_EXCHANGE", help="ccxt exchange id.")
     ] = "binance",
@@ -40,15 +51,15 @@ def pull(
     ] = None,
 ) -> None:
     """Fetch closed candles from the exchange into the store; a second run fetches only what
-    is new. The candle still in progress is never stored.
+    is new. The candle still in progress is never stored. Default symbol: BTC/USDT.
 
-    Example: fc data pull --symbol BTC/USDT --timeframe 5m --since 2017-08-17
+    Example: fc data pull --symbols BTC/USDT,ETH/USDT --timeframe 5m --since 2017-08-17
     """
     import sys
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-    from fc.live.pull import pull_candles
+    from fc.live.pull import open_markets, pull_candles
 
     err = Console(stderr=True)
     bar = Progress(
@@ -60,68 +71,121 @@ def pull(
         transient=True,
         disable=not sys.stderr.isatty(),
     )
+    chosen = chosen_symbols(symbol, symbols) or ["BTC/USDT"]
+    ex = open_markets(exchange, chosen, timeframe, url=exchange_url)
     with bar:
-        task = bar.add_task(f"{symbol} {timeframe}", total=None)
-        summary = pull_candles(
-            store,
-            exchange,
-            symbol,
-            timeframe,
-            since,
-            url=exchange_url,
-            progress=lambda done, total: bar.update(task, completed=done, total=total),
-        )
-    console.print(
-        f"{summary['added']:,} candles added; {summary['rows']:,} in {summary['path']} "
-        f"from {summary['first']} to {summary['last']}"
-    )
+        for one in chosen:
+            task = bar.add_task(f"{one} {timeframe}", total=None)
+            summary = pull_candles(
+                store,
+                ex,
+                one,
+                timeframe,
+                since,
+                progress=lambda done, total, task=task: bar.update(
+                    task, completed=done, total=total
+                ),
+            )
+            console.print(
+                f"{summary['added']:,} candles added; {summary['rows']:,} in {summary['path']} "
+                f"from {summary['first']} to {summary['last']}"
+            )
 
 
 @app.command("import")
 def import_(
-    file: Annotated[Path, typer.Argument(help="parquet, CSV, freqtrade feather or json file")],
-    symbol: Symbol = "BTC/USDT",
+    files: Annotated[
+        list[Path],
+        typer.Argument(help="Candle files (parquet, CSV, feather, json, json.gz) or folders."),
+    ],
+    symbol: SymbolEach = None,
+    symbols: Symbols = None,
     timeframe: Annotated[
-        str | None, typer.Option(help="The file's timeframe (default: inferred).")
+        str | None, typer.Option(help="The files' timeframe (default: from name or spacing).")
     ] = None,
     exchange: Annotated[str, typer.Option(help="Store folder to file it under.")] = "binance",
     store: Store = Path("data"),
 ) -> None:
-    """Validate a local candle file and merge it into the store.
+    """Validate local candle files and merge them into the store, all or nothing. A freqtrade
+    name (ETH_BTC-5m.feather, XRP_USDT_USDT-1h-futures.json.gz) gives the symbol and timeframe,
+    and an option that contradicts it is refused; a folder (freqtrade's user_data/data/binance,
+    with its futures/) imports every candle file in it, --symbol/--timeframe choosing among
+    them. A file without such a name is BTC/USDT unless --symbol says otherwise. Candles that
+    differ from stored ones at the same time are refused.
 
-    Example: fc data import BTC_USDT-5m.feather --symbol BTC/USDT
+    Example: fc data import user_data/data/binance --symbols BTC/USDT,ETH/USDT
     """
-    from fc.core.data.store import import_file
+    from fc.core.data.imports import import_candles
 
-    path, rows = import_file(file, store, exchange, symbol, timeframe)
-    console.print(f"{rows:,} candles in {path}")
+    summaries, skipped = import_candles(
+        files, store, exchange, chosen_symbols(symbol, symbols), timeframe
+    )
+    for s in summaries:
+        console.print(f"{s['symbol']} {s['timeframe']}: {s['rows']:,} candles in {s['path']}")
+    if skipped:
+        counts = ", ".join(f"{n} {label}" for label, n in sorted(skipped.items()))
+        console.print(f"skipped: {counts}")
 
 
 @app.command()
 def info(
-    symbol: Symbol = "BTC/USDT",
+    symbol: SymbolEach = None,
+    symbols: Symbols = None,
     timeframe: Annotated[str, typer.Option(help="Report at this timeframe (resampled).")] = "30m",
     exchange: Annotated[str | None, typer.Option(help="Store folder (default: any).")] = None,
     store: Store = Path("data"),
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Range, rows, gaps and filled bars of stored candles, at the stored or a resampled timeframe.
+    Several symbols: one row each, and whether they share one grid (over the overlap of their
+    ranges, real bars at the same times). Default symbol: BTC/USDT.
 
-    Example: fc data info --symbol BTC/USDT --timeframe 30m --json
+    Example: fc data info --symbols BTC/USDT,ETH/USDT --timeframe 30m --json
     """
-    from fc.core.data.report import data_info
+    from fc.core.data.report import data_info, symbols_info
 
-    report = data_info(store, symbol, timeframe, exchange)
+    chosen = chosen_symbols(symbol, symbols) or ["BTC/USDT"]
+    if len(chosen) > 1:
+        report = symbols_info(store, chosen, timeframe, exchange)
+        typer.echo(json.dumps(report)) if as_json else _show_grid(report, timeframe)
+        return
+    report = data_info(store, chosen[0], timeframe, exchange)
     if as_json:
         typer.echo(json.dumps(report))
         return
-    table = Table(title=f"{symbol} {timeframe}" + (" (synthetic)" if report["synthetic"] else ""))
+    title = f"{chosen[0]} {timeframe}" + (" (synthetic)" if report["synthetic"] else "")
+    table = Table(title=title)
     table.add_column("field")
     table.add_column("value", justify="right")
     for key, value in report.items():
         shown = f"{value:,}" if type(value) is int else str(value)
         table.add_row(key, shown)
     console.print(table)
+
+
+def _show_grid(report: dict, timeframe: str) -> None:
+    fields = ("first", "last", "rows", "gaps", "filled")
+    table = Table(title=f"{len(report['symbols'])} symbols at {timeframe} (UTC)")
+    table.add_column("symbol")
+    for field in fields:
+        table.add_column(field, justify="right")
+    for sym, one in report["symbols"].items():
+        # times are UTC and on whole minutes: so shown, a row fits an 80-column terminal
+        shown = [one[f][:16].replace("T", " ") for f in fields[:2]]
+        shown += [f"{one[f]:,}" for f in fields[2:]]
+        table.add_row(sym, *shown)
+    console.print(table)
+    grid = report["grid"]
+    if grid["overlap"] is None:
+        console.print("not one grid: their ranges do not overlap")
+    elif report["one_grid"]:
+        console.print(f"one grid from {grid['overlap']['first']} to {grid['overlap']['last']}")
+    else:
+        for sym, lack in grid["missing"].items():
+            console.print(
+                f"not one grid: {sym} lacks {lack['bars']:,} bar(s) the others have, "
+                f"first at {lack['first']}"
+            )
 
 
 @app.command()

@@ -43,7 +43,9 @@ def pull_candles(
 
     def write_pending() -> None:
         if state["pending"]:
-            state["current"] = merge_candles(state["current"], pd.concat(state["pending"]))
+            fetched = pd.concat(state["pending"])
+            source = f"{ex.id} {symbol} {timeframe} candles"
+            state["current"] = merge_candles(state["current"], fetched, source, str(path))
             write_candles(path, state["current"])
             state["pending"].clear()
 
@@ -71,6 +73,17 @@ def pull_candles(
         "first": None if current is None or current.empty else current.index[0].isoformat(),
         "last": None if current is None or current.empty else current.index[-1].isoformat(),
     }
+
+
+def open_markets(
+    exchange: str | Exchange, symbols: list[str], timeframe: str, url: str | None = None
+) -> Exchange:
+    """The exchange, once every symbol's market at `timeframe` is known to exist: a typo in the
+    last of several symbols is refused before the first one's pull, not an hour after."""
+    ex = Exchange(exchange, url=url) if isinstance(exchange, str) else exchange
+    for symbol in symbols:
+        ex.check_market(symbol, timeframe)
+    return ex
 
 
 def _since_ms(since: str) -> int:

@@ -238,3 +238,20 @@ def test_server_time_without_a_set_clock_is_json(binance_server):
     with urllib.request.urlopen(binance_server.url + "/api/v3/time", timeout=5) as answer:
         server_time = json.loads(answer.read())["serverTime"]
     assert server_time == int(binance_server.candles.index[-1].value // 1_000_000) + 300_000
+
+
+def test_several_symbols_are_pulled_each_into_its_own_file(market, tmp_path, cli_exchange):
+    eth = (make_candles(50, seed=4) * 0.05).round(8)
+    market.candles = {"BTC/USDT": market.candles, "ETH/BTC": eth}
+    result = pull_cli(market, tmp_path, "--symbols", "ETH/BTC")  # beside pull_cli's --symbol
+    assert result.exit_code == 0, result.output
+    assert result.stdout.count("50 candles added") == 2
+    pd.testing.assert_frame_equal(stored(tmp_path), market.candles["BTC/USDT"], check_freq=False)
+    both = read_candles(candle_path(tmp_path, "binance", "ETH/BTC", "5m"))
+    pd.testing.assert_frame_equal(both, eth, check_freq=False, check_exact=True)
+
+
+def test_a_bad_symbol_among_several_is_refused_before_any_pull(market, tmp_path, cli_exchange):
+    one_line_error(pull_cli(market, tmp_path, "--symbols", "ETH/BTC,NOPE/USDT"), "NOPE/USDT")
+    assert not (tmp_path / "binance").exists()
+    assert market.count("/api/v3/klines") == 0

@@ -1,9 +1,10 @@
-"""Candles: load (parquet, CSV, freqtrade feather/json), validate, resample, regular grid.
+"""Candles: load (parquet, CSV, freqtrade feather/json/json.gz), validate, resample, regular grid.
 
 A candle frame is indexed by `timestamp` (tz-aware UTC, the candle's open time, sorted, unique)
 with float64 columns open, high, low, close, volume; a grid frame adds a bool column `filled`.
 """
 
+import gzip
 import json
 import re
 from pathlib import Path
@@ -39,23 +40,46 @@ def timeframe_ms(timeframe: str) -> int:
     return int(timeframe_delta(timeframe) / pd.Timedelta(1, "ms"))
 
 
+# what fc reads, by the file name's ending: freqtrade writes feather, parquet, json and json.gz
+CANDLE_FORMATS = (".parquet", ".csv", ".feather", ".json", ".json.gz")
+_COMPRESSIONS = (".gz", ".bz2", ".xz", ".zst", ".zstd", ".lz4", ".zip", ".7z", ".br", ".tgz")
+
+
+def candle_format(path: str | Path) -> str:
+    """The format a candle file's name gives ('.parquet', …, '.json.gz'); a compression or type
+    fc does not read is a user error naming it."""
+    path = Path(path)
+    name = path.name.lower()
+    found = next(
+        (f for f in sorted(CANDLE_FORMATS, key=len, reverse=True) if name.endswith(f)), None
+    )
+    if found is not None:
+        return found
+    suffix = path.suffix.lower()
+    if suffix in _COMPRESSIONS:
+        inner = f" of a {path.suffixes[-2]} file" if len(path.suffixes) > 1 else ""
+        raise FcError(
+            f"{path}: unknown compression {suffix!r}{inner}; fc reads .json.gz and "
+            "uncompressed parquet, csv, feather or json: decompress it first"
+        )
+    raise FcError(f"{path}: unknown type {suffix!r}; use parquet, csv, feather, json or json.gz")
+
+
 def load_candles(path: str | Path) -> pd.DataFrame:
     """Read a candle file and return a validated candle frame; a bad file is an FcError."""
     path = Path(path)
     if not path.is_file():
         raise FcError(f"{path}: no such file; give a parquet, CSV, feather or json candle file")
-    suffix = path.suffix.lower()
+    form = candle_format(path)
     try:
-        if suffix == ".parquet":
+        if form == ".parquet":
             raw = pd.read_parquet(path)
-        elif suffix == ".csv":
+        elif form == ".csv":
             raw = pd.read_csv(path)
-        elif suffix == ".feather":
+        elif form == ".feather":
             raw = pd.read_feather(path)
-        elif suffix == ".json":
-            raw = _read_freqtrade_json(path)
         else:
-            raise FcError(f"{path}: unknown type {suffix!r}; use parquet, csv, feather or json")
+            raw = _read_freqtrade_json(path, gzipped=form == ".json.gz")
     except FcError:
         raise
     except Exception as exc:  # the readers raise many types for a corrupt file
@@ -64,8 +88,10 @@ def load_candles(path: str | Path) -> pd.DataFrame:
     return validate_candles(_normalise(raw, path), source=str(path))
 
 
-def _read_freqtrade_json(path: Path) -> pd.DataFrame:
-    rows = json.loads(path.read_text())
+def _read_freqtrade_json(path: Path, gzipped: bool) -> pd.DataFrame:
+    """freqtrade's json: `DataFrame.to_json(orient="values")`, rows of [ms, o, h, l, c, v]."""
+    data = gzip.decompress(path.read_bytes()) if gzipped else path.read_bytes()
+    rows = json.loads(data)
     if not isinstance(rows, list) or (rows and len(rows[0]) < 6):
         raise FcError(f"{path}: expected a freqtrade json list of [ms, o, h, l, c, v]")
     return pd.DataFrame([r[:6] for r in rows], columns=["date", *OHLCV])
@@ -157,7 +183,7 @@ def resample(df: pd.DataFrame, timeframe: str) -> pd.DataFrame:
         return df[OHLCV].copy()
     if target < source or target % source != pd.Timedelta(0):
         raise FcError(
-            f"cannot resample {_fmt(source)} candles to {timeframe}: "
+            f"cannot resample {timeframe_name(source)} candles to {timeframe}: "
             "the target must be a whole multiple of the source timeframe"
         )
     # bins aligned on the epoch, as exchanges align them (30m bins start at :00 and :30)
@@ -208,7 +234,8 @@ def _ns(index: pd.DatetimeIndex) -> np.ndarray:
     return index.as_unit("ns").asi8
 
 
-def _fmt(delta: pd.Timedelta) -> str:
+def timeframe_name(delta: pd.Timedelta) -> str:
+    """Timedelta → '5m', '1h' (whole hours in h, anything else in minutes)."""
     minutes = int(delta / pd.Timedelta(1, "min"))
     return f"{minutes // 60}h" if minutes % 60 == 0 else f"{minutes}m"
 

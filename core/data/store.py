@@ -9,6 +9,7 @@ import os
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from fc.core.data.candles import OHLCV, load_candles, resample, timeframe_delta, validate_candles
@@ -42,24 +43,64 @@ def read_candles(path: Path) -> pd.DataFrame | None:
 
 
 def write_candles(path: Path, df: pd.DataFrame) -> None:
+    staged = stage_candles(path, df)
+    try:
+        os.replace(staged, path)
+    finally:
+        if staged.exists():
+            staged.unlink()
+
+
+def stage_candles(path: Path, df: pd.DataFrame) -> Path:
+    """Write the frame to a temporary file beside `path` and return it: `os.replace` onto
+    `path` makes it the stored file in one step, unlinking it leaves the store as it was."""
     validate_candles(df, source=str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
         df[OHLCV].to_parquet(tmp, compression="zstd")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return Path(tmp)
 
 
-def merge_candles(old: pd.DataFrame | None, new: pd.DataFrame) -> pd.DataFrame:
-    """Union by time; where both have a bar, the newer answer wins."""
+def first_disagreement(old: pd.DataFrame, new: pd.DataFrame) -> tuple | None:
+    """(time, column, old value, new value) of the earliest candle both frames hold whose OHLCV
+    differ, or None. Exact comparison: parquet stores float64 bit for bit, so a candle read back
+    from the store equals the one written, and any difference is another answer."""
+    times = old.index.intersection(new.index)
+    if times.empty:
+        return None
+    a, b = old.loc[times, OHLCV].to_numpy(), new.loc[times, OHLCV].to_numpy()
+    rows, cols = np.nonzero(a != b)
+    if rows.size == 0:
+        return None
+    r, c = rows[0], cols[0]  # np.nonzero is row-major: the earliest time, its first column
+    return times[r], OHLCV[c], a[r, c], b[r, c]
+
+
+def merge_candles(
+    old: pd.DataFrame | None, new: pd.DataFrame, source: str = "new candles", stored: str = "store"
+) -> pd.DataFrame:
+    """Union by time. Where both hold a candle they must agree exactly; otherwise an FcError
+    names the first differing time. Imports and pulls alike: a pull starts after the last stored
+    candle and never stores the candle in progress, so it never overlaps in normal operation,
+    and a differing closed candle means the exchange rewrote history or a bug: either way the
+    user should hear of it, not find a run's candles silently replaced."""
     if old is None or old.empty:
         return new[OHLCV].sort_index()
+    differs = first_disagreement(old, new)
+    if differs is not None:
+        when, column, was, now = differs
+        raise FcError(
+            f"{source}: the candle at {when.isoformat()} differs from the one in {stored} "
+            f"({column} {float(now)!r} against {float(was)!r} stored); nothing was written: "
+            "import it into another --store, or delete the stored file to replace it"
+        )
     both = pd.concat([old[OHLCV], new[OHLCV]])
-    return both[~both.index.duplicated(keep="last")].sort_index()
+    return both[~both.index.duplicated()].sort_index()
 
 
 def find_candles(
@@ -89,25 +130,3 @@ def find_candles(
     _, _, path, tf = min(candidates)
     df = load_candles(path)
     return (df if tf == timeframe else resample(df, timeframe)), path
-
-
-def import_file(
-    file: str | Path, store: str | Path, exchange: str, symbol: str, timeframe: str | None = None
-) -> tuple[Path, int]:
-    """Validate a local candle file and merge it into the store. Returns the path and row count."""
-    df = load_candles(file)
-    from fc.core.data.candles import infer_timeframe
-
-    found = infer_timeframe(df)
-    if timeframe is None:
-        minutes = int(found / pd.Timedelta(1, "min"))
-        timeframe = f"{minutes // 60}h" if minutes % 60 == 0 else f"{minutes}m"
-    elif timeframe_delta(timeframe) != found:
-        raise FcError(
-            f"{file}: the candles are {found} apart, not {timeframe}; "
-            "pass the file's own --timeframe"
-        )
-    path = candle_path(store, exchange, symbol, timeframe)
-    merged = merge_candles(read_candles(path), df)
-    write_candles(path, merged)
-    return path, len(merged)
