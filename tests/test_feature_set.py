@@ -18,11 +18,12 @@ from fc.core.data.feature_set import (
     FeatureSpec,
     align_symbols,
     build_columns,
+    feature_decision_mask,
     fit_normalisation,
     normalise,
     parse_features,
 )
-from fc.core.data.features import price_change
+from fc.core.data.features import decision_mask, price_change
 from fc.core.errors import FcError
 from fc.core.learning.model import Scaling
 from fc.core.learning.schemes import make_series
@@ -119,6 +120,15 @@ def test_first_decision_waits_for_warmup_and_a_full_window(text, warmup, first):
     assert (spec.warmup, spec.first_decision(512)) == (warmup, first)
     # the first window [first-511, first] starts at a real value (never before index 1)
     assert first - 511 == max(warmup, 1)
+
+
+def test_decision_mask_waits_for_the_features():
+    filled = np.zeros(700, dtype=bool)
+    filled[[3, 600]] = True
+    close = feature_decision_mask(parse_features("close,range", BTC), 700, 64, filled)
+    assert np.array_equal(close, decision_mask(700, 64, filled))
+    slow = feature_decision_mask(parse_features("close,volatility:48", BTC), 700, 64, filled)
+    assert np.flatnonzero(slow)[0] == 48 + 63 and np.array_equal(slow[111:], close[111:])
 
 
 def test_saved_spec_round_trips_and_its_hash_is_stable():

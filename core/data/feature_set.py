@@ -1,8 +1,9 @@
-"""Declared inputs: the registry of named causal features and the spec a run carries.
+"""Declared inputs: the feature spec a run carries, and the columns, decisions and
+normalisation built from it.
 
-A spec such as `close,ret,volume:48,ret@ETH/USDT` names features of the decided symbol and of
-other symbols on the same grid. Training, backtest, export parity and live all build their input
-columns here, from candle grids, with one definition per feature (pure numpy).
+A spec such as `close,ret,volume:48,ret@ETH/USDT` names features (feature_registry.py) of the
+decided symbol and of other symbols on the same grid. Training, backtest, export parity and live
+all build their input columns here from candle grids: one definition per feature, pure numpy.
 """
 
 import hashlib
@@ -15,6 +16,7 @@ import pandas as pd
 
 from fc.core.data.candles import infer_timeframe, timeframe_delta
 from fc.core.data.feature_registry import FEATURES, Feature, register
+from fc.core.data.features import decision_mask
 from fc.core.errors import FcError
 
 __all__ = [
@@ -26,6 +28,7 @@ __all__ = [
     "parse_features",
     "align_symbols",
     "build_columns",
+    "feature_decision_mask",
     "fit_normalisation",
     "normalise",
 ]
@@ -224,6 +227,16 @@ def build_columns(spec: FeatureSpec, grids: dict[str, pd.DataFrame], timeframe: 
         raise FcError(f"the features need {spec.warmup + 1} bars to warm up; the data has {n}")
     parts = [FEATURES[i.name].compute(grids[i.symbol], i.param, step) for i in spec.items]
     return np.column_stack(parts) if parts else np.zeros((n, 0))
+
+
+def feature_decision_mask(
+    spec: FeatureSpec, n: int, seq_len: int, filled: np.ndarray | None = None
+) -> np.ndarray:
+    """decision_mask (a full window, a next candle, no filled bar at t or t+1) that also waits
+    for spec.first_decision(seq_len); for `close` alone it is decision_mask itself."""
+    mask = decision_mask(n, seq_len, filled)
+    mask[: spec.first_decision(seq_len)] = False
+    return mask
 
 
 def fit_normalisation(
