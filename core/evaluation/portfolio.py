@@ -7,6 +7,8 @@ and are held through the others, as one symbol's positions are (core.evaluation.
 range starts flat with wealth 1.0.
 """
 
+import math
+
 import numpy as np
 import pandas as pd
 
@@ -91,26 +93,29 @@ def ranked_book(scores: np.ndarray, decide: np.ndarray, params: PolicyParams) ->
 
 def _sequential_sides(scores: np.ndarray, decide: np.ndarray, params: PolicyParams):
     """Sides (+1, 0, -1) per decision bar, one bar after another: band and min_hold depend on
-    the book held."""
+    the book held. Plain lists: a handful of symbols a bar is 10x faster than numpy calls."""
     n, size = scores.shape
-    k, band = params.k, params.band
+    k, band, min_hold = params.k, params.band, params.min_hold
+    symbols = range(size)
+    bars = np.flatnonzero(decide)
+    decided = []
+    side, changed = [0] * size, [-math.inf] * size  # the flat start is no held position
+    for t, row in zip(bars.tolist(), scores[bars].tolist(), strict=True):
+        free = [t - changed[s] >= min_hold for s in symbols]
+        new = [0 if free[s] else side[s] for s in symbols]
+        for sign in (1, -1):
+            # an incumbent on this side ranks band higher (for shorts: lower) than its p_up;
+            # sorted is stable: among equal scores the symbol listed first ranks higher
+            order = sorted(symbols, key=lambda s, g=sign: -(row[s] + g * band * (side[s] == g)))
+            need = k - new.count(sign)
+            for s in order if sign > 0 else reversed(order):
+                if need and free[s]:
+                    new[s], free[s], need = sign, False, need - 1
+        changed = [t if new[s] != side[s] else changed[s] for s in symbols]
+        side = new
+        decided.append(new)
     sides = np.zeros((n, size))
-    side = np.zeros(size)
-    changed = np.full(size, -np.inf)  # the flat start is no held position
-    for t in np.flatnonzero(decide):
-        locked = t - changed < params.min_hold
-        new = np.where(locked, side, 0.0)
-        free = ~locked
-        for sign in (1.0, -1.0):
-            # an incumbent on this side ranks band higher (for shorts: lower) than its p_up
-            score = scores[t] + sign * band * (side == sign)
-            order = np.argsort(-score, kind="stable")
-            order = order if sign > 0 else order[::-1]
-            picked = order[free[order]][: k - int((new == sign).sum())]
-            new[picked] = sign
-            free[picked] = False
-        changed[new != side] = t
-        side = sides[t] = new
+    sides[bars] = np.array(decided, dtype=np.float64).reshape(len(bars), size)
     return sides
 
 
