@@ -231,3 +231,29 @@ def test_weights_at_t_read_nothing_after_t():
     for name, weights in before.items():
         np.testing.assert_array_equal(after[name][: t + 1], weights[: t + 1])
         assert not np.array_equal(after[name], weights) or name == "buy_and_hold"
+
+
+def test_turnover_trades_and_break_even_fee_of_a_portfolio_from_the_frame():
+    times, closes, filled = universe(31, 400, 5)
+    p_up = np.random.default_rng(6).random((400, 5))
+    cfg = BacktestConfig(bootstrap_reps=10)
+    decide = portfolio_decisions(filled, SEQ)
+    parts = segments(times, decide, str(times[200]), cfg)
+    frame, report = portfolio_backtest(times, closes, p_up, decide, parts, cfg, "30m",
+                                       SYMBOLS, {"long_short": PolicyParams(k=2)})  # fmt: skip
+    slugs = [s.replace("/", "_") for s in SYMBOLS]
+    for name in ("train", "validation"):
+        rows = frame[frame["range"] == name]
+        for policy in STRATEGIES:
+            stats = report[name][policy]
+            book = rows[[f"weight_{policy}_{slug}" for slug in slugs]].to_numpy()
+            moves = np.abs(np.diff(book, axis=0, prepend=0.0))
+            assert stats["turnover"] == pytest.approx(moves.sum(axis=1).mean(), rel=1e-12)
+            assert stats["trades"] == int((moves > 0).sum())
+            assert stats["exposure"] == pytest.approx(np.abs(book).sum(axis=1).mean(), rel=1e-12)
+            fee = stats["break_even_fee_bps"]
+            if fee is not None:  # the wealth at that fee is 1.0, by the plain row loop
+                wealth = loop_wealth(rows, policy, slugs, closes, times, fee / 1e4)
+                assert wealth[-1] == pytest.approx(1.0, abs=1e-9)
+            else:
+                assert loop_wealth(rows, policy, slugs, closes, times, 0.0)[-1] <= 1.0
