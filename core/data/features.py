@@ -50,3 +50,35 @@ def decision_mask(n: int, seq_len: int, filled: np.ndarray | None = None) -> np.
         filled = np.asarray(filled, dtype=bool)
         ok[:-1] &= ~filled[:-1] & ~filled[1:]
     return ok
+
+
+# A universe: closes (n bars, S symbols) on one shared grid, one column a symbol.
+
+
+def next_returns(closes: np.ndarray) -> np.ndarray:
+    """R_{s,t+1} of every symbol, (n, S): next_return down each column; NaN in the last row."""
+    return next_return(_universe(closes))
+
+
+def relative_return(closes: np.ndarray) -> np.ndarray:
+    """Candle t's return of each symbol minus the equal-weight mean of the universe's:
+    (close_{s,t} / close_{s,t-1} - 1) - mean_s(...), (n, S); the first row 0 (no candle before).
+    Causal: row t uses closes t-1 and t only."""
+    closes = _universe(closes)
+    change = np.zeros_like(closes)
+    change[1:] = closes[1:] / closes[:-1] - 1.0
+    return change - change.mean(axis=1, keepdims=True)
+
+
+def relative_direction_class(closes: np.ndarray) -> np.ndarray:
+    """The relative target's label of each candle, (n, S): 0 ("up": the symbol did at least as
+    well as the universe's mean, ties included, as in direction_class) else 1; the first row 0.
+    As for one symbol, the target of a decision at t is the label of candle t+1."""
+    return (relative_return(closes) < 0).astype(np.int64)
+
+
+def _universe(closes: np.ndarray) -> np.ndarray:
+    closes = np.asarray(closes, dtype=np.float64)
+    if closes.ndim != 2:
+        raise ValueError(f"closes of a universe are (bars, symbols), got shape {closes.shape}")
+    return closes

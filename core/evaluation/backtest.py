@@ -140,32 +140,23 @@ def run_backtest(
     for name, part in parts.items():
         if not (part & decide).any():
             continue
-        section, rows = {}, {"time": grid.index[part], "close": close[part]}
+        rows = {"time": grid.index[part], "close": close[part]}
         rows["p_up"] = p_up[part]
         rows["p_down"] = 1.0 - p_up[part]
         strategies = {
             p: held_positions(p, np.nan_to_num(p_up, nan=0.5), decide & part, params.get(p))
             for p in POLICIES
         }
-        excess = {}  # per-bar returns, bootstrapped together below
+        books = {}
         for key, positions in {**strategies, **base}.items():
-            f, r, factors = simulate(close, positions, decide, part, cfg.cost)
-            excess[key] = factors - 1.0
-            section[key] = metrics.performance(factors, f, r, per_year)
-            section[key]["decisions"] = int((part & decide).sum())
-            psr = significance.psr(factors - 1.0)  # PSR(0), per-bar returns
-            # no dispersion (a strategy that never trades): no PSR, null in JSON rather than NaN
-            section[key]["psr"] = psr if np.isfinite(psr) else None
-            section[key]["sharpe_ci95"] = None  # filled below, in this place of the report
+            books[key] = f, r, factors = simulate(close, positions, decide, part, cfg.cost)
             if key in strategies:
                 rows[f"position_{key}"] = f
-                section[key]["policy_params"] = (params.get(key) or PolicyParams()).to_dict()
             if key in (*strategies, "buy_and_hold", "mean_reversion"):
                 rows[f"wealth_{key}"] = np.cumprod(factors)  # at the next close
-        cis = metrics.bootstrap_cis(list(excess.values()), metrics.sharpe_rows(per_year),
-                                    cfg.bootstrap_reps, cfg.bootstrap_block)  # fmt: skip
-        for key, ci in zip(excess, cis, strict=True):
-            section[key]["sharpe_ci95"] = ci
+        section = strategy_statistics(books, int((part & decide).sum()), per_year, cfg)
+        for key in strategies:
+            section[key]["policy_params"] = (params.get(key) or PolicyParams()).to_dict()
         section["classifier"] = _classifier_section(p_up, label_next, close, part & scored,
                                                     prior_p, cfg)  # fmt: skip
         report[name] = section
@@ -173,6 +164,26 @@ def run_backtest(
         frame.insert(1, "range", name)
         frames.append(frame)
     return pd.concat(frames, ignore_index=True), report
+
+
+def strategy_statistics(books: dict, decisions: int, per_year: float, cfg: BacktestConfig):
+    """{strategy: statistics} of one range from {strategy: (positions, next returns, growth
+    factors)} over its bars (positions and returns (bars,) for one symbol, (bars, symbols) for a
+    portfolio): metrics.performance, the decisions, PSR(0) and the Sharpe's bootstrap interval,
+    the strategies bootstrapped together over the same resampled bars."""
+    section = {}
+    for key, (f, r, factors) in books.items():
+        section[key] = metrics.performance(factors, f, r, per_year)
+        section[key]["decisions"] = decisions
+        psr = significance.psr(factors - 1.0)  # PSR(0), per-bar returns
+        # no dispersion (a strategy that never trades): no PSR, null in JSON rather than NaN
+        section[key]["psr"] = psr if np.isfinite(psr) else None
+    excess = [factors - 1.0 for _, _, factors in books.values()]
+    cis = metrics.bootstrap_cis(excess, metrics.sharpe_rows(per_year), cfg.bootstrap_reps,
+                                cfg.bootstrap_block)  # fmt: skip
+    for key, ci in zip(books, cis, strict=True):
+        section[key]["sharpe_ci95"] = ci
+    return section
 
 
 def _classifier_section(p_up, label_next, close, scored, prior_p, cfg) -> dict:

@@ -21,6 +21,8 @@ POLICIES = ("discrete", "proportional")
 APPLIES = {
     "discrete": ("band", "flat_inside", "cap", "min_hold"),
     "proportional": ("rebalance", "cap", "min_hold"),
+    # a universe's market-neutral book (core.evaluation.portfolio); not a per-symbol policy
+    "long_short": ("band", "cap", "min_hold", "k"),
 }
 
 
@@ -37,6 +39,8 @@ class PolicyParams:
     min_hold: both, in bars (filled bars and downtime count: it is time). A position that changed
       at bar t may next change at a decision bar s with s - t >= min_hold. 1 (the default) lets
       it change at every bar; 4 keeps it at least 4 bars. The flat start is no held position.
+    k: long_short only (a universe of symbols): long the k highest p_up, short the k lowest.
+      Checked against the universe's size where it is known (portfolio.long_short).
     """
 
     band: float = 0.0
@@ -44,9 +48,10 @@ class PolicyParams:
     rebalance: float = 0.0
     cap: float = 1.0
     min_hold: int = 1
+    k: int = 1
 
     def __post_init__(self):
-        for name in ("band", "rebalance", "cap", "min_hold"):  # JSON read back may be anything
+        for name in ("band", "rebalance", "cap", "min_hold", "k"):  # JSON read back may be anything
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise FcError(f"policy parameter {name} {value!r} is not a number")
@@ -61,7 +66,10 @@ class PolicyParams:
                 f"--min-hold {self.min_hold:g} must be a whole number of bars >= 1 "
                 "(1: the position may change at every bar)"
             )
+        if self.k != int(self.k) or self.k < 1:
+            raise FcError(f"--k {self.k:g} must be a whole number of symbols >= 1, e.g. 1")
         object.__setattr__(self, "min_hold", int(self.min_hold))
+        object.__setattr__(self, "k", int(self.k))
         object.__setattr__(self, "flat_inside", bool(self.flat_inside))
 
     def is_default(self, policy: str) -> bool:
@@ -73,13 +81,18 @@ class PolicyParams:
         return {k: getattr(self, k) for k in APPLIES[policy]}
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The fields as a dict; k only when it is not 1, so that a one-symbol run's JSON,
+        graph metadata and journal rows stay as they were (k means nothing there)."""
+        out = asdict(self)
+        if out["k"] == 1:
+            del out["k"]
+        return out
 
     def label(self, policy: str) -> str:
         """The non-default parameters `policy` reads, short: "band 0.02 flat hold 4" (flat:
         flat inside the band)."""
         words = {"band": "band {:g}", "rebalance": "rebalance {:g}", "cap": "cap {:g}",
-                 "min_hold": "hold {}"}  # fmt: skip
+                 "min_hold": "hold {}", "k": "k {}"}  # fmt: skip
         default = PolicyParams()
         parts = []
         for key, value in self.for_policy(policy).items():
@@ -200,11 +213,27 @@ def sequential_positions(
 def wealth_factors(positions: np.ndarray, returns: np.ndarray, cost: float = 0.0) -> np.ndarray:
     """Per-step growth 1 + f_t R_{t+1} - c |f_t - f_{t-1}| with f_{-1} = 0.
 
-    positions[i] is decided at a close and earns returns[i] (the next candle's return)."""
+    positions[i] is decided at a close and earns returns[i] (the next candle's return). A
+    portfolio's weights (bars, symbols) against its symbols' returns give the portfolio's
+    growth 1 + sum_s w_{s,t} R_{s,t+1} - c sum_s |w_{s,t} - w_{s,t-1}|, one a bar."""
     f = np.asarray(positions, dtype=np.float64)
     r = np.asarray(returns, dtype=np.float64)
+    if f.ndim == 2:
+        pnl, turnover = book_moves(f, r)
+        return 1.0 + pnl - cost * turnover
     turnover = np.abs(np.diff(f, prepend=0.0))
     return 1.0 + f * r - cost * turnover
+
+
+def book_moves(positions: np.ndarray, returns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per bar, the book's return before costs sum_s f_s R_s and its traded amount
+    sum_s |f_{s,t} - f_{s,t-1}| (from flat), of one position series or a (bars, symbols)
+    matrix; for one series, f R and |delta f| to the bit (a sum of one column is exact)."""
+    f = np.asarray(positions, dtype=np.float64)
+    r = np.asarray(returns, dtype=np.float64)
+    if f.ndim == 1:
+        f, r = f[:, None], r[:, None]
+    return (f * r).sum(axis=1), np.abs(np.diff(f, axis=0, prepend=0.0)).sum(axis=1)
 
 
 def wealth(positions: np.ndarray, returns: np.ndarray, cost: float = 0.0, start: float = 1.0):
@@ -216,13 +245,13 @@ def break_even_cost(positions: np.ndarray, returns: np.ndarray) -> float | None:
     """The cost c per unit of position change at which the final wealth is exactly 1.0:
     prod(1 + f R - c |Δf|) = 1, with f starting flat. None when the positions never change (the
     cost cannot matter) or the wealth is <= 1.0 already without costs (no cost >= 0 breaks even).
+    A portfolio's weights (bars, symbols): prod(1 + sum_s w R - c sum_s |Δw|) = 1.
 
     Log wealth g(c) = sum log(a - c b) is decreasing and concave in c, so Newton's steps, kept
     inside the bracket [g > 0, g <= 0] by bisection when they leave it, converge in a few
     iterations."""
-    f = np.asarray(positions, dtype=np.float64)
-    gross = 1.0 + f * np.asarray(returns, dtype=np.float64)
-    traded = np.abs(np.diff(f, prepend=0.0))
+    pnl, traded = book_moves(positions, returns)
+    gross = 1.0 + pnl
     moves = traded > 0
     if not moves.any() or np.any(gross <= 0):
         return None

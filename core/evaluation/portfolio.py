@@ -1,0 +1,231 @@
+"""The portfolio backtest of a universe (SPEC §10): weight matrices (bars x symbols) from the
+policies, one wealth formula over them, and for each the statistics of one symbol's strategies.
+
+A weight row decided at the close of bar t earns sum_s w_{s,t} R_{s,t+1}, less c sum_s |Δw_s|.
+Weights change only at decision bars (portfolio_decisions: a bar filled for any symbol is none)
+and are held through the others, as one symbol's positions are (core.evaluation.backtest). Each
+range starts flat with wealth 1.0.
+"""
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from fc.core.data.candles import timeframe_delta
+from fc.core.data.features import next_returns, relative_return
+from fc.core.data.store import symbol_slug
+from fc.core.errors import FcError
+from fc.core.evaluation import metrics
+from fc.core.evaluation.backtest import BacktestConfig, strategy_statistics, trade_mask
+from fc.core.evaluation.policies import PolicyParams, held_positions, hold, wealth_factors
+
+STRATEGIES = ("long_short", "equal_weight_discrete", "equal_weight_proportional")
+BASELINES = ("buy_and_hold", "cross_sectional_reversal")
+
+
+def portfolio_decisions(filled: np.ndarray, seq_len: int) -> np.ndarray:
+    """Bars where the portfolio decides, (bars,): trade_mask of "filled for any symbol" (a weight
+    row is decided at once for all symbols, so a bar missing one symbol's candle is none)."""
+    return trade_mask(np.asarray(filled, dtype=bool).any(axis=1), seq_len)
+
+
+def symbol_positions(policy: str, p_up: np.ndarray, decide: np.ndarray, params=None):
+    """Each symbol's held position under one symbol's `policy`, (bars, symbols): held_positions
+    down each column of p_up, with the portfolio's decision bars."""
+    columns = [held_positions(policy, column, decide, params) for column in np.asarray(p_up).T]
+    return np.column_stack(columns)
+
+
+def equal_weight(positions: np.ndarray) -> np.ndarray:
+    """Each symbol a 1/S slice of the capital, positioned as it would be alone."""
+    positions = np.asarray(positions, dtype=np.float64)
+    return positions / positions.shape[1]
+
+
+def buy_and_hold(n: int, symbols: int) -> np.ndarray:
+    """The universe bought in equal weights, 1/S long each, every bar."""
+    return np.full((n, symbols), 1.0 / symbols)
+
+
+def long_short(p_up: np.ndarray, decide: np.ndarray, params: PolicyParams | None = None):
+    """Market-neutral weights, (bars, symbols): +cap/(2k) on the k highest p_up, -cap/(2k) on the
+    k lowest, 0 elsewhere, decided at decision bars and held through the others.
+
+    Ties rank the symbol listed first higher (a stable sort): preferred for a long, spared for a
+    short. band (fee-aware, read cross-sectionally): a symbol held long keeps its place unless
+    another's p_up beats its own by more than band, and a short likewise; ranking on p_up alone
+    would trade on any reshuffle however small, and the level of p_up (0.5 + band of the
+    discrete policy) means little where the target is relative, the ranking everything.
+    min_hold: a symbol's weight changed at bar t may next change at a decision bar s with
+    s - t >= min_hold; the book is completed from the symbols free to move, so every decision
+    bar holds k longs and k shorts (weights sum to 0, gross to cap)."""
+    return ranked_book(np.nan_to_num(np.asarray(p_up, dtype=np.float64), nan=0.5), decide,
+                       params or PolicyParams())  # fmt: skip
+
+
+def cross_sectional_reversal(closes: np.ndarray, decide: np.ndarray, k: int = 1) -> np.ndarray:
+    """The relative target's mean reversion: long the k symbols whose last candle fell most
+    against the universe's mean, short the k that rose most, weights +-1/(2k)."""
+    return ranked_book(-relative_return(closes), decide, PolicyParams(k=k))
+
+
+def ranked_book(scores: np.ndarray, decide: np.ndarray, params: PolicyParams) -> np.ndarray:
+    """long_short on any scores (higher: more wanted long); see long_short."""
+    scores = np.asarray(scores, dtype=np.float64)
+    n, size = scores.shape
+    k = params.k
+    if 2 * k > size:
+        raise FcError(
+            f"--k {k} is more than half the universe of {size} symbols: give --k <= {size // 2}"
+        )
+    decide = np.asarray(decide, dtype=bool)
+    if params.band == 0 and params.min_hold == 1:  # memoryless: one ranking per bar
+        sides = np.zeros((n, size))
+        order = np.argsort(-scores, axis=1, kind="stable")
+        np.put_along_axis(sides, order[:, :k], 1.0, axis=1)
+        np.put_along_axis(sides, order[:, size - k :], -1.0, axis=1)
+    else:
+        sides = _sequential_sides(scores, decide, params)
+    weights = sides * (params.cap / (2 * k))
+    return np.column_stack([hold(column, decide) for column in weights.T])
+
+
+def _sequential_sides(scores: np.ndarray, decide: np.ndarray, params: PolicyParams):
+    """Sides (+1, 0, -1) per decision bar, one bar after another: band and min_hold depend on
+    the book held. Plain lists: a handful of symbols a bar is 10x faster than numpy calls."""
+    n, size = scores.shape
+    k, band, min_hold = params.k, params.band, params.min_hold
+    symbols = range(size)
+    bars = np.flatnonzero(decide)
+    decided = []
+    side, changed = [0] * size, [-math.inf] * size  # the flat start is no held position
+    for t, row in zip(bars.tolist(), scores[bars].tolist(), strict=True):
+        free = [t - changed[s] >= min_hold for s in symbols]
+        new = [0 if free[s] else side[s] for s in symbols]
+        for sign in (1, -1):
+            # an incumbent on this side ranks band higher (for shorts: lower) than its p_up;
+            # sorted is stable: among equal scores the symbol listed first ranks higher
+            order = sorted(symbols, key=lambda s, g=sign: -(row[s] + g * band * (side[s] == g)))
+            need = k - new.count(sign)
+            for s in order if sign > 0 else reversed(order):
+                if need and free[s]:
+                    new[s], free[s], need = sign, False, need - 1
+        changed = [t if new[s] != side[s] else changed[s] for s in symbols]
+        side = new
+        decided.append(new)
+    sides = np.zeros((n, size))
+    sides[bars] = np.array(decided, dtype=np.float64).reshape(len(bars), size)
+    return sides
+
+
+def portfolio_weights(p_up: np.ndarray, closes: np.ndarray, decide: np.ndarray, params=None):
+    """{strategy: weights (bars, symbols)} of the three policies and the two baselines for the
+    decision bars `decide`. params {policy: PolicyParams} for "discrete", "proportional" and
+    "long_short" (absent: defaults; the baselines' k is long_short's)."""
+    params = params or {}
+    p = np.nan_to_num(np.asarray(p_up, dtype=np.float64), nan=0.5)
+    pair = params.get("long_short") or PolicyParams()
+    return {
+        "long_short": long_short(p, decide, pair),
+        "equal_weight_discrete": equal_weight(
+            symbol_positions("discrete", p, decide, params.get("discrete"))
+        ),
+        "equal_weight_proportional": equal_weight(
+            symbol_positions("proportional", p, decide, params.get("proportional"))
+        ),
+        "buy_and_hold": buy_and_hold(*p.shape),
+        "cross_sectional_reversal": cross_sectional_reversal(closes, decide, pair.k),
+    }
+
+
+def portfolio_wealth(weights: np.ndarray, returns_next: np.ndarray, cost: float = 0.0):
+    """W after each bar, (bars,): W_{t+1} = W_t (1 + sum_s w_{s,t} R_{s,t+1}
+    - c sum_s |w_{s,t} - w_{s,t-1}|), w_{-1} = 0, W from 1.0 (policies.wealth_factors). A bar
+    without a next candle (NaN) earns nothing."""
+    return np.cumprod(wealth_factors(weights, np.nan_to_num(returns_next), cost))
+
+
+def range_weights(weights: np.ndarray, decide: np.ndarray, part: np.ndarray) -> np.ndarray:
+    """The weights held over one range's bars, (bars in part, symbols): flat until its first
+    decision, as backtest.simulate holds one symbol's positions."""
+    decided = np.asarray(decide, dtype=bool) & part
+    inside = np.where(part[:, None], weights, 0.0)
+    return np.column_stack([hold(column, decided)[part] for column in inside.T])
+
+
+def range_books(weights_by_policy: dict, closes, decide, part, cost: float) -> dict:
+    """{strategy: (weights, next returns, growth factors)} over one range's bars."""
+    returns = np.nan_to_num(next_returns(closes))[part]
+    books = {}
+    for name, weights in weights_by_policy.items():
+        held = range_weights(weights, decide, part)
+        books[name] = held, returns, wealth_factors(held, returns, cost)
+    return books
+
+
+def portfolio_report(
+    weights_by_range: dict,
+    closes: np.ndarray,
+    decide: np.ndarray,
+    parts: dict,
+    cfg: BacktestConfig,
+    timeframe: str,
+) -> dict:
+    """{range: {strategy: statistics}}: each range's weights ({range: {strategy: (bars,
+    symbols)}}, decided on that range's decision bars, as run_backtest decides each range's)
+    with the statistics of one symbol's strategies (backtest.strategy_statistics)."""
+    per_year = metrics.bars_per_year(timeframe_delta(timeframe) / pd.Timedelta(1, "min"))
+    report = {}
+    for name, part in parts.items():
+        if name not in weights_by_range or not (part & decide).any():
+            continue
+        books = range_books(weights_by_range[name], closes, decide, part, cfg.cost)
+        report[name] = strategy_statistics(books, int((part & decide).sum()), per_year, cfg)
+    return report
+
+
+def positions_frame(times, p_up, weights_by_policy: dict, symbols, wealth_by_policy=None):
+    """One row a bar: time, p_up_<SLUG> of every symbol, weight_<policy>_<SLUG> of every policy
+    and symbol, then wealth_<policy> (at the next close): enough, with the candles, to recompute
+    every portfolio wealth. SLUG: BTC/USDT -> BTC_USDT."""
+    slugs = [symbol_slug(s) for s in symbols]
+    p_up = np.asarray(p_up, dtype=np.float64)
+    columns = {"time": times}
+    columns.update({f"p_up_{slug}": p_up[:, i] for i, slug in enumerate(slugs)})
+    for policy, weights in weights_by_policy.items():
+        columns.update({f"weight_{policy}_{slug}": weights[:, i] for i, slug in enumerate(slugs)})
+    for policy, wealth in (wealth_by_policy or {}).items():
+        columns[f"wealth_{policy}"] = wealth
+    return pd.DataFrame(columns)
+
+
+def portfolio_backtest(
+    times: pd.DatetimeIndex,
+    closes: np.ndarray,
+    p_up: np.ndarray,
+    decide: np.ndarray,
+    parts: dict,
+    cfg: BacktestConfig,
+    timeframe: str,
+    symbols: list[str],
+    params: dict | None = None,
+):
+    """The portfolio of a universe over every range with a decision, as run_backtest does one
+    symbol: (positions frame with a range column, {range: {strategy: statistics}})."""
+    weights_by_range, frames = {}, []
+    for name, part in parts.items():
+        if not (part & decide).any():
+            continue
+        weights = portfolio_weights(p_up, closes, decide & part, params)
+        weights_by_range[name] = weights
+        books = range_books(weights, closes, decide, part, cfg.cost)
+        frame = positions_frame(
+            times[part], np.asarray(p_up)[part],
+            {key: books[key][0] for key in STRATEGIES}, symbols,
+            {key: np.cumprod(factors) for key, (_, _, factors) in books.items()},
+        )  # fmt: skip
+        frame.insert(1, "range", name)
+        frames.append(frame)
+    report = portfolio_report(weights_by_range, closes, decide, parts, cfg, timeframe)
+    return pd.concat(frames, ignore_index=True), report
