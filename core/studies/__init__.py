@@ -1,0 +1,1 @@
+"""Studies: what owns a run folder's layout and combines learning with evaluation."""
