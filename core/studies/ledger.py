@@ -151,15 +151,15 @@ def range_counts(rows: list[dict]) -> list[dict]:
 
 @contextmanager
 def _transaction(path: Path, create: bool):
-    """One write-locked transaction on the ledger (BEGIN IMMEDIATE: a second process waits for
-    the first instead of failing on a read-then-write upgrade); a file that is not a ledger is
-    a user error that leaves it untouched."""
+    """One transaction on the ledger, write-locked from its start when it may write (BEGIN
+    IMMEDIATE: a second process waits for the first instead of failing on a read-then-write
+    upgrade); a file that is not a ledger is a user error that leaves it untouched."""
     db = None
     try:
         db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         # WAL: readers (fc ledger) never block a backtest that is appending
         db.execute("PRAGMA journal_mode=WAL")
-        db.execute("BEGIN IMMEDIATE")
+        db.execute("BEGIN IMMEDIATE" if create else "BEGIN")
         if create:
             db.execute(SCHEMA)
         try:
