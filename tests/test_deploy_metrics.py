@@ -43,6 +43,7 @@ def test_promtool_checks_the_config_and_unit_tests_the_rules():
         pytest.skip("promtool not installed (.ci/run installs Debian's prometheus)")
     for args in (
         ["check", "config", str(ROOT / "deploy" / "prometheus.yml")],
+        ["check", "config", str(ROOT / "deploy" / "prometheus-instances.yml")],
         ["test", "rules", str(ROOT / "tests" / "prometheus" / "rules_test.yml")],
     ):
         out = subprocess.run([promtool, *args], capture_output=True, text=True, timeout=60)

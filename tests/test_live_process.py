@@ -194,15 +194,21 @@ def test_kill_9_during_writes_leaves_a_readable_journal(tmp_path):
     assert Journal(path).integrity() == "ok"
 
 
-def test_unit_file_passes_systemd_analyze_verify(tmp_path):
+@pytest.mark.parametrize(
+    ("unit_file", "verified"),
+    [("fc-paper.service", "fc-paper.service"), ("fc-paper@.service", "fc-paper@btc.service")],
+)
+def test_unit_file_passes_systemd_analyze_verify(tmp_path, unit_file, verified):
     tool = shutil.which("systemd-analyze")
     if tool is None:
         pytest.skip("systemd-analyze not installed (.ci/run installs systemd)")
-    unit = (ROOT / "deploy" / "fc-paper.service").read_text()
+    unit = (ROOT / "deploy" / unit_file).read_text()
     # verify wants ExecStart's binary to exist: point it at this checkout's fc
     fc_bin = Path(sys.executable).parent / "fc"
-    (tmp_path / "fc-paper.service").write_text(unit.replace("/opt/fc/.venv/bin/fc", str(fc_bin)))
-    out = subprocess.run([tool, "verify", str(tmp_path / "fc-paper.service")],
+    (tmp_path / unit_file).write_text(unit.replace("/opt/fc/.venv/bin/fc", str(fc_bin)))
+    # a template is verified as an instance: verify finds fc-paper@.service beside the name
+    # fc-paper@btc.service and expands %i to btc
+    out = subprocess.run([tool, "verify", str(tmp_path / verified)],
                          capture_output=True, text=True, timeout=60)  # fmt: skip
-    problems = [line for line in out.stderr.splitlines() if "fc-paper.service" in line]
+    problems = [line for line in out.stderr.splitlines() if unit_file.split(".")[0] in line]
     assert out.returncode == 0 and not problems, out.stderr
