@@ -34,7 +34,13 @@ class Option:
 
 DATA = (
     Option("symbol", str, "BTC/USDT", "Symbol in the store (without --data)."),
-    Option("data", Path | None, None, "A candle file (parquet, csv, feather, json)."),
+    Option(
+        "data",
+        list[str] | None,
+        None,
+        "A candle file (parquet, csv, feather, json) of --symbol; SYMBOL=FILE (repeatable) for a"
+        " symbol the features read.",
+    ),
     Option("timeframe", str, "30m", "Resample the candles to this timeframe."),
     Option("store", Path, Path("data"), "Candle store (with --symbol).", "FC_STORE"),
     Option("runs", Path, Path("runs"), "Folder for run folders."),
@@ -43,6 +49,13 @@ DATA = (
 
 TRAINING = (
     Option("family", str, "gru", "Model family: gru."),
+    Option(
+        "features",
+        str,
+        "close",
+        "Inputs, name[:N][@SYMBOL] comma-separated: close, ret, range, body, wicks, volume:48,"
+        " volatility:48, time; ret@ETH/USDT reads another symbol.",
+    ),
     Option("loss", str, "ce", "ce (direction) or profit (end-to-end log growth)."),
     Option("hidden", int, 16, "GRU hidden size."),
     Option("layers", int, 3, "GRU layers."),
@@ -76,9 +89,11 @@ class Given:
         """(grid, base TrainConfig): the candles on their grid and the config naming them. The
         device is checked first (a missing CUDA is one line before any work) and torch is set
         to --threads (unless threads=False: fc tune sets them once its study is open)."""
+        from fc.core.data.feature_set import parse_features
+        from fc.core.data.inputs import parse_data, symbol_grids, with_features
         from fc.core.learning.config import TrainConfig
         from fc.core.learning.family import family_of
-        from fc.core.learning.training import prepare_data, resolve_device
+        from fc.core.learning.training import resolve_device
 
         if "device" in self.fields:
             resolve_device(self.fields["device"])
@@ -89,9 +104,15 @@ class Given:
 
             torch.set_num_threads(self.data["threads"])
         d = self.data
-        grid, source, digest = prepare_data(d["data"], d["symbol"], d["timeframe"], d["store"])
-        config = TrainConfig(symbol=d["symbol"], timeframe=d["timeframe"], data=str(source),
-                             data_sha256=digest, **self.fields)  # fmt: skip
+        symbol, timeframe = d["symbol"], d["timeframe"]
+        spec = parse_features(self.fields.get("features", "close"), symbol)
+        plain, pairs = parse_data(d["data"])
+        grids, sources = symbol_grids(spec, timeframe, plain, pairs, d["store"])
+        grid = with_features(spec, grids, timeframe)
+        source, digest = sources[symbol]
+        inputs = {s: list(v) for s, v in sources.items() if s != symbol}
+        config = TrainConfig(symbol=symbol, timeframe=timeframe, data=source, data_sha256=digest,
+                             inputs=inputs, **self.fields)  # fmt: skip
         return grid, config
 
 

@@ -39,9 +39,16 @@ class TrainConfig:
     val_size: int = 2048  # validation decisions scored during training (0 = all)
     cost_bps: float = 0.0  # profit loss: cost per unit of position change
     scaling: str = "std"  # std: center 1, scale = train std of price_change | none: raw feature
-    scale_center: float = 0.0  # model input = (price_change - center) / scale
-    scale_scale: float = 1.0
+    # model input = (feature - center) / scale: floats for one column, tuples (one a column) else
+    scale_center: float | tuple = 0.0
+    scale_scale: float | tuple = 1.0
     feature: str = FEATURE
+    # --features (core.data.feature_set): the text asked for, and the resolved spec (names,
+    # parameters, symbols, hash) that training wrote; inputs: {symbol: [file, sha256]} of the
+    # other symbols the spec reads
+    features: str = "close"
+    feature_spec: dict = field(default_factory=dict)
+    inputs: dict = field(default_factory=dict)
     classes: tuple = CLASSES
     train_range: tuple = ()  # (first, last) decision times, ISO UTC
     validation_range: tuple = ()
@@ -54,6 +61,26 @@ class TrainConfig:
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
+
+    @property
+    def spec(self):
+        """The FeatureSpec the run reads: the saved one (a feature this fc does not know is an
+        FcError), else the one --features asks for."""
+        from fc.core.data.feature_set import FeatureSpec, parse_features
+
+        if self.feature_spec:
+            return FeatureSpec.from_dict(self.feature_spec)
+        return parse_features(self.features, self.symbol)
+
+    @property
+    def first_decision(self) -> int:
+        """The first bar index a decision may be made at: seq_len, later when a feature warms
+        up (FeatureSpec.first_decision); every decision mask is cut there."""
+        return self.spec.first_decision(self.seq_len)
+
+    @property
+    def n_inputs(self) -> int:
+        return len(self.spec.columns)
 
     @classmethod
     def from_dict(cls, raw: dict) -> "TrainConfig":

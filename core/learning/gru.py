@@ -97,7 +97,7 @@ def _forecast(path: Path, config: TrainConfig, device: str):
 
     from fc.core.learning.model import Forecast
 
-    model = Forecast(config.hidden, config.layers)
+    model = Forecast(config.hidden, config.layers, config.n_inputs)
     try:
         state = torch.load(path, map_location=device, weights_only=True)
         model.load_state_dict(state)

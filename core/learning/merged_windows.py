@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from fc.core.learning.model import Ensemble, Forecast, Scaling
+from fc.core.learning.model import Ensemble, Forecast, Scaling, with_columns
 
 STEP = 16  # steps between equality checks: shorter checks more often, longer overshoots more
 MIN_LEADERS = 8  # a batch of one takes another matmul path (other bits): keep leaders batched
@@ -49,7 +49,7 @@ class Leaders:
         self.first = np.arange(first, first + span, self.span)
         rows = np.r_[self.first, np.repeat(self.first[-1], max(0, MIN_LEADERS - len(self.first)))]
         times = rows[:, None] + np.arange(self.span + seq_len)[None, :]
-        inputs = x[torch.from_numpy(np.minimum(times, len(x) - 1))].unsqueeze(-1)
+        inputs = with_columns(x[torch.from_numpy(np.minimum(times, len(x) - 1))], x)
         self.work = times.size * len(grus)  # layer steps
         self.states = []
         for gru in grus:
@@ -104,7 +104,7 @@ def _block(grus, head, x, starts, seq_len, leaders: Leaders) -> np.ndarray:
     starts_t = torch.from_numpy(starts)
 
     def window_inputs(rows, k0, k1):
-        return x[starts_t[rows, None] + torch.arange(k0, k1)].unsqueeze(-1)
+        return with_columns(x[starts_t[rows, None] + torch.arange(k0, k1)], x)
 
     below, merged, work = None, torch.zeros(len(starts), dtype=torch.int64), 0
     for layer, gru in enumerate(grus):

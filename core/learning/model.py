@@ -13,13 +13,13 @@ from torch import nn
 
 
 class Forecast(nn.Module):
-    def __init__(self, hidden: int = 16, layers: int = 3):
+    def __init__(self, hidden: int = 16, layers: int = 3, inputs: int = 1):
         super().__init__()
-        self.gru = nn.GRU(1, hidden, layers, batch_first=True)
+        self.gru = nn.GRU(inputs, hidden, layers, batch_first=True)
         self.fc = nn.Linear(hidden, 2)
 
     def forward(self, x: torch.Tensor, h: torch.Tensor | None = None) -> torch.Tensor:
-        """x: (batch, time, 1) → logits (batch, time, 2), class 0 = up, 1 = down."""
+        """x: (batch, time, inputs) → logits (batch, time, 2), class 0 = up, 1 = down."""
         out, _ = self.gru(x, h)
         return self.fc(out)
 
@@ -64,13 +64,23 @@ def last_probabilities(model: Forecast | Ensemble, x: torch.Tensor) -> torch.Ten
 
 @dataclass(frozen=True)
 class Scaling:
-    """x_model = (price_change - center) / scale; Scaling(0, 1) feeds the raw feature."""
+    """x_model = (feature - center) / scale; Scaling(0, 1) feeds the raw feature. With several
+    feature columns center and scale are tuples, one value a column (the last axis)."""
 
-    center: float = 0.0
-    scale: float = 1.0
+    center: float | tuple = 0.0
+    scale: float | tuple = 1.0
 
     def apply(self, x: np.ndarray) -> np.ndarray:
-        return (np.asarray(x, dtype=np.float64) - self.center) / self.scale
+        center, scale = self.center, self.scale
+        if isinstance(center, tuple | list):
+            center, scale = np.asarray(center, np.float64), np.asarray(scale, np.float64)
+        return (np.asarray(x, dtype=np.float64) - center) / scale
+
+
+def with_columns(x: torch.Tensor, features: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """Steps of one feature (…, time) get their column axis (…, time, 1); steps of several
+    columns have it already."""
+    return x.unsqueeze(-1) if features.ndim == 1 else x
 
 
 @torch.no_grad()
@@ -90,11 +100,13 @@ def window_p_up(
     if len(ends) and (ends.min() < seq_len - 1 or ends.max() >= len(features)):
         raise ValueError("a window would reach outside the features")
     x = scaling.apply(features).astype(np.float32)
-    windows = np.lib.stride_tricks.sliding_window_view(x, seq_len)  # windows[s] = x[s:s+L]
+    windows = np.lib.stride_tricks.sliding_window_view(x, seq_len, axis=0)  # x[s:s+L]
+    if x.ndim == 2:
+        windows = windows.swapaxes(1, 2)  # (windows, seq_len, columns)
     model = model.to(device).eval()
     out = np.empty(len(ends), dtype=np.float64)
     for i in range(0, len(ends), batch):
         block = windows[ends[i : i + batch] - seq_len + 1]
-        xb = torch.from_numpy(np.ascontiguousarray(block)).to(device).unsqueeze(-1)
+        xb = with_columns(torch.from_numpy(np.ascontiguousarray(block)).to(device), x)
         out[i : i + batch] = last_probabilities(model, xb)[:, 0].cpu().numpy()
     return out

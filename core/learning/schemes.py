@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from fc.core.data.features import decision_mask, direction_class, next_return, price_change
+from fc.core.data.features import decision_mask, direction_class, next_return
+from fc.core.data.inputs import grid_features
 
 
 @dataclass(frozen=True)
@@ -21,7 +22,7 @@ class Series:
     """Per grid bar t: the feature, the label and return of the decision at t, and its range."""
 
     time: pd.DatetimeIndex
-    features: np.ndarray  # raw price_change, float64
+    features: np.ndarray  # raw input per bar, float64: (n,) price_change, or (n, columns)
     labels: np.ndarray  # direction class of candle t+1 (int64)
     returns: np.ndarray  # R_{t+1} (0 where there is no next candle)
     train: np.ndarray  # bool: a training decision
@@ -30,22 +31,28 @@ class Series:
 
 
 def make_series(
-    grid: pd.DataFrame, seq_len: int, split: pd.Timestamp, test_from: pd.Timestamp | None = None
+    grid: pd.DataFrame,
+    seq_len: int,
+    split: pd.Timestamp,
+    test_from: pd.Timestamp | None = None,
+    first: int | None = None,
 ) -> Series:
-    """From a grid frame (to_grid's, with `filled`): decisions where decision_mask says, train
-    when their time is before the split, validation from it, test from `test_from` (None: no
-    test range; see core.ranges)."""
+    """From a grid frame (to_grid's, with `filled`, and the feature columns of core.data.inputs):
+    decisions where decision_mask says and from bar `first` on (TrainConfig.first_decision; None:
+    seq_len), train when their time is before the split, validation from it, test from
+    `test_from` (None: no test range; see core.ranges)."""
     close = grid["close"].to_numpy(dtype=np.float64)
     n = len(close)
     labels = np.zeros(n, dtype=np.int64)
     labels[:-1] = direction_class(close)[1:]
     returns = np.nan_to_num(next_return(close), nan=0.0)
     decisions = decision_mask(n, seq_len, grid["filled"].to_numpy(dtype=bool))
+    decisions[: seq_len if first is None else first] = False
     before = np.asarray(grid.index < split)
     test = decisions & ~before & (grid.index >= test_from if test_from is not None else False)
     return Series(
         time=grid.index,
-        features=price_change(close),
+        features=grid_features(grid),
         labels=labels,
         returns=returns,
         train=decisions & before,
@@ -58,7 +65,7 @@ def make_series(
 class Batch:
     """Rows of consecutive steps; `scored` marks the steps the loss reads."""
 
-    x: np.ndarray  # (rows, time) float32, scaled feature
+    x: np.ndarray  # (rows, time) or (rows, time, columns) float32, scaled features
     labels: np.ndarray  # (rows, time) int64
     returns: np.ndarray  # (rows, time) float32
     scored: np.ndarray  # (rows, time) bool
@@ -68,7 +75,8 @@ def _rows(series: Series, x: np.ndarray, first: np.ndarray, width: int) -> tuple
     """Rows of `width` steps starting at each index in `first`."""
 
     def view(a):
-        return np.lib.stride_tricks.sliding_window_view(a, width)[first]
+        rows = np.lib.stride_tricks.sliding_window_view(a, width, axis=0)[first]
+        return rows if a.ndim == 1 else rows.swapaxes(1, 2)  # (rows, width, columns)
 
     return view(x), view(series.labels), view(series.returns.astype(np.float32))
 

@@ -66,9 +66,21 @@ def prepare_data(data, symbol: str, timeframe: str, store) -> tuple[pd.DataFrame
     return grid_at(load_candles(data), timeframe), Path(data), file_sha256(data)
 
 
-def fit_scaling(series: Series, mode: str) -> tuple[float, float]:
+def fit_scaling(series: Series, mode: str, spec=None) -> tuple:
     """(center, scale): 'std' centres price_change on 1 and divides by its training std, so the
-    GRU sees inputs of order 1; 'none' feeds the raw feature as the workshop did."""
+    GRU sees inputs of order 1; 'none' feeds the raw feature as the workshop did. Any other
+    feature spec: per column, core.data.feature_set.fit_normalisation, as tuples."""
+    from fc.core.data.inputs import plain_close
+
+    if spec is not None and not plain_close(spec):
+        from fc.core.data.feature_set import fit_normalisation
+
+        columns = series.features.reshape(len(series.features), -1)
+        last = int(np.flatnonzero(series.train)[-1])
+        center, scale = fit_normalisation(columns, spec, last, mode)
+        if columns.shape[1] == 1:
+            return float(center[0]), float(scale[0])
+        return tuple(float(c) for c in center), tuple(float(v) for v in scale)
     if mode == "none":
         return 0.0, 1.0
     if mode != "std":
@@ -99,11 +111,14 @@ def _check(config: TrainConfig, series: Series) -> None:
         )
 
 
-def three_ranges(grid: pd.DataFrame, seq_len: int, split: pd.Timestamp, test_from: str):
-    """(series with train, validation and test masks, test start or None) per core.ranges."""
-    after = make_series(grid, seq_len, split).validation  # every decision from the split on
+def three_ranges(
+    grid: pd.DataFrame, seq_len: int, split: pd.Timestamp, test_from: str, first: int | None = None
+):
+    """(series with train, validation and test masks, test start or None) per core.ranges;
+    decisions from bar `first` on (TrainConfig.first_decision)."""
+    after = make_series(grid, seq_len, split, first=first).validation  # every decision from split
     start = resolve_test_from(grid.index, after, split, test_from)
-    return make_series(grid, seq_len, split, start), start
+    return make_series(grid, seq_len, split, start, first), start
 
 
 def recorded_test_range(series: Series, start) -> dict:
@@ -121,7 +136,7 @@ def check_config(config: TrainConfig, grid: pd.DataFrame) -> None:
     if config.lr < 0 or config.cost_bps < 0:
         raise FcError("--lr and --cost-bps must be >= 0")
     series, _ = checked_series(config, grid)
-    fit_scaling(series, config.scaling)
+    fit_scaling(series, config.scaling, config.spec)
 
 
 def checked_series(config: TrainConfig, grid: pd.DataFrame):
@@ -131,7 +146,9 @@ def checked_series(config: TrainConfig, grid: pd.DataFrame):
         split = pd.Timestamp(config.split, tz="UTC")
     except ValueError:
         raise FcError(f"--split {config.split!r} is not a date; give one like 2024-01-01") from None
-    series, test_start = three_ranges(grid, config.seq_len, split, config.test_from)
+    series, test_start = three_ranges(
+        grid, config.seq_len, split, config.test_from, config.first_decision
+    )
     _check(config, series)
     return series, test_start
 
@@ -166,12 +183,15 @@ def fit(
     device = resolve_device(config.device)
     config = with_scheme_defaults(config)
     series, test_start = checked_series(config, grid)
-    center, scale = fit_scaling(series, config.scaling)
+    spec = config.spec
+    center, scale = fit_scaling(series, config.scaling, spec)
     t_train, t_val = np.flatnonzero(series.train), np.flatnonzero(series.validation)
     config = replace(
         config,
         scale_center=center,
         scale_scale=scale,
+        features=spec.text,
+        feature_spec=spec.to_dict(),
         train_range=(series.time[t_train[0]].isoformat(), series.time[t_train[-1]].isoformat()),
         validation_range=(series.time[t_val[0]].isoformat(), series.time[t_val[-1]].isoformat()),
         **recorded_test_range(series, test_start),
@@ -182,7 +202,7 @@ def fit(
 
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    model = Forecast(config.hidden, config.layers).to(device)
+    model = Forecast(config.hidden, config.layers, config.n_inputs).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     scaling = Scaling(center, scale)
     x = scaling.apply(series.features).astype(np.float32)
@@ -263,7 +283,8 @@ def _optimiser_step(model, optimizer, batch, config: TrainConfig, cost: float, d
         torch.from_numpy(np.ascontiguousarray(a)).to(device)
         for a in (batch.x, batch.labels, batch.returns, batch.scored)
     )
-    loss = training_loss(config.loss, model(xb.unsqueeze(-1)), yb, rb, mb, cost)
+    x = xb if xb.dim() == 3 else xb.unsqueeze(-1)  # rows of one feature get a column axis
+    loss = training_loss(config.loss, model(x), yb, rb, mb, cost)
     optimizer.zero_grad()
     loss.backward()
     if config.grad_clip:

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from fc.core.data.candles import grid_at, load_candles
-from fc.core.data.features import price_change
+from fc.core.data.inputs import grid_features, parse_data, symbol_grids, with_features
 from fc.core.data.ranges import backtest_test_from, range_info
 from fc.core.errors import FcError
 from fc.core.evaluation.backtest import (
@@ -43,9 +43,30 @@ def candle_file(config, data: str | Path | None = None) -> Path:
     return Path(data or config.data)
 
 
-def run_grid(config, data: str | Path | None = None) -> pd.DataFrame:
-    """The run's candles on its grid: --data if given, else the file it was trained on."""
-    return grid_at(load_candles(candle_file(config, data)), config.timeframe)
+def run_files(config, data=None) -> tuple[Path, dict[str, Path]]:
+    """(the decided symbol's candle file, {other symbol: file}) for a run: --data values (FILE
+    and/or SYMBOL=FILE, a str or a list of them) where given, else the files it trained on."""
+    values = [] if data is None else [data] if isinstance(data, str | Path) else list(data)
+    plain, pairs = parse_data(values)
+    plain = pairs.pop(config.symbol, plain)
+    files = {}
+    for symbol in config.spec.symbols[1:]:
+        trained = (config.inputs.get(symbol) or [""])[0]
+        if symbol not in pairs and not Path(trained).is_file():
+            raise FcError(f"the run reads {symbol} but its candle file {trained!r} is not here; "
+                          f"pass --data {symbol}=FILE")  # fmt: skip
+        files[symbol] = Path(pairs.get(symbol) or trained)
+    return candle_file(config, plain), files
+
+
+def run_grid(config, data=None) -> pd.DataFrame:
+    """The run's candles on its grid with its feature columns (core.data.inputs): --data if
+    given, else the files it was trained on."""
+    plain, files = run_files(config, data)
+    if not files and config.spec.columns == ("close",):
+        return grid_at(load_candles(plain), config.timeframe)
+    grids, _ = symbol_grids(config.spec, config.timeframe, plain, files, None)
+    return with_features(config.spec, grids, config.timeframe)
 
 
 def torch_predict(run_dir: str | Path):
@@ -63,7 +84,7 @@ def predict_bars(predict, grid: pd.DataFrame, need: np.ndarray) -> np.ndarray:
     """p_up per bar (NaN where not needed), each from its own window of seq_len features."""
     p_up = np.full(len(grid), np.nan)
     ends = np.flatnonzero(need)
-    p_up[ends] = predict(price_change(grid["close"].to_numpy()), ends)
+    p_up[ends] = predict(grid_features(grid), ends)
     return p_up
 
 
@@ -88,9 +109,9 @@ def backtest_run(
 
     run_dir = Path(run_dir)
     config = read_config(run_dir)
-    data_file = candle_file(config, data)
-    grid = run_grid(config, data_file)
-    decide = trade_mask(grid["filled"].to_numpy(), config.seq_len)
+    data_file, input_files = run_files(config, data)
+    grid = run_grid(config, data)
+    decide = trade_mask(grid["filled"].to_numpy(), config.first_decision)
     test_from = backtest_test_from(config)
     parts = segments(grid.index, decide, config.split, cfg, test_from)
     need = decide & np.logical_or.reduce(list(parts.values()))
@@ -107,7 +128,8 @@ def backtest_run(
         predict_ends = partial(in_blocks, predict)
     cache = None
     if predictor_key is not None:
-        cache = PredictionCache(out, prediction_key(run_dir, config, data_file, predictor_key))
+        key = prediction_key(run_dir, config, data_file, predictor_key, input_files)
+        cache = PredictionCache(out, key)
     p_up, cached = cached_p_up(predict_ends, grid, need, cache, progress)
     policies = policies or PolicyGrid()
     chosen = None
@@ -118,7 +140,7 @@ def backtest_run(
     else:
         params = dict.fromkeys(POLICIES, policies.single())
     positions, report = run_backtest(
-        grid, p_up, config.seq_len, config.split, cfg, config.timeframe, test_from,
+        grid, p_up, config.first_decision, config.split, cfg, config.timeframe, test_from,
         _training_prior(run_dir), params,
     )  # fmt: skip
     for name, info in range_info(positions).items():
@@ -145,7 +167,7 @@ def backtest_run(
     for name, figure in (("equity.png", equity_figure), ("drawdown.png", drawdown_figure)):
         save_figure(figure(positions, config.split, title), out / name)
     prior = report[next(iter(report))]["classifier"]["class_prior"]["p_up"]
-    scored = scored_predictions(grid, p_up, config.seq_len, parts)
+    scored = scored_predictions(grid, p_up, config.first_decision, parts)
     save_figure(calibration_figure(scored, prior, title=f"Reliability of p_up: {title}"),
                 out / "calibration.png")  # fmt: skip
     return result

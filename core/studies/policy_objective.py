@@ -108,7 +108,7 @@ def policy_log_growth(run_dir, grid: pd.DataFrame, target: PolicyTarget, params)
 
     config = read_config(run_dir)
     cfg = BacktestConfig(fee_bps=target.fee_bps)
-    decide = trade_mask(grid["filled"].to_numpy(), config.seq_len)
+    decide = trade_mask(grid["filled"].to_numpy(), config.first_decision)
     part = segments(grid.index, decide, config.split, cfg, backtest_test_from(config))["validation"]
     if not (decide & part).any():
         raise FcError(f"{run_dir}: no validation decision to score the policy on")

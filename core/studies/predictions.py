@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fc.core.data.features import price_change
+from fc.core.data.inputs import grid_features, plain_close
 from fc.core.data.store import file_sha256
 
 # TrainConfig fields that change a prediction. Read with getattr, so fields another branch adds
@@ -27,23 +27,34 @@ PREDICTION_FIELDS = (
 Progress = Callable[[int, int], None]  # progress(done, total)
 
 
+# the files a model family saves its model in (core.learning.family): the GRU's *.pt, LightGBM's
+# text model and its JSON, the logistic coefficients
+MODEL_FILES = ("*.pt", "model.txt", "lightgbm.json", "coefficients.json")
+
+
 def model_files(run_dir: Path) -> list[Path]:
-    """The run's weights: every *.pt of the run folder outside backtest/ and export/."""
-    return sorted(
-        p
-        for p in run_dir.rglob("*.pt")
-        if p.relative_to(run_dir).parts[0] not in ("backtest", "export")
-    )
+    """The run's model files, members' included, outside backtest/ and export/."""
+    found = {p for pattern in MODEL_FILES for p in run_dir.rglob(pattern)}
+    return sorted(p for p in found if p.relative_to(run_dir).parts[0] not in ("backtest", "export"))
 
 
-def prediction_key(run_dir: str | Path, config, data_file: str | Path, predictor: str) -> dict:
+def prediction_key(
+    run_dir: str | Path, config, data_file: str | Path, predictor: str, inputs: dict | None = None
+) -> dict:
+    """Everything that changes a prediction; `inputs` {symbol: file} are the other symbols'
+    candle files a feature spec reads (their sha256 and the spec's hash join the key)."""
     run_dir = Path(run_dir)
-    return {
+    key = {
         "model_files": {str(p.relative_to(run_dir)): file_sha256(p) for p in model_files(run_dir)},
         "config": {k: getattr(config, k) for k in PREDICTION_FIELDS if hasattr(config, k)},
         "predictor": predictor,
         "data_sha256": file_sha256(data_file),
     }
+    if not plain_close(config.spec) or inputs or config.family != "gru":
+        key["features"] = config.spec.hash
+        key["family"] = config.family
+        key["inputs_sha256"] = {s: file_sha256(f) for s, f in sorted((inputs or {}).items())}
+    return key
 
 
 class PredictionCache:
@@ -96,7 +107,7 @@ def cached_p_up(predict, grid: pd.DataFrame, need: np.ndarray, cache, progress=N
     p_up[ends[have]] = known.reindex(times[have]).to_numpy()
     todo = ends[~have]
     if len(todo):
-        p_up[todo] = predict(price_change(grid["close"].to_numpy()), todo, progress)
+        p_up[todo] = predict(grid_features(grid), todo, progress)
         if cache is not None:
             fresh = pd.Series(p_up[todo], index=grid.index[todo])
             cache.write(fresh if known.empty else pd.concat([known, fresh]))

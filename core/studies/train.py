@@ -57,7 +57,7 @@ def validation_series(config: TrainConfig, grid: pd.DataFrame) -> Series:
     """The series train() built for the run (its recorded test_from gives the same three ranges),
     so the temperature reads the validation decisions only, never the test range."""
     split = pd.Timestamp(config.split, tz="UTC")
-    return three_ranges(grid, config.seq_len, split, config.test_from)[0]
+    return three_ranges(grid, config.seq_len, split, config.test_from, config.first_decision)[0]
 
 
 def train_ensemble(

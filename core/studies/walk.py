@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from fc.core.data.candles import utc_time
-from fc.core.data.features import price_change
+from fc.core.data.inputs import grid_features
 from fc.core.errors import FcError
 from fc.core.evaluation.backtest import BacktestConfig, trade_mask
 from fc.core.learning.config import TrainConfig
@@ -172,7 +172,7 @@ def walk_forward(
     check_ensemble_options(base)
     folds = plan_folds(grid, walk, base.seq_len)  # every user error before any training
     walk_dir = _walk_dir(Path(runs))
-    features = price_change(grid["close"].to_numpy())
+    features = grid_features(grid)
     started, frames, records = time.perf_counter(), [], []
     for fold in folds:
         if on_fold:
@@ -188,7 +188,7 @@ def walk_forward(
         run = run.rename(walk_dir / fold.name)
         t1 = time.perf_counter()
         config, model, scaling = load_run(run, device)
-        ends = fold_decisions(grid, fold, base.seq_len)
+        ends = fold_decisions(grid, fold, base.first_decision)
         p_up = window_p_up(model, features, ends, config.seq_len, scaling, device=device)
         frames.append(pd.DataFrame({"time": grid.index[ends], "p_up": p_up, "fold": fold.number}))
         record = {"fold": fold.number, **fold.to_dict(), "run": run.name,

@@ -66,11 +66,11 @@ def write_backtest(
     WALK/backtest/ as `fc backtest` writes RUN/backtest/. Returns the report."""
     from fc.core.evaluation.backtest_plots import drawdown_figure, equity_figure, save_figure
 
-    p_up = stitched_p_up(grid, predictions, base.seq_len)
+    p_up = stitched_p_up(grid, predictions, base.first_decision)
     # run_backtest's "train" range is the history before the first fold (no predictions there,
     # only the class prior comes from it); its "validation" range is the stitched walk
     split = first_start.isoformat()
-    positions, ranges = run_backtest(grid, p_up, base.seq_len, split, cfg, base.timeframe)
+    positions, ranges = run_backtest(grid, p_up, base.first_decision, split, cfg, base.timeframe)
     if ranges["validation"]["discrete"]["decisions"] != len(predictions):
         raise AssertionError("the stitched walk must be one backtest range, from the first fold on")
     positions = positions[positions["range"] == "validation"].reset_index(drop=True)
