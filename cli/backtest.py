@@ -161,7 +161,13 @@ def backtest(
     slippage_bps: Annotated[float, typer.Option(min=0, help="Slippage, basis points.")] = 0.0,
     start: Annotated[str | None, typer.Option(help="First decision time (UTC date).")] = None,
     end: Annotated[str | None, typer.Option(help="End (exclusive) of decisions.")] = None,
-    data: Annotated[Path | None, typer.Option(help="Candle file (default: the run's).")] = None,
+    data: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Candle file of the run's symbol (default: the run's); SYMBOL=FILE (repeatable)"
+            " for another symbol its features read."
+        ),
+    ] = None,
     model: Annotated[
         Path | None,
         typer.Option(help="Predict with this exported ONNX graph (the live service's numbers)."),
