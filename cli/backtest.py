@@ -181,6 +181,13 @@ def backtest(
     device: Annotated[
         str, typer.Option(help="torch predictions on auto, cpu or cuda (not with --model).")
     ] = "auto",
+    importance: Annotated[
+        bool,
+        typer.Option(
+            "--importance",
+            help="Permutation importance of each feature group on every range (test first).",
+        ),
+    ] = False,
     as_json: Json = False,
 ) -> None:
     """Backtest both policies and the baselines on the train, validation and test ranges
@@ -216,7 +223,7 @@ def backtest(
         key = f"onnx:{file_sha256(model)}"
     with ProgressAfter("predicting p_up") as progress:
         report = backtest_run(run, cfg, data, predict, str(model) if model else "torch",
-                              policies, device, progress, key)  # fmt: skip
+                              policies, device, progress, key, importance)  # fmt: skip
     if as_json:
         typer.echo(json.dumps(report))
         return
@@ -231,8 +238,25 @@ def backtest(
             console.print(_edges(_range_name(name, report[name]), report[name]["classifier"]))
     if "test" not in report:
         console.print("no test range in this run (trained without one, or --start/--end)")
+    if "importance" in report:
+        console.print(_importance_table(report["importance"]))
     console.print(_policy_line(report))
     console.print(f"files in {run / 'backtest'}")
+
+
+def _importance_table(report: dict) -> Table:
+    table = Table(title="permutation importance: log loss increase when a group is shuffled "
+                  "(nats, 95 % block-bootstrap interval)")  # fmt: skip
+    table.add_column("feature")
+    for name in report:
+        table.add_column(f"{name} range", justify="right")
+    for group in next(iter(report.values())):
+        cells = []
+        for name in report:
+            value, (low, high) = report[name][group]["delta_log_loss"], report[name][group]["ci95"]
+            cells.append(f"{value:+.5f} [{low:+.5f}, {high:+.5f}]")
+        table.add_row(group, *cells)
+    return table
 
 
 def compare(

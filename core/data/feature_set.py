@@ -73,6 +73,10 @@ class FeatureSpec:
         agree when warmup <= 1 (`close` alone: today's runs, unchanged)."""
         return max(seq_len, self.warmup + seq_len - 1)
 
+    def groups(self) -> dict[str, tuple[str, ...]]:
+        """{item text: its column names}, in column order: one group per declared feature."""
+        return {self._item_text(item): tuple(self._item_columns(item)) for item in self.items}
+
     @property
     def text(self) -> str:
         """The canonical `--features` text (defaults written out): parse_features reads it back."""

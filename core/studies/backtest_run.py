@@ -98,13 +98,16 @@ def backtest_run(
     device: str = "auto",
     progress=None,
     predictor_key: str | None = None,
+    importance: bool = False,
 ) -> dict:
     """Backtest a run folder. `predict(features, ends) -> p_up` defaults to the run's torch model
     on `device`; an exported graph's predictor gives the live service's own numbers. Predictions
     are cached under `predictor_key` ("onnx:<sha256>" for a graph; a predict without a key is not
     cached); progress(done, total) is called while predicting. `policies` (a
     core.policy_grid.PolicyGrid) sets the policy parameters; a grid of several settings is
-    chosen on validation and written to RUN/backtest/chosen_policy.json."""
+    chosen on validation and written to RUN/backtest/chosen_policy.json. `importance`: the
+    permutation importance of each feature group on every range (core.studies.importance),
+    under "importance" and in importance.png."""
     from fc.core.evaluation.backtest_plots import drawdown_figure, equity_figure, save_figure
 
     run_dir = Path(run_dir)
@@ -162,6 +165,8 @@ def backtest_run(
         "policy_params": {p: params[p].to_dict() for p in POLICIES},
         **({"policy_grid": chosen} if chosen else {}),
     }
+    if importance:
+        result["importance"] = _importance(config, grid, p_up, decide, parts, predict_ends, out)
     (out / "metrics.json").write_text(json.dumps(result, indent=2))
     title = f"{config.symbol} {config.timeframe}, {config.loss} loss, fee {cfg.cost * 1e4:g} bps"
     for name, figure in (("equity.png", equity_figure), ("drawdown.png", drawdown_figure)):
@@ -171,6 +176,25 @@ def backtest_run(
     save_figure(calibration_figure(scored, prior, title=f"Reliability of p_up: {title}"),
                 out / "calibration.png")  # fmt: skip
     return result
+
+
+def _importance(config, grid, p_up, decide, parts, predict, out: Path) -> dict:
+    """Permutation importance per feature group on the decisions each range scores (a real
+    next candle), test first; its bar plot in importance.png."""
+    from fc.core.data.features import direction_class
+    from fc.core.evaluation.backtest_plots import save_figure
+    from fc.core.evaluation.importance import importance_figure
+    from fc.core.studies.importance import permutation_importance
+
+    filled = grid["filled"].to_numpy(dtype=bool)
+    scored = decide & np.r_[~filled[1:], False]
+    labels = np.r_[direction_class(grid["close"].to_numpy())[1:], 1]
+    masks = {name: part & scored for name, part in parts.items()}
+    report = permutation_importance(predict, grid_features(grid), labels, p_up, masks,
+                                    config.spec)  # fmt: skip
+    title = f"{config.symbol} {config.timeframe}: permutation importance of {config.features}"
+    save_figure(importance_figure(report, title), out / "importance.png")
+    return report
 
 
 def _training_prior(run_dir: Path) -> float | None:
