@@ -89,9 +89,6 @@ class Given:
         """(grid, base TrainConfig): the candles on their grid and the config naming them. The
         device is checked first (a missing CUDA is one line before any work) and torch is set
         to --threads (unless threads=False: fc tune sets them once its study is open)."""
-        from fc.core.data.feature_set import parse_features
-        from fc.core.data.inputs import parse_data, symbol_grids, with_features
-        from fc.core.learning.config import TrainConfig
         from fc.core.learning.family import family_of
         from fc.core.learning.training import resolve_device
 
@@ -103,17 +100,37 @@ class Given:
             import torch
 
             torch.set_num_threads(self.data["threads"])
+        grids, config = self.load_features([self.fields.get("features", "close")])
+        return next(iter(grids.values())), config
+
+    def load_base(self):
+        """The TrainConfig of the given fields alone, no candles read."""
+        from fc.core.learning.config import TrainConfig
+
+        return TrainConfig(symbol=self.data["symbol"], timeframe=self.data["timeframe"],
+                           **self.fields)  # fmt: skip
+
+    def load_features(self, texts: list[str]):
+        """({features text: grid with its columns}, base TrainConfig) for several feature specs
+        (fc tune's alternatives), the config's inputs covering every symbol any of them reads."""
+        from fc.core.data.feature_set import parse_features
+        from fc.core.data.inputs import parse_data, symbol_grids, with_features
+        from fc.core.learning.config import TrainConfig
+
         d = self.data
         symbol, timeframe = d["symbol"], d["timeframe"]
-        spec = parse_features(self.fields.get("features", "close"), symbol)
         plain, pairs = parse_data(d["data"])
-        grids, sources = symbol_grids(spec, timeframe, plain, pairs, d["store"])
-        grid = with_features(spec, grids, timeframe)
+        grids, sources = {}, {}
+        for text in texts:
+            spec = parse_features(text, symbol)
+            candles, found = symbol_grids(spec, timeframe, plain, pairs, d["store"])
+            grids[text] = with_features(spec, candles, timeframe)
+            sources |= found
         source, digest = sources[symbol]
         inputs = {s: list(v) for s, v in sources.items() if s != symbol}
         config = TrainConfig(symbol=symbol, timeframe=timeframe, data=source, data_sha256=digest,
                              inputs=inputs, **self.fields)  # fmt: skip
-        return grid, config
+        return grids, config
 
 
 def _parameter(option: Option, default) -> inspect.Parameter:

@@ -124,7 +124,9 @@ def run_command(
     target = policy_target(objective, fixed_policy, searched, policy, fee_bps)
     prune = tune_study.pruner_for(objective, pruner, prune_startup, prune_warmup)
     threads = given.data["threads"]
-    grid, base = given.load(threads=False)
+    texts = search.feature_alternatives(replace(given.load_base(), **fixed), space)
+    grids, base = given.load_features(texts)
+    grid = grids if len(grids) > 1 else grids[texts[0]]
     base = replace(base, **fixed)
     runs = given.data["runs"]
     search.check_study_input(base, space, objective, grid, target)

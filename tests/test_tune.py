@@ -206,3 +206,31 @@ def test_two_workers_share_one_postgresql_study(candle_file, tmp_path, postgres_
     assert sorted(t.number for t in trials) == list(range(6))
     assert all(Path(t.user_attrs["run_dir"]).is_dir() for t in trials)
     assert len({t.user_attrs["run_dir"] for t in trials}) == 6
+
+
+def test_features_given_twice_is_a_categorical_and_each_trial_reads_its_own_columns(
+    candle_file, tmp_path
+):
+    """--features may be given several times in fc tune: each is one alternative, and a trial
+    trains on the grid with that alternative's columns (its GRU's input size says so)."""
+    import torch
+
+    values = option_values(["--features", "close", "--features", "ret,range", "--hidden", "4"])
+    assert values["features"] == ("close", "ret,range")
+    fixed, space = search_space(values)
+    assert fixed == {"hidden": 4} and space == [
+        Dimension("features", choices=("close", "ret,range"))
+    ]
+    args = ["--data", candle_file, "--runs", tmp_path, "--study", "f", *TINY, "--epochs", "1",
+            "--max-steps", "2", "--hidden", "4", "--features", "close", "--features", "ret,range",
+            "--n-trials", "4", "--json"]  # fmt: skip
+    result = tune(*args)
+    assert result.exit_code == 0, result.output
+    seen = set()
+    for row in json.loads(result.stdout)["table"]:
+        config = json.loads((Path(row["run_dir"]) / "config.json").read_text())
+        assert config["features"] == row["params"]["features"]
+        state = torch.load(Path(row["run_dir"]) / "model.pt", weights_only=True)
+        assert state["gru.weight_ih_l0"].shape[1] == len(config["features"].split(","))
+        seen.add(config["features"])
+    assert seen == {"close", "ret,range"}

@@ -80,7 +80,9 @@ class Dimension:
 
 
 def option_values(args: list[str]) -> dict[str, str]:
-    """['--hidden', '8,16', '--lr=1e-3:1e-1'] -> {'hidden': '8,16', 'lr': '1e-3:1e-1'}."""
+    """['--hidden', '8,16', '--lr=1e-3:1e-1'] -> {'hidden': '8,16', 'lr': '1e-3:1e-1'}.
+    --features may be given several times (a spec has commas of its own): each is one
+    alternative, kept as a tuple of texts."""
     values, i = {}, 0
     while i < len(args):
         token = args[i]
@@ -95,6 +97,9 @@ def option_values(args: list[str]) -> dict[str, str]:
         if key not in _defaults():
             known = ", ".join("--" + n.replace("_", "-") for n in searchable())
             raise FcError(f"--{name}: unknown parameter; search {known} or fix any fc train option")
+        if key == "features" and key in values:
+            before = values[key] if isinstance(values[key], tuple) else (values[key],)
+            value = tuple(dict.fromkeys((*before, value)))
         values[key] = value  # given twice, the last one counts, as for every click option
         i += 1
     return values
@@ -125,6 +130,9 @@ def search_space(values: dict[str, str]) -> tuple[dict, list[Dimension]]:
     `low:high` a range (sampled as SEARCHABLE says), anything else a fixed value."""
     fixed, space = {}, []
     for name, text in values.items():
+        if isinstance(text, tuple):  # --features given several times: a categorical
+            space.append(Dimension(name, choices=text))
+            continue
         how = SEARCHABLE.get(name) if name in searchable() else None
         if how and "," in text:
             items = [v.strip() for v in text.split(",")]
@@ -191,11 +199,25 @@ def check_study_input(
                       f"--objective {POLICY_OBJECTIVE}")  # fmt: skip
     train = [d for d in space if d not in policy]
     for config in [base, *(replace(base, **{d.name: v}) for d in train for v in d.extremes())]:
-        check_config(config, grid)
+        check_config(config, grid_for(grid, config))
         check_ensemble_options(config)
     for d in policy:
         for value in d.extremes():  # PolicyParams refuses a band of 0.5, a hold of 0, ...
             replace(target.params, **{d.name: value})
+
+
+def grid_for(grid, config: TrainConfig):
+    """The grid with the config's feature columns: `grid` itself, or its entry for the config's
+    features when fc tune searches several feature specs ({features text: grid})."""
+    return grid[config.features] if isinstance(grid, dict) else grid
+
+
+def feature_alternatives(base: TrainConfig, space: list) -> list[str]:
+    """Every --features text a study's trials may train on (one, or a categorical's choices)."""
+    for dim in space:
+        if dim.name == "features":
+            return list(dim.choices)
+    return [base.features]
 
 
 def run_trial(trial, base: TrainConfig, space, grid, runs, objective: str, target=None) -> float:
@@ -230,6 +252,7 @@ def run_trial(trial, base: TrainConfig, space, grid, runs, objective: str, targe
 
     # the policy objective is known only once training is done: nothing to prune on (README)
     hooks = {"on_validation": on_validation} if key else {}
+    grid = grid_for(grid, config)
     run_dir = train_ensemble(config, grid, runs, on_progress, **hooks)
     trial.set_user_attr("run_dir", str(run_dir))
     if target is not None:
