@@ -40,7 +40,7 @@ def variant_hash(
     variant = {
         "train": {
             k: v for k, v in asdict(train).items() if k not in NOT_VARIANT and v != default.get(k)
-        },  # fmt: skip
+        },
         "walk": walk,
         "cost_bps": cfg.fee_bps + cfg.slippage_bps,
         "policies": {p: section[p]["policy_params"] for p in POLICIES},
@@ -79,9 +79,9 @@ def record_range(
     looks: dict,
 ) -> dict:
     """Append the looks of `section` (a report's range, decisions from `first` to `last`) to
-    RUNS/ledger.sqlite under the run or walk folder's `name`, and add to each
-    policy's block its `ledger` ({variants, deflated_sharpe, new_look}); returns the report's
-    top-level `ledger` block (where, which variant, which range)."""
+    RUNS/ledger.sqlite under the run or walk folder's `name`, and add to each policy's block its
+    `ledger` ({variants, deflated_sharpe, new_look}); returns the report's top-level `ledger`
+    block (where, which variant, which range)."""
     seen = record_looks(runs_dir, name, variant, data_hash, range_name, first, last, looks)
     for policy, answer in seen.items():
         section[policy]["ledger"] = answer
@@ -98,9 +98,9 @@ def record_run_test(run_dir: Path, config, data_file: Path, cfg, positions, repo
     section = report["test"]
     looks = policy_looks(positions[positions["range"] == "test"], section, config.timeframe)
     first, last = section["range"]["first"], section["range"]["last"]
-    variant = variant_hash(config, cfg, section)
-    ledger = record_range(Path(run_dir).resolve().parent, Path(run_dir).resolve().name, variant,
-                          file_sha256(data_file), "test", first, last, section, looks)  # fmt: skip
+    variant, run_dir = variant_hash(config, cfg, section), Path(run_dir).resolve()
+    ledger = record_range(run_dir.parent, run_dir.name, variant, file_sha256(data_file), "test",
+                          first, last, section, looks)  # fmt: skip
     return {"ledger": ledger}
 
 
