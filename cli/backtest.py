@@ -155,6 +155,17 @@ def _edges(name: str, c: dict) -> str:
     return f"{name}: " + "; ".join(parts)
 
 
+def ledger_line(name: str, part: dict, ledger: dict) -> str:
+    """The range's line about the ledger of looks: N variants so far and this one's deflated
+    Sharpe for N, per model policy (core.studies.looks records both policies together)."""
+    seen = {p: part[p]["ledger"] for p in ("discrete", "proportional") if "ledger" in part[p]}
+    n = max(s["variants"] for s in seen.values())
+    dsr = ", ".join(f"{p} {_num(s['deflated_sharpe'], '.3f')}" for p, s in seen.items())
+    again = "" if any(s["new_look"] for s in seen.values()) else " (a rerun: not a new look)"
+    return (f"{name} range scored by {n} variant{'s' * (n != 1)} so far ({ledger['file']}); "
+            f"deflated Sharpe of this one for {n}: {dsr}{again}")  # fmt: skip
+
+
 def backtest(
     run: Annotated[Path, typer.Argument(help="A run folder made by `fc train`.")],
     fee_bps: Annotated[float, typer.Option(min=0, help="Fee per unit traded, basis points.")] = 0.0,
@@ -236,6 +247,10 @@ def backtest(
                 console.print(table)
             console.print(_cost_table(name, report[name]))
             console.print(_edges(_range_name(name, report[name]), report[name]["classifier"]))
+            if name == "test" and "ledger" in report:
+                # one unwrapped line: the ledger's path stays whole, to copy
+                console.print(ledger_line(name, report[name], report["ledger"]), soft_wrap=True,
+                              markup=False)  # fmt: skip
     if "test" not in report:
         console.print("no test range in this run (trained without one, or --start/--end)")
     if "importance" in report:

@@ -65,7 +65,7 @@ def _print_report(result: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from fc.cli.backtest import _edges, _range_tables
+    from fc.cli.backtest import _edges, _range_tables, ledger_line
     from fc.core.studies.walk_report import RANGE
 
     err = Console(stderr=True)  # stdout carries only the walk folder, for scripts
@@ -82,6 +82,8 @@ def _print_report(result: dict) -> None:
     for part in _range_tables("walk-forward", section):
         err.print(part)
     err.print(_edges("walk-forward", section["classifier"]))
+    err.print(ledger_line("walk", section, result["backtest"]["ledger"]), soft_wrap=True,
+              markup=False)  # fmt: skip
     err.print(f"{result['timing']['total_seconds']:.0f} s; files in {result['walk']}")
 
 

@@ -27,6 +27,7 @@ from fc.core.evaluation.calibration import calibration_figure
 from fc.core.evaluation.policies import POLICIES, params_by_policy
 from fc.core.evaluation.policy_grid import PolicyGrid, choose_on_validation, write_chosen
 from fc.core.learning.family import in_blocks
+from fc.core.studies.looks import record_run_test
 from fc.core.studies.predictions import (
     PredictionCache,
     cached_p_up,
@@ -148,6 +149,9 @@ def backtest_run(
     )  # fmt: skip
     for name, info in range_info(positions).items():
         report[name]["range"] = info
+    # a look at the untouched test range, in RUNS/ledger.sqlite (an unwritable ledger fails
+    # the backtest before any of its files is replaced)
+    looked = record_run_test(run_dir, config, data_file, cfg, positions, report)
     if chosen is not None:
         write_chosen(out, chosen)
     positions.to_parquet(out / "positions.parquet")
@@ -164,6 +168,7 @@ def backtest_run(
         "prediction_cache": cached,
         "policy_params": {p: params[p].to_dict() for p in POLICIES},
         **({"policy_grid": chosen} if chosen else {}),
+        **looked,
     }
     if importance:
         result["importance"] = _importance(config, grid, p_up, decide, parts, predict_ends, out)

@@ -11,6 +11,7 @@ import pandas as pd
 from fc.core.data.features import direction, direction_class
 from fc.core.evaluation import metrics
 from fc.core.evaluation.backtest import BacktestConfig, run_backtest, trade_mask
+from fc.core.studies.looks import record_walk
 
 RANGE = "walk_forward"
 RANGE_TITLE = "walk-forward (out of sample: every fold predicted by a model trained before it)"
@@ -90,6 +91,8 @@ def write_backtest(
         "first_decision": positions["time"].iloc[0].isoformat(),
         "last_decision": predictions["time"].iloc[-1].isoformat(),
     }
+    # the stitched range is untouched by every fold's training: a look, in RUNS/ledger.sqlite
+    record_walk(walk_dir, base, walk, grid, cfg, positions, report, RANGE)
     (out / "metrics.json").write_text(json.dumps(report, indent=2))
     title = (f"{base.symbol} {base.timeframe}, walk-forward out of sample, folds of {walk.every} "
              f"from {first_start:%Y-%m-%d}, fee {cfg.cost * 1e4:g} bps")  # fmt: skip
