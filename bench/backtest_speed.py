@@ -3,13 +3,12 @@ validation range of btc_usdt_30m.parquet (predictions + both policies + baseline
 
 Run: .venv/bin/python bench/backtest_speed.py   (medians of repeats; 2 torch threads)"""
 
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from timing import median_time
 
 from fc.core.data.candles import grid_at, load_candles
 from fc.core.evaluation.backtest import BacktestConfig, run_backtest, trade_mask
@@ -19,15 +18,6 @@ from fc.core.studies.backtest_run import predict_bars
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "btc_usdt_30m.parquet"
 SPLIT = "2024-01-01"
-
-
-def median_time(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def loop_wealth(positions, close, cost):

@@ -5,28 +5,19 @@ feature_set.build_columns against a straightforward pandas implementation of the
 
 Run: .venv/bin/python bench/feature_speed.py   (medians of repeats, one process)"""
 
-import statistics
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from timing import median_time
 
 from fc.core.data.candles import grid_at, load_candles
 from fc.core.data.feature_set import FEATURES, align_symbols, build_columns, parse_features
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 NAMES = ["btc", "eth", "sol", "xrp", "bnb"]
-
-
-def median_time(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def pandas_feature(grid: pd.DataFrame, name: str, n: int | None) -> pd.DataFrame:

@@ -8,11 +8,11 @@ the window graph as a second row)."""
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from timing import latencies as timed_calls
 
 from fc.core.learning.config import TrainConfig
 from fc.core.learning.model import Forecast, Scaling
@@ -25,14 +25,7 @@ DECISIONS, WARMUP = 500, 20
 
 def latencies(decide, n: int = DECISIONS) -> np.ndarray:
     """Seconds per call of decide(i) over n decisions, after a warm-up."""
-    for i in range(WARMUP):
-        decide(i)
-    out = np.empty(n)
-    for i in range(n):
-        t0 = time.perf_counter()
-        decide(i)
-        out[i] = time.perf_counter() - t0
-    return out
+    return timed_calls(decide, n, WARMUP)
 
 
 def main() -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pandas as pd
+from timing import latencies as timed_calls
 
 from fc.core.data.candles import load_candles
 from fc.core.data.lags import lagged_rows
@@ -37,14 +38,8 @@ def timed(fn):
 
 
 def latencies(decide, n: int = DECISIONS) -> np.ndarray:
-    for i in range(WARMUP):
-        decide(i)
-    out = np.empty(n)
-    for i in range(n):
-        t0 = time.perf_counter()
-        decide(i)
-        out[i] = time.perf_counter() - t0
-    return out
+    """Seconds per call of decide(i) over n decisions, after a warm-up."""
+    return timed_calls(decide, n, WARMUP)
 
 
 def main() -> None:
