@@ -152,6 +152,10 @@ def _edges(name: str, c: dict) -> str:
             f"accuracy minus {other.replace('_', ' ')} "
             f"{c[f'accuracy_minus_{other}']:+.2%} (95 % CI {lo:+.2%}..{hi:+.2%})"
         )
+    if "calibrated_mean_reversion" in c:  # fitted on the run's training range
+        losses = (c["model"], c["calibrated_mean_reversion"], c["class_prior"])
+        parts.append("log loss model {:.5f}, calibrated mean reversion {:.5f}, prior {:.5f}".format(
+            *(m["log_loss"] for m in losses)))  # fmt: skip
     return f"{name}: " + "; ".join(parts)
 
 

@@ -48,7 +48,7 @@ DATA = (
 )
 
 TRAINING = (
-    Option("family", str, "gru", "Model family: gru."),
+    Option("family", str, "gru", "Model family: gru, lightgbm or logistic."),
     Option(
         "features",
         str,
@@ -62,7 +62,7 @@ TRAINING = (
     Option("seq_len", int, 512, "Window length: features a prediction reads."),
     Option("epochs", int, 7, "Passes over the training decisions."),
     Option("batch_size", int, 0, "Rows per step: windows (window) or chunks (sequence); 0: 64/32."),
-    Option("lr", float, 0.0, "Learning rate; 0: 1e-3 (window) / 3e-2 (sequence)."),
+    Option("lr", float, 0.0, "Learning rate; 0: 1e-3 window, 3e-2 sequence, 0.05 lightgbm."),
     Option("split", str, "2024-01-01", "Train before this date, validate from it."),
     Option("test_from", str, "", TEST_FROM_HELP),
     Option("device", str, "auto", "auto, cpu or cuda."),
@@ -75,6 +75,9 @@ TRAINING = (
     Option("scaling", str, "std", "std (center 1, train std) or none (raw)."),
     Option("max_steps", int, 0, "Stop after this many steps (0: all epochs)."),
     Option("val_size", int, 2048, "Validation decisions scored while training (0: all)."),
+    Option("lags", int, 16, "lightgbm, logistic: the last N values of each feature a row holds."),
+    Option("num_leaves", int, 15, "lightgbm: leaves a tree."),
+    Option("min_data_in_leaf", int, 200, "lightgbm: training rows a leaf at least."),
 )
 
 
@@ -87,15 +90,17 @@ class Given:
 
     def load(self, threads: bool = True):
         """(grid, base TrainConfig): the candles on their grid and the config naming them. The
-        device is checked first (a missing CUDA is one line before any work) and torch is set
-        to --threads (unless threads=False: fc tune sets them once its study is open)."""
+        device is checked first (a missing CUDA is one line before any work), then the family
+        and its options, and torch is set to --threads (unless threads=False: fc tune sets them
+        once its study is open)."""
         from fc.core.learning.family import family_of
         from fc.core.learning.training import resolve_device
 
         if "device" in self.fields:
             resolve_device(self.fields["device"])
-        if "family" in self.fields:
-            family_of(self.fields["family"])  # an unknown family before the candles are read
+        # an unknown family, or an option that means nothing to it, before the candles are read
+        asked = self.load_base()
+        family_of(asked).check(asked)
         if threads and self.data["threads"] > 0:
             import torch
 

@@ -1,5 +1,6 @@
 """`fc export` as a library call: write a run's graphs into RUN/export/ and prove them equal to
 torch (export/parity.py), returning a report whose `ok` says every difference is within tolerance.
+A tabular family's model (LightGBM, logistic) goes to export/tabular_run.py instead.
 """
 
 import json
@@ -11,8 +12,10 @@ import torch
 from fc.core.errors import FcError
 from fc.core.evaluation.policies import POLICIES, params_by_policy, with_overrides
 from fc.core.evaluation.policy_grid import CHOSEN_FILE, read_chosen
+from fc.core.learning.family import family_of
 from fc.core.studies.runs import load_run
 from fc.export import graphs, parity
+from fc.export.tabular_run import export_tabular, is_tabular
 from fc.live.predictor import load_predictor, load_step_predictor
 
 
@@ -95,6 +98,14 @@ def _export(run_dir, onnx, torchscript, tolerance, data, windows, exporter, drif
     out.mkdir(exist_ok=True)
     report = ExportReport(tolerance=tolerance, policy_source=source)
     report.policy_params = {p: params[p].to_dict() for p in POLICIES}
+    exported = family_of(config).export_model(model)
+    if is_tabular(exported):  # LightGBM, logistic: one window-only graph of lagged rows
+        if onnx:
+            export_tabular(run_dir, config, exported, report, torchscript, data, params)
+        else:
+            raise FcError(f"--torchscript: a {config.family} run has no torch model; use --onnx")
+        (out / "parity.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+        return report
     real, note = parity.real_windows(config, data, windows)
     report.notes.append(note)
 

@@ -69,6 +69,12 @@ def read_graph(path: str | Path, graph: str) -> tuple[onnx.ModelProto, dict]:
             f"{path}: ONNX opset {opset} is not supported (fc reads {SUPPORTED_OPSETS}); {redo}"
         )
     props = {p.key: p.value for p in model.metadata_props}
+    family = props.get("family", "gru")  # GRU graphs carry no family key
+    if family != "gru":  # a window-only graph of lagged rows (export/tabular_run.py)
+        raise FcError(
+            f"{path}: a {family} graph (lagged rows in, no step graph); fc paper and --model "
+            "run GRU graphs only so far: backtest the run with fc backtest RUN"
+        )
     missing = [k for k in META_KEYS if k not in props]
     if missing:
         raise FcError(

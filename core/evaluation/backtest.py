@@ -116,11 +116,14 @@ def run_backtest(
     test_from: pd.Timestamp | None = None,
     prior_up: float | None = None,
     params: dict[str, PolicyParams] | None = None,
+    fitted_baselines: dict[str, np.ndarray] | None = None,
 ):
     """Backtest both policies and the baselines. `p_up` is per bar (NaN where no decision).
     `test_from` starts the test range; `prior_up` is the class prior's P(up) when the candles
     have no training range (later candles given with --data): the run's own training prior.
     `params` {policy: PolicyParams} (default: the workshop's policies), each range from flat.
+    `fitted_baselines` {name: P(up) per bar} of baselines fitted by the caller (the calibrated
+    mean reversion) are scored beside the model in each range's classifier block.
     Returns (positions frame, metrics dict {range: {policy|baseline: {...}}})."""
     params = params or {}
     close = grid["close"].to_numpy()
@@ -159,6 +162,9 @@ def run_backtest(
             section[key]["policy_params"] = (params.get(key) or PolicyParams()).to_dict()
         section["classifier"] = _classifier_section(p_up, label_next, close, part & scored,
                                                     prior_p, cfg)  # fmt: skip
+        for key, baseline in (fitted_baselines or {}).items():
+            at = part & scored
+            section["classifier"][key] = metrics.classifier(baseline[at], label_next[at])
         report[name] = section
         frame = pd.DataFrame(rows)
         frame.insert(1, "range", name)

@@ -57,6 +57,11 @@ class TrainConfig:
     seeds: int = 1  # members trained with seeds seed .. seed + seeds - 1, probabilities averaged
     calibrate: str = "none"  # none | temperature (fitted on validation, core/learning/ensemble.py)
     temperature: float = 1.0  # logit(p_up) = logit(mean member p_up) / temperature
+    # the tabular families (core.learning.tabular_family): the last `lags` values of every
+    # feature column at a decision; LightGBM's leaves and rows a leaf (LightGBMModel's defaults)
+    lags: int = 16
+    num_leaves: int = 15
+    min_data_in_leaf: int = 200
     extra: dict = field(default_factory=dict)
 
     def to_json(self) -> str:

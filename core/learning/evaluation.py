@@ -40,13 +40,22 @@ def evaluate(
             - 1.0
         )
         growth = growth - cost * np.abs(f - previous)
+    out = p_up_result(p_up, series, ends, loss, growth)
+    if keep_p_up:
+        out["p_up"] = p_up
+    return out
+
+
+def p_up_result(p_up, series: Series, ends: np.ndarray, loss: str = "ce", growth=None) -> dict:
+    """evaluate()'s numbers from p_up at the decisions `ends`; `growth` the wealth factors of
+    f = p_up - p_down when they carry a cost (default: 1 + f R, no cost)."""
+    if growth is None:
+        growth = 1.0 + (2.0 * p_up - 1.0) * series.returns[ends]
     out = scores(p_up, series.labels[ends])
     out["log_growth"] = float(np.mean(np.log(growth)))
     # per-bar returns of f = p_up - p_down: what fc sweep's deflated Sharpe reads
     out["returns"] = moments(growth - 1.0)
     out["loss"] = out["ce"] if loss == "ce" else -out["log_growth"]
-    if keep_p_up:
-        out["p_up"] = p_up
     return out
 
 

@@ -1,13 +1,14 @@
 """The model-family seam: what a kind of model provides, and the registry of those fc knows.
 
-A family (the GRU today; LightGBM and logistic regression are the next) is one module of
-core/learning/ with one object satisfying `Family`, registered in FAMILIES by name. Studies
+A family (the GRU; LightGBM and logistic regression on lagged rows) is one module of
+core/learning/ with one object satisfying `Family`, registered in _registry() by name. Studies
 (training into a run folder, backtest, walk, sweep, tune), export and the prediction cache call
 these methods and never branch on the family's name. The shape follows scikit-learn's
 estimators: parameters come from the run config, learnt state is the returned model.
 """
 
 from collections.abc import Callable
+from dataclasses import fields
 from pathlib import Path
 from typing import Protocol
 
@@ -47,6 +48,23 @@ class Family(Protocol):
     def export_model(self, model):
         """What export/'s writers need: the torch module for the GRU."""
 
+    def label(self, config: TrainConfig) -> str:
+        """The run folder's name after its time stamp (the GRU: ce-h16-l3)."""
+
+
+def refuse_unused(config: TrainConfig, names: tuple[str, ...], family: str, why: str = "") -> None:
+    """FcError naming the first option in `names` given a value other than its default: it
+    means nothing to `family` (a default cannot be told from an option not given)."""
+    defaults = {f.name: f.default for f in fields(TrainConfig) if f.name in names}
+    for name in names:
+        value = getattr(config, name)
+        if value != defaults[name]:
+            flag = "--" + name.replace("_", "-")
+            raise FcError(
+                f"{flag} {value} means nothing to --family {family}{why}; drop it or choose "
+                "another family"
+            )
+
 
 def in_blocks(p_up_at, features, ends, progress=None):
     """p_up_at(features, ends) called on blocks of ends, reporting progress after each."""
@@ -60,8 +78,9 @@ def in_blocks(p_up_at, features, ends, progress=None):
 
 def _registry() -> dict[str, Family]:
     from fc.core.learning.gru import GRU
+    from fc.core.learning.tabular_family import LIGHTGBM, LOGISTIC
 
-    return {GRU.name: GRU}
+    return {family.name: family for family in (GRU, LIGHTGBM, LOGISTIC)}
 
 
 def family_names() -> tuple[str, ...]:

@@ -11,9 +11,10 @@ from pathlib import Path
 
 from fc.core.errors import FcError
 from fc.core.learning.config import TrainConfig
-from fc.core.learning.family import BLOCK, in_blocks
+from fc.core.learning.family import BLOCK, in_blocks, refuse_unused
 
 WORKERS = min(2, os.cpu_count() or 1)  # threads of merged windows (bench/backtest_speed.py)
+TABULAR_OPTIONS = ("lags", "num_leaves", "min_data_in_leaf")  # the tabular families' alone
 
 
 def member_dirs(run_dir: str | Path, config: TrainConfig) -> list[Path]:
@@ -28,6 +29,7 @@ class GruFamily:
         from fc.core.learning.training import with_scheme_defaults
 
         with_scheme_defaults(config)
+        refuse_unused(config, TABULAR_OPTIONS, self.name)
 
     def fit(self, config, grid, on_progress=None, on_validation=None, timing=None):
         from fc.core.learning.training import fit
@@ -90,6 +92,9 @@ class GruFamily:
 
     def export_model(self, model):
         return model
+
+    def label(self, config: TrainConfig) -> str:
+        return f"{config.loss}-h{config.hidden}-l{config.layers}"
 
 
 def _forecast(path: Path, config: TrainConfig, device: str):

@@ -12,24 +12,33 @@ def _smooth(values: pd.Series, span: int) -> pd.Series:
     return values.ewm(span=max(1, span), adjust=False).mean()
 
 
+# the x axis of a history: the GRU's optimiser steps, LightGBM's boosting rounds, logistic's C
+X_AXES = {"step": "optimiser step", "round": "boosting round", "c": "C (inverse L2 strength)"}
+
+
 def loss_figure(history: pd.DataFrame, title: str = ""):
     """Smoothed train loss and validation loss over the same optimiser steps (the workshop's
-    plot); history has columns step, train_loss, val_loss (NaN between validations)."""
+    plot); history has columns step, train_loss, val_loss (NaN between validations). A tabular
+    family's history has `round` or `c` instead of step and no train_loss."""
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    if len(history):
+    x = next((c for c in X_AXES if c in history), "step")
+    if len(history) and "train_loss" in history:
         span = max(1, len(history) // 20)
-        ax.plot(history["step"], history["train_loss"], color="tab:blue", alpha=0.2, lw=0.8)
+        ax.plot(history[x], history["train_loss"], color="tab:blue", alpha=0.2, lw=0.8)
         label = "train" if span == 1 else f"train (EMA over {span} steps)"
-        ax.plot(history["step"], _smooth(history["train_loss"], span), color="tab:blue",
+        ax.plot(history[x], _smooth(history["train_loss"], span), color="tab:blue",
                 label=label)  # fmt: skip
+    if len(history):
         val = history.dropna(subset=["val_loss"])
-        ax.plot(val["step"], val["val_loss"], "o-", color="tab:orange", ms=3,
-                label="validation (exact windows)")  # fmt: skip
+        ax.plot(val[x], val["val_loss"], "o-", color="tab:orange", ms=3,
+                label="validation")  # fmt: skip
         if len(val):
             best = val.loc[val["val_loss"].idxmin()]
-            ax.plot(best["step"], best["val_loss"], "*", color="tab:red", ms=12,
-                    label="kept checkpoint")  # fmt: skip
-    ax.set_xlabel("optimiser step")
+            ax.plot(best[x], best["val_loss"], "*", color="tab:red", ms=12,
+                    label="kept model")  # fmt: skip
+    if x == "c":
+        ax.set_xscale("log")
+    ax.set_xlabel(X_AXES[x])
     ax.set_ylabel("loss")
     ax.set_title(title)
     ax.grid(alpha=0.3)

@@ -99,11 +99,17 @@ def with_scheme_defaults(config: TrainConfig) -> TrainConfig:
     return replace(config, batch_size=config.batch_size or batch, lr=config.lr or lr)
 
 
-def _check(config: TrainConfig, series: Series) -> None:
+def _check_gru(config: TrainConfig) -> None:
+    """The GRU's options, its batch size and learning rate resolved (with_scheme_defaults)."""
     if config.loss not in LOSSES:
         raise FcError(f"--loss {config.loss!r}: use one of {', '.join(LOSSES)}")
     if min(config.hidden, config.layers, config.seq_len, config.batch_size, config.chunk) < 1:
         raise FcError("--hidden, --layers, --seq-len, --batch-size and --chunk must be >= 1")
+
+
+def _check(config: TrainConfig, series: Series) -> None:
+    if config.seq_len < 1:
+        raise FcError(f"--seq-len {config.seq_len} must be >= 1")
     if not series.train.any() or not series.validation.any():
         raise FcError(
             f"split {config.split}: need training decisions before it and validation decisions "
@@ -135,6 +141,7 @@ def check_config(config: TrainConfig, grid: pd.DataFrame) -> None:
     config = with_scheme_defaults(config)
     if config.lr < 0 or config.cost_bps < 0:
         raise FcError("--lr and --cost-bps must be >= 0")
+    _check_gru(config)
     series, _ = checked_series(config, grid)
     fit_scaling(series, config.scaling, config.spec)
 
@@ -151,6 +158,23 @@ def checked_series(config: TrainConfig, grid: pd.DataFrame):
     )
     _check(config, series)
     return series, test_start
+
+
+def resolved(config: TrainConfig, series: Series, test_start, **learnt) -> TrainConfig:
+    """The config as config.json records it: the feature spec, the three ranges' decision
+    times, this fc's version, and what the fit learnt (`learnt`: the GRU's scaling, ...)."""
+    spec = config.spec
+    t_train, t_val = np.flatnonzero(series.train), np.flatnonzero(series.validation)
+    return replace(
+        config,
+        features=spec.text,
+        feature_spec=spec.to_dict(),
+        train_range=(series.time[t_train[0]].isoformat(), series.time[t_train[-1]].isoformat()),
+        validation_range=(series.time[t_val[0]].isoformat(), series.time[t_val[-1]].isoformat()),
+        **recorded_test_range(series, test_start),
+        fc_version=__version__,
+        **learnt,
+    )
 
 
 @dataclass
@@ -182,21 +206,10 @@ def fit(
 
     device = resolve_device(config.device)
     config = with_scheme_defaults(config)
+    _check_gru(config)
     series, test_start = checked_series(config, grid)
-    spec = config.spec
-    center, scale = fit_scaling(series, config.scaling, spec)
-    t_train, t_val = np.flatnonzero(series.train), np.flatnonzero(series.validation)
-    config = replace(
-        config,
-        scale_center=center,
-        scale_scale=scale,
-        features=spec.text,
-        feature_spec=spec.to_dict(),
-        train_range=(series.time[t_train[0]].isoformat(), series.time[t_train[-1]].isoformat()),
-        validation_range=(series.time[t_val[0]].isoformat(), series.time[t_val[-1]].isoformat()),
-        **recorded_test_range(series, test_start),
-        fc_version=__version__,
-    )
+    center, scale = fit_scaling(series, config.scaling, config.spec)
+    config = resolved(config, series, test_start, scale_center=center, scale_scale=scale)
 
     from fc.core.learning.model import Forecast, Scaling
 

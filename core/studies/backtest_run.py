@@ -143,9 +143,11 @@ def backtest_run(
         params = params_by_policy(chosen["chosen"])
     else:
         params = dict.fromkeys(POLICIES, policies.single())
+    fitted = calibrated_mean_reversion(config, grid)
     positions, report = run_backtest(
         grid, p_up, config.first_decision, config.split, cfg, config.timeframe, test_from,
         _training_prior(run_dir), params,
+        None if fitted is None else {"calibrated_mean_reversion": fitted},
     )  # fmt: skip
     for name, info in range_info(positions).items():
         report[name]["range"] = info
@@ -200,6 +202,27 @@ def _importance(config, grid, p_up, decide, parts, predict, out: Path) -> dict:
     title = f"{config.symbol} {config.timeframe}: permutation importance of {config.features}"
     save_figure(importance_figure(report, title), out / "importance.png")
     return report
+
+
+def calibrated_mean_reversion(config, grid: pd.DataFrame) -> np.ndarray | None:
+    """P(up) per bar of the calibrated mean reversion (issue 21): a LogisticModel on one column,
+    the sign of the last candle's change (+1, -1, 0), fitted on the run's training decisions of
+    these candles, its C chosen on their validation decisions. None when the candles hold no
+    training or validation decision (later candles given with --data)."""
+    from fc.core.data.features import direction
+    from fc.core.learning.logistic_model import LogisticModel
+    from fc.core.learning.training import checked_series
+
+    try:
+        series, _ = checked_series(config, grid)
+        sign = direction(grid["close"].to_numpy()).astype(np.float64)[:, None]
+        train, val = np.flatnonzero(series.train), np.flatnonzero(series.validation)
+        model = LogisticModel().fit(
+            sign[train], series.labels[train] == 0, sign[val], series.labels[val] == 0
+        )
+    except FcError:
+        return None
+    return model.p_up(sign)
 
 
 def _training_prior(run_dir: Path) -> float | None:

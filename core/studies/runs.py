@@ -20,9 +20,10 @@ VALIDATION_P_UP = "validation_p_up.parquet"
 
 
 def new_run_dir(runs: Path, config: TrainConfig) -> Path:
-    """A new, empty run folder under `runs`, named by time, loss and size."""
+    """A new, empty run folder under `runs`, named by time and the family's label of the config
+    (the GRU: loss and size)."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    base = f"{stamp}-{config.loss}-h{config.hidden}-l{config.layers}"
+    base = f"{stamp}-{family_of(config).label(config)}"
     for i in range(1, 1000):
         path = Path(runs) / (base if i == 1 else f"{base}-{i}")
         try:
