@@ -138,6 +138,34 @@ class Given:
         return grids, config
 
 
+CONTEXT = "fc_context"
+
+
+def _without_unused(values: dict, ctx) -> dict:
+    """The training options with those the chosen family does not use and the user did not
+    give put back to TrainConfig's defaults: a command's own default (fc walk's 4 epochs) must
+    not read as an option given to a family without epochs. Given ones stay, to be refused."""
+    from fc.core.learning.config import TrainConfig
+    from fc.core.learning.family import family_of
+
+    if "family" not in values:
+        return values
+    try:
+        unused = family_of(values["family"]).unused
+    except Exception:  # an unknown family: Given.load says so in one line
+        return values
+    defaults = TrainConfig()
+
+    def given(name: str) -> bool:
+        source = ctx.get_parameter_source(name)
+        return source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")
+
+    return {
+        name: value if name not in unused or given(name) else getattr(defaults, name)
+        for name, value in values.items()
+    }
+
+
 def _parameter(option: Option, default) -> inspect.Parameter:
     flag = typer.Option(help=option.help, envvar=option.envvar)
     return inspect.Parameter(
@@ -164,11 +192,16 @@ def trains(*, training: bool = True, skip: tuple = (), defaults: dict | None = N
 
         @functools.wraps(command)
         def run(**kwargs):
+            ctx = kwargs.pop(CONTEXT) if own_ctx is None else kwargs[own_ctx]
             shared = {o.name: kwargs.pop(o.name) for o in data}
             shared = {o.name: defaults.get(o.name, o.default) for o in DATA} | shared
-            given = Given(shared, {o.name: kwargs.pop(o.name) for o in fields})
-            return command(**kwargs, given=given)
+            values = {o.name: kwargs.pop(o.name) for o in fields}
+            return command(**kwargs, given=Given(shared, _without_unused(values, ctx)))
 
+        own_ctx = next((p.name for p in mine if p.annotation is typer.Context), None)
+        if own_ctx is None:  # typer hands the click context to a parameter of this type
+            added.append(inspect.Parameter(CONTEXT, inspect.Parameter.KEYWORD_ONLY,
+                                           annotation=typer.Context))  # fmt: skip
         params = mine + added
         run.__signature__ = own.replace(parameters=params)
         run.__annotations__ = {p.name: p.annotation for p in params}

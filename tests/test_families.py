@@ -5,6 +5,7 @@ backtest path; every Bad-input line of the issue as one line and exit 2."""
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -251,3 +252,30 @@ def test_a_multi_column_spec_trains_backtests_and_exports(family, candles, tmp_p
     assert max(report["max_abs_diff"].values()) < 1e-6
     meta = {p.key: p.value for p in onnx.load(report["onnx"]).metadata_props}
     assert (meta["n_features"], meta["features"]) == ("12", "ret,body,volume:48")
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_walk_forward_trains_each_fold_and_predicts_with_the_family(family, candles, tmp_path):
+    """fc walk with a tabular family: every fold is a run of that family, and the stitched
+    out-of-sample p_up are each fold model's own p_up on its fold's lagged rows."""
+    from fc.core.data.candles import grid_at, load_candles
+    from fc.core.studies.runs import load_run
+
+    grid = grid_at(load_candles(candles), "30m")
+    start = grid.index[len(grid) // 2].normalize()
+    result = invoke("walk", "--data", candles, "--family", family,
+                    "--start", f"{start:%Y-%m-%d}", "--every", "20D", "--val", "20D",
+                    "--seq-len", SEQ_LEN, "--lags", LAGS, "--runs", tmp_path, "--json")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    walk = tmp_path / Path(report["walk"]).name
+    predictions = pd.read_parquet(walk / "predictions.parquet")
+    close = grid["close"].to_numpy()
+    for fold in report["folds"]:
+        config, model, _ = load_run(walk / fold["run"])
+        assert config.family == family
+        part = predictions[predictions["fold"] == fold["fold"]]
+        ends = grid.index.get_indexer(pd.DatetimeIndex(part["time"]))
+        rows = independent_rows(close, ends, LAGS)
+        np.testing.assert_allclose(part["p_up"], model.p_up(rows), rtol=0, atol=1e-12)
+    assert len(report["folds"]) >= 2 and len(predictions) > 1000

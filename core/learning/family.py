@@ -26,6 +26,7 @@ Predict = Callable[..., np.ndarray]
 
 class Family(Protocol):
     name: str
+    unused: tuple[str, ...]  # TrainConfig options that mean nothing to it: refused when given
 
     def check(self, config: TrainConfig) -> None:
         """Raise FcError for options that mean nothing to this family or are out of range."""
@@ -44,6 +45,10 @@ class Family(Protocol):
     def predictor(self, folder: Path, config: TrainConfig, device: str = "auto") -> Predict:
         """predict(features, ends, progress) for the model in `folder`, loaded at first call,
         computed however the family computes it fastest (the GRU: merged windows on the CPU)."""
+
+    def reference_p_up(self, model, config: TrainConfig, features, ends, device: str = "cpu"):
+        """p_up at `ends` of a loaded model, each from its own window or row computed the plain
+        way (the reference the fast predictor is tested against; fc walk's fold predictions)."""
 
     def export_model(self, model):
         """What export/'s writers need: the torch module for the GRU."""

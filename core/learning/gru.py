@@ -24,12 +24,20 @@ def member_dirs(run_dir: str | Path, config: TrainConfig) -> list[Path]:
 
 class GruFamily:
     name = "gru"
+    unused = TABULAR_OPTIONS  # options that mean nothing to it (refused when given)
 
     def check(self, config: TrainConfig) -> None:
+        from fc.core.learning.losses import LOSSES
         from fc.core.learning.training import with_scheme_defaults
 
-        with_scheme_defaults(config)
-        refuse_unused(config, TABULAR_OPTIONS, self.name)
+        config = with_scheme_defaults(config)
+        refuse_unused(config, self.unused, self.name)
+        if config.loss not in LOSSES:
+            raise FcError(f"--loss {config.loss!r}: use one of {', '.join(LOSSES)}")
+        if min(config.hidden, config.layers, config.seq_len, config.batch_size, config.chunk) < 1:
+            raise FcError("--hidden, --layers, --seq-len, --batch-size and --chunk must be >= 1")
+        if config.scaling not in ("std", "none"):
+            raise FcError(f"--scaling {config.scaling!r}: use std or none")
 
     def fit(self, config, grid, on_progress=None, on_validation=None, timing=None):
         from fc.core.learning.training import fit
@@ -89,6 +97,12 @@ class GruFamily:
             return in_blocks(p_up_at, features, ends, progress)
 
         return predict
+
+    def reference_p_up(self, model, config: TrainConfig, features, ends, device: str = "cpu"):
+        from fc.core.learning.model import Scaling, window_p_up
+
+        scaling = Scaling(config.scale_center, config.scale_scale)
+        return window_p_up(model, features, ends, config.seq_len, scaling, device=device)
 
     def export_model(self, model):
         return model

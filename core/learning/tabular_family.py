@@ -52,10 +52,14 @@ class TabularFamily:
         self.own = own  # the options of core.learning.config this family reads beyond lags
         self.history_x = history_x  # history.csv's x column: boosting round or C
 
+    @property
+    def unused(self) -> tuple[str, ...]:
+        """Options that mean nothing to the family (refused when given)."""
+        others = ("lr", "num_leaves", "min_data_in_leaf", "seed")
+        return GRU_OPTIONS + tuple(o for o in others if o not in self.own)
+
     def check(self, config: TrainConfig) -> None:
-        others = tuple(o for o in ("lr", "num_leaves", "min_data_in_leaf", "seed")
-                       if o not in self.own)  # fmt: skip
-        refuse_unused(config, GRU_OPTIONS + others, self.name)
+        refuse_unused(config, self.unused, self.name)
         if config.seeds != 1:
             raise FcError(
                 f"--seeds {config.seeds}: --family {self.name} has no randomness to average "
@@ -168,6 +172,9 @@ class TabularFamily:
             return in_blocks(p_up_at, features, np.asarray(ends), progress)
 
         return predict
+
+    def reference_p_up(self, model, config: TrainConfig, features, ends, device: str = "cpu"):
+        return model.p_up(rows_at(features, np.asarray(ends), config.lags))
 
     def export_model(self, model):
         return model

@@ -160,15 +160,14 @@ def walk_forward(
     of the stitched predictions in WALK/backtest/. Returns (walk folder, walk.json's content
     with the backtest report under "backtest")."""
     from fc.core.learning.ensemble import check_ensemble_options
-    from fc.core.learning.model import window_p_up
-    from fc.core.learning.training import resolve_device, with_scheme_defaults
+    from fc.core.learning.family import family_of
+    from fc.core.learning.training import resolve_device
     from fc.core.studies.runs import load_run
     from fc.core.studies.train import train_ensemble
     from fc.core.studies.walk_report import fold_scores, write_backtest
 
     device = resolve_device(base.device)
-    base = with_scheme_defaults(base)
-    _check_options(base)
+    family_of(base).check(base)  # the family's option checks, before the first fold's line
     check_ensemble_options(base)
     folds = plan_folds(grid, walk, base.seq_len)  # every user error before any training
     walk_dir = _walk_dir(Path(runs))
@@ -187,9 +186,9 @@ def walk_forward(
             raise
         run = run.rename(walk_dir / fold.name)
         t1 = time.perf_counter()
-        config, model, scaling = load_run(run, device)
+        config, model, _ = load_run(run, device)
         ends = fold_decisions(grid, fold, base.first_decision)
-        p_up = window_p_up(model, features, ends, config.seq_len, scaling, device=device)
+        p_up = family_of(config).reference_p_up(model, config, features, ends, device)
         frames.append(pd.DataFrame({"time": grid.index[ends], "p_up": p_up, "fold": fold.number}))
         record = {"fold": fold.number, **fold.to_dict(), "run": run.name,
                   **fold_scores(grid, ends, p_up, run),
@@ -220,19 +219,6 @@ def walk_forward(
     }
     (walk_dir / "walk.json").write_text(json.dumps(summary, indent=2) + "\n")
     return walk_dir, {**summary, "backtest": report}
-
-
-def _check_options(base: TrainConfig) -> None:
-    """train()'s own option checks, made before the first fold's progress line (train repeats
-    them)."""
-    from fc.core.learning.losses import LOSSES
-
-    if base.loss not in LOSSES:
-        raise FcError(f"--loss {base.loss!r}: use one of {', '.join(LOSSES)}")
-    if min(base.hidden, base.layers, base.seq_len, base.batch_size, base.chunk) < 1:
-        raise FcError("--hidden, --layers, --seq-len, --batch-size and --chunk must be >= 1")
-    if base.scaling not in ("std", "none"):
-        raise FcError(f"--scaling {base.scaling!r}: use std or none")
 
 
 def _walk_dir(runs: Path) -> Path:
