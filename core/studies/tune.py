@@ -183,6 +183,7 @@ def check_study_input(
     was: the objective, and the base config (and the policy objective's target) with each
     dimension at each of its extremes."""
     from fc.core.learning.ensemble import check_ensemble_options
+    from fc.core.learning.family import family_of
     from fc.core.learning.training import check_config
 
     check_objective(objective)
@@ -199,6 +200,8 @@ def check_study_input(
                       f"--objective {POLICY_OBJECTIVE}")  # fmt: skip
     train = [d for d in space if d not in policy]
     for config in [base, *(replace(base, **{d.name: v}) for d in train for v in d.extremes())]:
+        config = for_family(config)
+        family_of(config).check(config)
         check_config(config, grid_for(grid, config))
         check_ensemble_options(config)
     for d in policy:
@@ -220,6 +223,31 @@ def feature_alternatives(base: TrainConfig, space: list) -> list[str]:
     return [base.features]
 
 
+def for_family(config: TrainConfig) -> TrainConfig:
+    """The config with the options its family does not use back at their defaults: with
+    --family searched, a fixed --hidden 8 shapes the GRU trials and is no option of LightGBM's."""
+    from fc.core.learning.family import family_of
+
+    defaults = TrainConfig()
+    unused = family_of(config).unused
+    return replace(config, **{name: getattr(defaults, name) for name in unused})
+
+
+def suggest(trial, base: TrainConfig, space: list) -> dict:
+    """The trial's values: the family first (when searched), then only the dimensions that
+    family uses (a conditional space: LightGBM trials draw no --hidden, GRU trials no
+    --num-leaves)."""
+    from fc.core.learning.family import family_of
+
+    values = {}
+    for dim in sorted(space, key=lambda d: d.name != "family"):
+        family = values.get("family", base.family)
+        if dim.name != "family" and dim.name in family_of(family).unused:
+            continue
+        values[dim.name] = dim.suggest(trial)
+    return values
+
+
 def run_trial(trial, base: TrainConfig, space, grid, runs, objective: str, target=None) -> float:
     """One trial: suggest, train (reporting each validation to the pruner), record the run; for
     the policy objective, train unpruned, then score the policy with the trial's parameters."""
@@ -227,8 +255,8 @@ def run_trial(trial, base: TrainConfig, space, grid, runs, objective: str, targe
 
     from fc.core.studies.train import train_ensemble
 
-    chosen, policy = split_policy({dim.name: dim.suggest(trial) for dim in space})
-    config = replace(base, **chosen)
+    chosen, policy = split_policy(suggest(trial, base, space))
+    config = for_family(replace(base, **chosen))
     key = OBJECTIVES[objective][1]
     if key is None and target is None:  # the policy objective with every parameter default
         target = PolicyTarget()
