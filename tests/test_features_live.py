@@ -6,6 +6,7 @@ refused in one line."""
 
 import hashlib
 import json
+import sqlite3
 
 import numpy as np
 import onnx
@@ -108,3 +109,98 @@ def test_a_graph_whose_spec_names_an_unknown_feature_is_refused(exported, tmp_pa
     bad = unknown_feature_graph(run, tmp_path)
     one_line_error(invoke("backtest", run, "--model", bad), "orderflow", "unknown.onnx")
     assert not (run / "backtest").exists()
+
+
+def replayed_journal(model, tmp_path, *sources):
+    journal = tmp_path / "replay.sqlite"
+    out = invoke("paper", *sources, "--model", model, "--journal", journal, "--fee-bps", 5,
+                 "--capital", 1, "--start", SPLIT, "--json")  # fmt: skip
+    assert out.exit_code == 0, out.output
+    with sqlite3.connect(journal) as db:
+        return journal, pd.read_sql("SELECT * FROM decisions ORDER BY candle_ms", db)
+
+
+def test_replay_over_both_symbols_equals_the_backtest_of_the_same_graph(exported, tmp_path):
+    run, files, _ = exported
+    model = run / "export" / "model.onnx"
+    out = invoke("backtest", run, "--model", model, "--fee-bps", 5, "--start", SPLIT, "--json")
+    assert out.exit_code == 0, out.output
+    backtest = pd.read_parquet(run / "backtest" / "positions.parquet")
+    assert set(backtest["range"]) == {"validation", "test"}
+    _, rows = replayed_journal(model, tmp_path, "--replay", files["BTC/USDT"], "--replay",
+                               f"{OTHER}={files[OTHER]}")  # fmt: skip
+    # BTC's two missing bars and ETH's one: no decision there, the position held (both sides)
+    assert (rows["kind"] == "held").sum() == 2 * 3
+    times = pd.DatetimeIndex(backtest["time"]).as_unit("ns").asi8 // 1_000_000
+    for policy in ("discrete", "proportional"):
+        got = rows[rows.policy == policy].set_index("candle_ms")
+        assert list(got.index[:-1]) == list(times)  # one row per bar, the last closes the range
+        np.testing.assert_array_equal(
+            got["position"].to_numpy()[:-1], backtest[f"position_{policy}"].to_numpy()
+        )
+        # journal row t+1 holds the wealth the backtest's row t does (validation: both from 1);
+        # the backtest's test range starts again from 1, flat, so there the growth after its
+        # first step (the journal did not pay that entry fee) is compared
+        wealth, want = got["wealth"].to_numpy(), backtest[f"wealth_{policy}"].to_numpy()
+        ranges = backtest["range"].to_numpy()
+        valid, test = np.flatnonzero(ranges == "validation"), np.flatnonzero(ranges == "test")
+        np.testing.assert_allclose(wealth[valid + 1], want[valid], rtol=1e-9, atol=0)
+        np.testing.assert_allclose(wealth[test + 1] / wealth[test[0] + 1],
+                                   want[test] / want[test[0]], rtol=1e-9, atol=0)  # fmt: skip
+
+
+def test_replay_reads_the_other_symbol_from_a_store_and_diff_finds_no_difference(
+    exported, tmp_path
+):
+    run, files, _ = exported
+    store = tmp_path / "store" / "binance"
+    store.mkdir(parents=True)
+    pd.read_parquet(files[OTHER]).to_parquet(store / "ETH_USDT-30m.parquet")
+    model = run / "export" / "model.onnx"
+    journal, rows = replayed_journal(model, tmp_path, "--replay", f"BTC/USDT={files['BTC/USDT']}",
+                                     "--store", tmp_path / "store")  # fmt: skip
+    decided = rows[rows.kind == "decision"]
+    assert len(decided) > 2 * 300 and decided.p_up.between(0, 1).all()
+    # the run's own files for both symbols (--data FILE), and both named (--data SYMBOL=FILE)
+    both = ["--data", f"BTC/USDT={files['BTC/USDT']}", "--data", f"{OTHER}={files[OTHER]}"]
+    for data in (["--data", files["BTC/USDT"]], both):
+        out = invoke("paper", "diff", "--journal", journal, "--run", run, "--json", *data)
+        assert out.exit_code == 0, out.output
+        result = json.loads(out.stdout)
+        assert result["matches"] and result["differing"] == 0
+        assert result["compared"] == len(rows) // 2
+        assert result["max_abs_diff"]["p_up"] == 0.0
+
+
+def test_a_changed_candle_of_the_other_symbol_is_a_difference(exported, tmp_path):
+    """The diff reads ETH: one ETH close moved changes p_up of the decisions whose window holds
+    it, and the diff says so (a test of the test above: it can fail)."""
+    run, files, _ = exported
+    model = run / "export" / "model.onnx"
+    journal, rows = replayed_journal(model, tmp_path, "--replay", files["BTC/USDT"], "--replay",
+                                     f"{OTHER}={files[OTHER]}")  # fmt: skip
+    other = pd.read_parquet(files[OTHER])
+    when = pd.Timestamp(int(rows.candle_ms.iloc[200]), unit="ms", tz="UTC")
+    other.loc[when, ["close", "high"]] *= 1.01
+    moved = tmp_path / "eth-moved.parquet"
+    other.to_parquet(moved)
+    out = invoke("paper", "diff", "--journal", journal, "--run", run, "--json",
+                 "--data", f"{OTHER}={moved}")  # fmt: skip
+    assert out.exit_code == 1, out.output
+    assert json.loads(out.stdout)["first"]["candle"] == when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_replay_refuses_missing_or_extra_symbols_and_unknown_features(exported, tmp_path):
+    run, files, _ = exported
+    model = run / "export" / "model.onnx"
+    one_line_error(invoke("paper", "--replay", files["BTC/USDT"], "--model", model), OTHER,
+                   "--replay ETH/USDT=FILE")  # fmt: skip
+    extra = ["--replay", f"{OTHER}={files[OTHER]}", "--replay", f"SOL/USDT={files[OTHER]}"]
+    one_line_error(invoke("paper", "--replay", files["BTC/USDT"], *extra, "--model", model),
+                   "SOL/USDT")  # fmt: skip
+    bad = unknown_feature_graph(run, tmp_path)
+    journal = tmp_path / "never.sqlite"
+    out = invoke("paper", "--replay", files["BTC/USDT"], "--replay", f"{OTHER}={files[OTHER]}",
+                 "--model", bad, "--journal", journal)  # fmt: skip
+    one_line_error(out, "orderflow", "unknown.onnx")
+    assert not journal.exists()
