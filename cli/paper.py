@@ -69,8 +69,15 @@ def paper(
         bool, typer.Option("--log-json", envvar="FC_LOG_JSON", help="Log JSON lines.")
     ] = False,
     replay: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Replay this candle file with a simulated clock, as fast as it can; a model "
+            "that reads several symbols: SYMBOL=FILE, repeated (or --store).",
+        ),
+    ] = None,
+    store: Annotated[
         Path | None,
-        typer.Option(help="Replay this candle file with a simulated clock, as fast as it can."),
+        typer.Option(help="Replay: candle store for the symbols no --replay file gives."),
     ] = None,
     start: Annotated[str | None, typer.Option(help="Replay: first decision (UTC).")] = None,
     end: Annotated[str | None, typer.Option(help="Replay: stop before this time (UTC).")] = None,
@@ -104,6 +111,8 @@ def paper(
 
     Replay: fc paper --replay data/binance/BTC_USDT-30m.parquet --model model.onnx --json
 
+    Several symbols: fc paper --replay BTC.parquet --replay ETH/USDT=ETH.parquet --model m.onnx
+
     The policy parameters are those exported into the model (fc export); --band, --cap, …
     replace them. The journal records the parameters used on every row.
     """
@@ -119,9 +128,11 @@ def paper(
         raise FcError("no model: pass --model FILE.onnx (or set FC_MODEL)")
     # a replay logs only what goes wrong (skips); its report is the summary of the decisions
     setup_logging(json_lines=log_json, level=logging.WARNING if replay else logging.INFO)
-    if replay is not None and metrics_port is not None:
+    if store is not None and not replay:
+        raise FcError("--store gives candles to a replay; add --replay FILE")
+    if replay and metrics_port is not None:
         raise FcError("--metrics-port serves a live service; drop it with --replay")
-    if replay is not None:
+    if replay:
         from fc.live.replay import replay_file
 
         journal_path = (
@@ -138,6 +149,7 @@ def paper(
             end,
             policy,
             new_model,
+            store,
         )
         report["replay"] = {
             "decisions": result.decisions,

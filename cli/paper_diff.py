@@ -20,7 +20,11 @@ def diff(
         typer.Option(help="The exported graph the service ran (default: RUN/export/model.onnx)."),
     ] = None,
     data: Annotated[
-        Path | None, typer.Option(help="A candle file instead of the exchange's candles.")
+        list[str] | None,
+        typer.Option(
+            help="A candle file instead of the exchange's candles; SYMBOL=FILE (repeatable) for "
+            "the other symbols a run of several reads (default: the files it trained on).",
+        ),
     ] = None,
     exchange: Annotated[str, typer.Option(envvar="FC_EXCHANGE", help="ccxt exchange id.")] = (
         "binance"
@@ -41,12 +45,13 @@ def diff(
 
     Example: fc paper diff --journal paper.sqlite --run runs/RUN --json
     """
+    from fc.core.studies.runs import read_config
     from fc.live.diff import candle_source, paper_diff
 
     predict = None
     if model is None and not (run / "export" / "model.onnx").is_file():
         predict = _torch_predict(run)
-    source = candle_source(data, exchange, exchange_url)
+    source = candle_source(data or None, exchange, exchange_url, read_config(run))
     result = paper_diff(journal, run, source, model, predict, fee_bps)
     if json_out:
         typer.echo(json.dumps(result))

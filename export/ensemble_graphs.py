@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from fc.core.learning.model import Ensemble, Scaling
+from fc.export.graph_input import input_scale, scaled
 
 
 class EnsembleHead(nn.Module):
@@ -34,10 +35,10 @@ class EnsembleWindowGraph(EnsembleHead):
 
     def __init__(self, ensemble: Ensemble, scaling: Scaling):
         super().__init__(ensemble)
-        self.center, self.scale = float(scaling.center), float(scaling.scale)
+        self.center, self.scale = input_scale(scaling)
 
     def forward(self, price_change: torch.Tensor):
-        x = ((price_change.double() - self.center) / self.scale).float()
+        x = scaled(price_change, self.center, self.scale)
         logits = self.logits([member.gru(x)[0] for member in self.members])
         return logits, torch.softmax(logits, dim=-1)
 
@@ -47,11 +48,11 @@ class EnsembleStepGraph(EnsembleHead):
 
     def __init__(self, ensemble: Ensemble, scaling: Scaling):
         super().__init__(ensemble)
-        self.center, self.scale = float(scaling.center), float(scaling.scale)
+        self.center, self.scale = input_scale(scaling)
         self.hidden = ensemble.members[0].gru.hidden_size
 
     def forward(self, price_change: torch.Tensor, hidden: torch.Tensor):
-        x = ((price_change.double() - self.center) / self.scale).float()
+        x = scaled(price_change, self.center, self.scale)
         outs, states_out = [], []
         for member, h in zip(self.members, torch.split(hidden, self.hidden, dim=2), strict=True):
             out, h_out = member.gru(x, h)

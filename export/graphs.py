@@ -1,9 +1,10 @@
 """Writers of a run's graphs: the ONNX window and step graphs with fc metadata, and TorchScript.
 
-Scaling sits inside every graph, so each reads the raw price_change as float64 and casts to
-float32 only after (x - center) / scale, exactly as core.model.window_p_up does; a float32 input
-would lose the feature's small changes to rounding before the subtraction. The inputs, outputs
-and metadata keys are the contract fixed in live/predictor.py.
+Scaling sits inside every graph, so each reads the raw price_change (or, for a declared feature
+spec, its raw columns: export/graph_input.py) as float64 and casts to float32 only after
+(x - center) / scale, exactly as core.model.window_p_up does; a float32 input would lose the
+feature's small changes to rounding before the subtraction. The inputs, outputs and metadata keys
+are the contract fixed in live/predictor.py.
 
 An Ensemble (members and/or a temperature) is written by export/ensemble_graphs.py as one graph
 of the same inputs and outputs; its step graph's hidden is (layers, batch, members * hidden).
@@ -25,7 +26,8 @@ from fc.core.evaluation.policies import POLICIES, PolicyParams, params_json
 from fc.core.learning.config import TrainConfig
 from fc.core.learning.model import Ensemble, Forecast, Scaling
 from fc.export.ensemble_graphs import EnsembleStepGraph, EnsembleWindowGraph
-from fc.live.predictor import META_KEYS, STEP_INPUTS, STEP_OUTPUTS, WINDOW_INPUTS, WINDOW_OUTPUTS
+from fc.export.graph_input import feature_metadata, input_columns, input_name, input_scale, scaled
+from fc.live.predictor import META_KEYS, STEP_OUTPUTS, WINDOW_OUTPUTS
 
 # The legacy (TorchScript-based) exporter writes one ONNX GRU op per layer with
 # linear_before_reset=1 in well under a second; the dynamo exporter also writes GRU ops but takes
@@ -36,31 +38,31 @@ ONNX_NAME, STEP_NAME, TORCHSCRIPT_NAME = "model.onnx", "model.step.onnx", "model
 
 
 class WindowGraph(nn.Module):
-    """(batch, time, 1) raw price_change → logits and probabilities [up, down] of the last step,
-    from a zero hidden state: window_p_up's computation as one module."""
+    """(batch, time, columns) raw features → logits and probabilities [up, down] of the last
+    step, from a zero hidden state: window_p_up's computation as one module."""
 
     def __init__(self, model: Forecast, scaling: Scaling):
         super().__init__()
         self.gru, self.fc = model.gru, model.fc
-        self.center, self.scale = float(scaling.center), float(scaling.scale)
+        self.center, self.scale = input_scale(scaling)
 
     def forward(self, price_change: torch.Tensor):
-        x = ((price_change.double() - self.center) / self.scale).float()
+        x = scaled(price_change, self.center, self.scale)
         out, _ = self.gru(x)
         logits = self.fc(out[:, -1])
         return logits, torch.softmax(logits, dim=-1)
 
 
 class StepGraph(nn.Module):
-    """(batch, 1, 1) raw price_change, hidden (layers, batch, hidden) → logits, next hidden."""
+    """(batch, 1, columns) raw features, hidden (layers, batch, hidden) → logits, next hidden."""
 
     def __init__(self, model: Forecast, scaling: Scaling):
         super().__init__()
         self.gru, self.fc = model.gru, model.fc
-        self.center, self.scale = float(scaling.center), float(scaling.scale)
+        self.center, self.scale = input_scale(scaling)
 
     def forward(self, price_change: torch.Tensor, hidden: torch.Tensor):
-        x = ((price_change.double() - self.center) / self.scale).float()
+        x = scaled(price_change, self.center, self.scale)
         out, hidden_out = self.gru(x, hidden)
         return self.fc(out[:, -1]), hidden_out
 
@@ -92,7 +94,7 @@ def graph_metadata(
         "symbol": config.symbol,
         "timeframe": config.timeframe,
         "seq_len": str(config.seq_len),
-        "feature": config.feature,
+        "feature": "",  # feature_metadata's, below: the key keeps its place in the file
         "classes": json.dumps(list(config.classes)),
         "train_range": json.dumps(list(config.train_range)),
         "validation_range": json.dumps(list(config.validation_range)),
@@ -100,8 +102,8 @@ def graph_metadata(
         "layers": str(config.layers),
         "members": str(config.seeds),
         "temperature": repr(float(config.temperature)),
-        "scale_center": repr(float(config.scale_center)),
-        "scale_scale": repr(float(config.scale_scale)),
+        "scale_center": "",
+        "scale_scale": "",
         "loss": config.loss,
         "data_sha256": config.data_sha256,
         "exported_by": f"fc {__version__}",
@@ -109,6 +111,7 @@ def graph_metadata(
         "opset": str(OPSET[exporter]),
         "policy_params": params_json(policy_params),
     }
+    meta.update(feature_metadata(config))  # a declared spec adds feature_spec, feature_hash
     assert set(META_KEYS) <= set(meta)
     return meta
 
@@ -181,13 +184,16 @@ def write_window_onnx(
 ) -> Path:
     _check_model(model, config)
     graph = window_graph(model, scaling)
-    sample = torch.ones(_sample_batch(exporter), min(config.seq_len, 8), 1, dtype=torch.float64)
+    name, columns = input_name(config), input_columns(config)
+    sample = torch.ones(
+        _sample_batch(exporter), min(config.seq_len, 8), columns, dtype=torch.float64
+    )
     dynamic = {
-        "price_change": {0: "batch", 1: "time"},
+        name: {0: "batch", 1: "time"},
         "logits": {0: "batch"},
         "probabilities": {0: "batch"},
     }
-    _torch_export(graph, (sample,), path, (WINDOW_INPUTS, WINDOW_OUTPUTS), dynamic, exporter)
+    _torch_export(graph, (sample,), path, ((name,), WINDOW_OUTPUTS), dynamic, exporter)
     _stamp(path, graph_metadata(config, "window", exporter, policy_params))
     return path
 
@@ -202,18 +208,18 @@ def write_step_onnx(
 ) -> Path:
     _check_model(model, config)
     graph = step_graph(model, scaling)
-    batch = _sample_batch(exporter)
+    batch, name = _sample_batch(exporter), input_name(config)
     sample = (
-        torch.ones(batch, 1, 1, dtype=torch.float64),
+        torch.ones(batch, 1, input_columns(config), dtype=torch.float64),
         torch.zeros(config.layers, batch, members(model) * config.hidden),
     )
     dynamic = {
-        "price_change": {0: "batch"},
+        name: {0: "batch"},
         "hidden": {1: "batch"},
         "logits": {0: "batch"},
         "hidden_out": {1: "batch"},
     }
-    _torch_export(graph, sample, path, (STEP_INPUTS, STEP_OUTPUTS), dynamic, exporter)
+    _torch_export(graph, sample, path, ((name, "hidden"), STEP_OUTPUTS), dynamic, exporter)
     _stamp(path, graph_metadata(config, "step", exporter, policy_params))
     return path
 
@@ -229,7 +235,7 @@ def write_torchscript(
     with the same metadata as a JSON extra file `fc_meta.json`."""
     _check_model(model, config)
     graph = window_graph(model, scaling)
-    sample = torch.ones(1, min(config.seq_len, 8), 1, dtype=torch.float64)
+    sample = torch.ones(1, min(config.seq_len, 8), input_columns(config), dtype=torch.float64)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # torch.jit is deprecated in favour of torch.export
         traced = torch.jit.trace(graph, (sample,), check_trace=False)

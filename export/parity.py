@@ -3,7 +3,9 @@ p_up (the number every policy reads) between an exported graph and its reference
 
 References: core.model.window_p_up on real windows (what training evaluation and the backtest
 compute), the torch WindowGraph on random and odd-length inputs, the window graph for the
-streamed step graph, and the backtest's own positions.parquet when the run has one.
+streamed step graph, and the backtest's own positions.parquet when the run has one. Windows are
+(n, seq_len) of price_change, or (n, seq_len, columns) of a declared feature spec's raw columns,
+built by the backtest's own run_grid from every symbol the spec reads.
 """
 
 from pathlib import Path
@@ -12,7 +14,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from fc.core.data.features import price_change
+from fc.core.data.inputs import grid_features
 from fc.core.errors import FcError
 from fc.core.evaluation.backtest import trade_mask
 from fc.core.learning.config import TrainConfig
@@ -22,12 +24,15 @@ from fc.live.predictor import OnnxPredictor, OnnxStepPredictor, p_up_from_logits
 
 
 class RealWindows:
-    """Validation decisions of the run's candles: windows (n, seq_len) of raw price_change ending
-    at `ends` (grid positions) at `times`, plus the whole feature series for window_p_up."""
+    """Validation decisions of the run's candles: windows (n, seq_len[, columns]) of the raw
+    features ending at `ends` (grid positions) at `times`, plus the whole feature series for
+    window_p_up, and `first`: the first index the model's windows read (carried_state_drift)."""
 
-    def __init__(self, features: np.ndarray, ends: np.ndarray, times: pd.DatetimeIndex, L: int):
-        self.features, self.ends, self.times = features, ends, times
-        self.windows = np.lib.stride_tricks.sliding_window_view(features, L)[ends - L + 1]
+    def __init__(self, features: np.ndarray, ends: np.ndarray, times: pd.DatetimeIndex, L: int,
+                 first: int = 1):  # fmt: skip
+        self.features, self.ends, self.times, self.first = features, ends, times, first
+        windows = np.lib.stride_tricks.sliding_window_view(features, L, axis=0)[ends - L + 1]
+        self.windows = windows.swapaxes(1, 2) if features.ndim == 2 else windows
 
 
 def real_windows(
@@ -35,17 +40,17 @@ def real_windows(
 ) -> tuple[RealWindows | None, str]:
     """Up to `limit` (0: all) validation decisions, evenly spread; (None, why) when the run's
     own candle file is not readable. A --data file the user names must be readable."""
-    from fc.core.data.candles import grid_at, load_candles
+    from fc.core.studies.backtest_run import run_grid
 
     source = data or config.data
     try:
-        grid = grid_at(load_candles(source), config.timeframe)
+        grid = run_grid(config, data)
     except FcError as exc:
         if data is not None:
             raise
         why = f"real-window checks skipped: the run's candles {config.data!r} are not readable"
         return None, f"{why} ({str(exc).split(';')[0]}); pass --data FILE"
-    decide = trade_mask(grid["filled"].to_numpy(), config.seq_len)
+    decide = trade_mask(grid["filled"].to_numpy(), config.first_decision)
     split = pd.Timestamp(config.split, tz="UTC") if config.split else grid.index[0]
     ends = np.flatnonzero(decide & (grid.index >= split))
     where = "validation"
@@ -55,21 +60,30 @@ def real_windows(
         return None, f"real-window checks skipped: {source} has no full window of {config.seq_len}"
     if limit and len(ends) > limit:
         ends = ends[np.linspace(0, len(ends) - 1, limit).round().astype(np.int64)]
-    features = price_change(grid["close"].to_numpy())
+    features = grid_features(grid)
     note = f"real windows: {len(ends)} {where} decisions of {source}"
-    return RealWindows(features, ends, grid.index[ends], config.seq_len), note
+    first = config.first_decision - config.seq_len + 1
+    return RealWindows(features, ends, grid.index[ends], config.seq_len, first), note
 
 
 def random_windows(config: TrainConfig, n: int, length: int, seed: int = 0) -> np.ndarray:
-    """Raw inputs whose scaled values are standard normal: the graph's whole working range."""
+    """Raw inputs whose scaled values are standard normal: the graph's whole working range;
+    (n, length) for one column, (n, length, columns) for a declared spec's several."""
     rng = np.random.default_rng(seed)
-    return config.scale_center + config.scale_scale * rng.standard_normal((n, length))
+    center, scale = np.asarray(config.scale_center), np.asarray(config.scale_scale)
+    shape = (n, length) if center.ndim == 0 else (n, length, len(center))
+    return center + scale * rng.standard_normal(shape)
+
+
+def graph_input(windows: np.ndarray) -> np.ndarray:
+    """Windows (n, time) or (n, time, columns) as a graph reads them: (n, time, columns)."""
+    return np.ascontiguousarray(windows[:, :, None] if windows.ndim == 2 else windows)
 
 
 @torch.no_grad()
 def torch_p_up(graph: torch.nn.Module, windows: np.ndarray) -> np.ndarray:
-    """p_up of a window_graph module (torch eager or TorchScript) on raw windows (n, time)."""
-    logits, _ = graph(torch.from_numpy(np.ascontiguousarray(windows[:, :, None])))
+    """p_up of a window_graph module (torch eager or TorchScript) on raw windows."""
+    logits, _ = graph(torch.from_numpy(graph_input(windows)))
     return p_up_from_logits(logits.numpy())
 
 
@@ -90,7 +104,7 @@ def onnx_vs_torch_random(
     diff = np.abs(predictor.p_up_batch(windows) - torch_p_up(graph, windows)).max()
     for n, length in ((1, 1), (3, 7), (5, config.seq_len + 13)):
         x = random_windows(config, n, length, seed=length)
-        logits = predictor.session.run(["logits"], {"price_change": x[:, :, None]})[0]
+        logits = predictor.session.run(["logits"], {predictor.input: graph_input(x)})[0]
         diff = max(diff, np.abs(p_up_from_logits(logits) - torch_p_up(graph, x)).max())
     return float(diff), 64 + 1 + 3 + 5
 
@@ -145,7 +159,9 @@ def carried_state_drift(
     """Not a parity check but the number that says whether a live loop may carry the step
     graph's state (O(1) per candle) instead of reading windows: the model run once over the whole
     series from a zero state, its p_up at the real windows' ends against the window graph's."""
-    x = scaling.apply(real.features[1:]).astype(np.float32)  # index 0 is the 1.0 placeholder
-    logits = model(torch.from_numpy(x)[None, :, None])[0]
-    carried = p_up_from_logits(logits.numpy())[real.ends - 1]
+    # from the first real value on: index 0 of price_change is the 1.0 placeholder, and a
+    # declared feature's values before its warm-up are placeholders too
+    x = graph_input(scaling.apply(real.features[real.first :])[None]).astype(np.float32)
+    logits = model(torch.from_numpy(x))[0]
+    carried = p_up_from_logits(logits.numpy())[real.ends - real.first]
     return float(np.abs(carried - predictor.p_up_batch(real.windows)).max())

@@ -6,7 +6,9 @@ core.backtest.trade_mask and simulate, which hold positions through filled bars 
 core.policies' wealth factors. Only the wealth convention is translated: the journal's row at
 candle t holds the wealth realised at t's close, before f_t earns R_{t+1}; the backtest's row t
 (positions.parquet) holds it after, i.e. the journal's at t+1. Here the backtest's factors are
-compounded to the journal's convention, from the journal's first candle and capital.
+compounded to the journal's convention, from the journal's first candle and capital. A run of
+declared features is backtested on the columns core.data.inputs.with_features builds from the
+candles of every symbol its spec reads.
 """
 
 from dataclasses import dataclass, field
@@ -16,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from fc.core.data.candles import grid_at, timeframe_ms
+from fc.core.data.inputs import plain_close, with_features
 from fc.core.errors import FcError
 from fc.core.evaluation.backtest import simulate, trade_mask
 from fc.core.evaluation.policies import POLICIES, held_positions
@@ -54,22 +57,29 @@ def journal_fee_bps(rows: pd.DataFrame) -> float | None:
     return None
 
 
-def backtest_table(candles: pd.DataFrame, predict, seq_len: int, timeframe: str, first: int,
-                   last: int, fee_bps: float, capital: dict,
-                   params: dict | None = None) -> pd.DataFrame:  # fmt: skip
+def backtest_table(candles, predict, seq_len: int, timeframe: str, first: int, last: int,
+                   fee_bps: float, capital: dict, params: dict | None = None,
+                   spec=None) -> pd.DataFrame:  # fmt: skip
     """The backtest over the candles from `first` to `last` (open times, ms), one row per grid
     bar there, in the journal's wealth convention; `params` {policy: PolicyParams} (default: the
-    workshop's policies): positions by core.policies, as the backtest and the service take them."""
+    workshop's policies): positions by core.policies, as the backtest and the service take them.
+    `candles`: the decided symbol's frame, or with a feature `spec` {symbol: frame} of every
+    symbol it reads."""
     params = params or {}
     tf = timeframe_ms(timeframe)
-    opens = candles.index.as_unit("ns").asi8 // 1_000_000
-    candles = candles[(opens >= first - (seq_len + 1) * tf) & (opens <= last + tf)]
-    if not ((opens >= first) & (opens <= last)).any():
-        raise FcError(
-            f"the candles have none from {iso(first)} to {iso(last)}, the journal's; give the "
-            "--data file (or --exchange-url) the service traded"
-        )
-    grid = grid_at(candles, timeframe)
+    start = seq_len if spec is None else spec.first_decision(seq_len)  # bars before a decision
+    frames = {None: candles} if spec is None else {s: candles[s] for s in spec.symbols}
+    grids = {}
+    for symbol, frame in frames.items():
+        opens = frame.index.as_unit("ns").asi8 // 1_000_000
+        if not ((opens >= first) & (opens <= last)).any():
+            raise FcError(
+                f"the {symbol or ''} candles have none from {iso(first)} to {iso(last)}, the "
+                "journal's; give the --data file (or --exchange-url) the service traded"
+            )
+        grids[symbol] = grid_at(frame[(opens >= first - (start + 1) * tf) & (opens <= last + tf)],
+                                timeframe)  # fmt: skip
+    grid = grids[None] if spec is None else with_features(spec, grids, timeframe)
     times = grid.index.as_unit("ns").asi8 // 1_000_000
     grid = grid[times <= last + tf]
     if len(grid) and times[len(grid) - 1] == last:
@@ -81,7 +91,7 @@ def backtest_table(candles: pd.DataFrame, predict, seq_len: int, timeframe: str,
     times = grid.index.as_unit("ns").asi8 // 1_000_000
     filled = grid["filled"].to_numpy()
     close = grid["close"].to_numpy(dtype=np.float64)
-    decide = trade_mask(filled, seq_len)
+    decide = trade_mask(filled, start)
     part = (times >= first) & (times <= last)
     p_up = predict_bars(predict, grid, decide & part)
     out = {"b_close": close, "b_real": ~filled, "b_decided": decide & part, "b_p_up": p_up}
@@ -220,14 +230,17 @@ def paper_diff(journal_path: str | Path, run_dir: str | Path, candles_from, mode
         raise FcError(f"{model}: no such model file; give --model FILE.onnx")
     tf = timeframe_ms(config.timeframe)
     first, last = int(rows.candle_ms.min()), int(rows.candle_ms.max())
-    candles = candles_from(config.symbol, config.timeframe, first - (config.seq_len + 1) * tf,
-                           last + tf)  # fmt: skip
+    spec = None if plain_close(config.spec) else config.spec  # every symbol the run reads
+    since = first - (config.first_decision + 1) * tf
+    candles = {s: candles_from(s, config.timeframe, since, last + tf)
+               for s in (spec.symbols if spec else [config.symbol])}  # fmt: skip
     journal = journal_table(rows)
     fee_journal = journal_fee_bps(rows)
     fee = fee_bps if fee_bps is not None else (fee_journal or 0.0)
     capital = {p: float(journal[f"j_wealth_{p}"].dropna().iloc[0]) for p in POLICIES}
-    backtest = backtest_table(candles, predict, config.seq_len, config.timeframe, first, last,
-                              fee, capital, params)  # fmt: skip
+    backtest = backtest_table(candles if spec else candles[config.symbol], predict,
+                              config.seq_len, config.timeframe, first, last, fee, capital, params,
+                              spec)  # fmt: skip
     c = compare(journal, backtest, seq_len=config.seq_len, model_sha256=sha, fee_bps=fee,
                 fee_journal=fee_journal, predictions=predictions,
                 policy_params=params)  # fmt: skip
@@ -247,13 +260,19 @@ def paper_diff(journal_path: str | Path, run_dir: str | Path, candles_from, mode
     }
 
 
-def candle_source(data: str | Path | None, exchange_id: str = "binance", url: str | None = None):
-    """Where the diff reads its candles: the file `data` (resampled to the timeframe), else the
-    exchange through the live service's own module."""
-    if data is not None:
+def candle_source(data, exchange_id: str = "binance", url: str | None = None, config=None):
+    """Where the diff reads its candles: files, when --data is given (`data`: FILE, the decided
+    symbol's, and/or SYMBOL=FILE values; a symbol the run reads that none names comes from the
+    file it was trained on, as `fc backtest RUN --data` reads them), each resampled to the
+    timeframe; else the exchange through the live service's own module."""
+    values = [] if data is None else [data] if isinstance(data, str | Path) else list(data)
+    if values:
         from fc.live.replay import recorded_candles
 
-        return lambda symbol, timeframe, since_ms, until_ms: recorded_candles(data, timeframe)
+        files = _data_files(values, config)
+        return lambda symbol, timeframe, since_ms, until_ms: recorded_candles(
+            files.get(symbol, files[None]), timeframe
+        )
 
     def fetch(symbol: str, timeframe: str, since_ms: int, until_ms: int) -> pd.DataFrame:
         from fc.live.exchange import Exchange
@@ -262,3 +281,14 @@ def candle_source(data: str | Path | None, exchange_id: str = "binance", url: st
         return exchange.fetch_candles(symbol, timeframe, since_ms, until_ms=until_ms)
 
     return fetch
+
+
+def _data_files(values: list, config) -> dict:
+    """{symbol: file} of --data values for the run (None: the plain FILE, for a caller
+    without a run config, which reads one symbol)."""
+    if config is None:
+        return {None: Path(values[0])}
+    from fc.core.studies.backtest_run import run_files
+
+    plain, files = run_files(config, values)
+    return {None: plain, config.symbol: plain, **files}

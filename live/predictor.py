@@ -6,6 +6,11 @@ The contract with export/graphs.py (which imports these names):
   graph; outputs `logits` float32 (batch, 2) of the last step and `probabilities` = their softmax.
 - step graph: inputs `price_change` float64 (batch, 1, 1) and `hidden` float32 (layers, batch,
   members * hidden); outputs `logits` (batch, 2) and `hidden_out` of the same shape as hidden.
+- a graph of declared features (fc train --features other than `close`): the input is `features`
+  (batch, time, c), the spec's c raw columns (core.data.feature_set.build_columns), each scaled
+  inside the graph; metadata `feature` is "features", `feature_spec` the spec's JSON and
+  `feature_hash` its hash, scale_center/scale_scale JSON lists. A spec naming a feature this fc
+  does not know is refused (FeatureSpec.from_dict).
 p_up = softmax(logits in float64)[0], as core.model.window_p_up computes it.
 An ensemble graph (metadata `members` > 1) averages its members inside and a calibrated one
 applies its `temperature` inside: logits = log(mean p) / T; the reader needs to know neither,
@@ -20,6 +25,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
+from fc.core.data.feature_set import FeatureSpec
 from fc.core.data.features import CLASSES, FEATURE
 from fc.core.errors import FcError
 from fc.core.evaluation.policies import params_by_policy
@@ -29,13 +35,15 @@ WINDOW_INPUTS = ("price_change",)
 WINDOW_OUTPUTS = ("logits", "probabilities")
 STEP_INPUTS = ("price_change", "hidden")
 STEP_OUTPUTS = ("logits", "hidden_out")
+SPEC_FEATURE = SPEC_INPUT = "features"  # `feature` and the input name of a declared-feature graph
 # metadata_props every fc graph carries; values are strings, lists and ranges are JSON
 META_KEYS = (
     "graph", "fc_version", "symbol", "timeframe", "seq_len", "feature", "classes",
     "train_range", "validation_range", "hidden", "layers", "scale_center", "scale_scale",
 )  # fmt: skip
 _INTS = ("seq_len", "hidden", "layers", "members")
-_FLOATS = ("scale_center", "scale_scale", "temperature")
+_FLOATS = ("temperature",)
+_SCALES = ("scale_center", "scale_scale")  # a float, or a JSON list (one value a column)
 _OPTIONAL = {"members": "1", "temperature": "1.0"}  # absent in graphs before ensembles
 _JSON = ("classes", "train_range", "validation_range")
 _BATCH_CHUNK = 4096  # windows per onnxruntime call in p_up_batch: bounds memory, not results
@@ -87,12 +95,39 @@ def read_graph(path: str | Path, graph: str) -> tuple[onnx.ModelProto, dict]:
     if meta["graph"] != graph:
         name = "model.onnx" if graph == "window" else "model.step.onnx"
         raise FcError(f"{path}: a {meta['graph']} graph, not a {graph} graph; give {name}")
-    if meta["feature"] != FEATURE or tuple(meta["classes"]) != CLASSES:
+    if "feature_spec" in props and meta["feature"] == SPEC_FEATURE:
+        meta["spec"] = _graph_spec(path, props, meta)
+    elif meta["feature"] != FEATURE or tuple(meta["classes"]) != CLASSES:
         raise FcError(
             f"{path}: made for feature {meta['feature']} with classes {meta['classes']}, this fc "
             f"computes {FEATURE} with classes {list(CLASSES)}; {redo}"
         )
+    if tuple(meta["classes"]) != CLASSES:
+        raise FcError(f"{path}: made for classes {meta['classes']}, not {list(CLASSES)}; {redo}")
+    spec = meta.get("spec")
+    meta["columns"] = 1 if spec is None else len(spec.columns)
+    meta["input"] = "price_change" if spec is None else SPEC_INPUT
+    if len(meta["scale_center"]) != meta["columns"] or len(meta["scale_scale"]) != meta["columns"]:
+        raise FcError(f"{path}: damaged fc metadata (a scale for each column expected); {redo}")
     return model, meta
+
+
+def _graph_spec(path: Path, props: dict, meta: dict) -> FeatureSpec:
+    """The graph's feature spec, checked against its hash; FeatureSpec.from_dict refuses a
+    feature this fc does not compute (the graph would read columns nobody here can build)."""
+    try:
+        data = json.loads(props["feature_spec"])
+    except ValueError:
+        data = None
+    if not isinstance(data, dict) or data.get("hash") != props.get("feature_hash"):
+        raise FcError(f"{path}: damaged feature spec in its metadata; export it again")
+    try:
+        spec = FeatureSpec.from_dict(data)
+    except FcError as exc:
+        raise FcError(f"{path}: {exc}") from None
+    if spec.symbol != meta["symbol"]:
+        raise FcError(f"{path}: its feature spec decides on {spec.symbol}, not {meta['symbol']}")
+    return spec
 
 
 def _parse_meta(props: dict) -> dict:
@@ -102,13 +137,17 @@ def _parse_meta(props: dict) -> dict:
         meta[k] = int(meta[k])
     for k in _FLOATS:
         meta[k] = float(meta[k])
+    for k in _SCALES:  # kept as tuples here, one value a column (Scaling reads either)
+        value = json.loads(meta[k]) if meta[k].lstrip().startswith("[") else float(meta[k])
+        meta[k] = tuple(float(v) for v in np.atleast_1d(value))
     for k in _JSON:
         meta[k] = json.loads(meta[k])
         if not isinstance(meta[k], list):
             raise ValueError(f"{k} is not a list")
     if min(meta["seq_len"], meta["hidden"], meta["layers"], meta["members"]) < 1:
         raise ValueError("seq_len, hidden, layers and members must be positive")
-    if not np.isfinite(meta["scale_scale"]) or meta["scale_scale"] == 0:
+    scale = np.asarray(meta["scale_scale"])
+    if not (np.all(np.isfinite(scale)) and np.all(scale != 0)):
         raise ValueError("scale_scale must be finite and non-zero")
     try:  # graphs exported before policy parameters existed: the workshop's policies
         meta["policy_params"] = params_by_policy(json.loads(props.get("policy_params", "{}")))
@@ -174,7 +213,9 @@ def _fits(size, want) -> bool:
 
 
 class _Graph:
-    """A checked onnxruntime session and the model's metadata."""
+    """A checked onnxruntime session and the model's metadata. `spec` is the graph's feature spec
+    (None: the workshop's price_change); windows are (seq_len,) for one column, else
+    (seq_len, columns)."""
 
     def __init__(self, path: str | Path, session: ort.InferenceSession, meta: dict):
         self.path = Path(path)
@@ -183,45 +224,57 @@ class _Graph:
         self.seq_len: int = meta["seq_len"]
         self.symbol: str = meta["symbol"]
         self.timeframe: str = meta["timeframe"]
+        self.spec: FeatureSpec | None = meta.get("spec")
+        self.columns: int = meta["columns"]
+        self.input: str = meta["input"]
+
+    def _windows(self, windows: np.ndarray) -> np.ndarray:
+        """windows (n, seq_len) or (n, seq_len, columns) as the graph's (n, seq_len, columns)."""
+        windows = np.asarray(windows, dtype=np.float64)
+        if windows.ndim == 2:
+            windows = windows[:, :, None]
+        if windows.ndim != 3 or windows.shape[1:] != (self.seq_len, self.columns):
+            raise ValueError(
+                f"windows of shape {windows.shape}, expected (n, {self.seq_len}, {self.columns})"
+            )
+        return windows
 
 
 class OnnxPredictor(_Graph):
-    """p_up from the window graph: the last seq_len raw price_change values, zero hidden state."""
+    """p_up from the window graph: the last seq_len raw feature rows, zero hidden state."""
 
     def p_up(self, window: np.ndarray) -> float:
         window = np.asarray(window, dtype=np.float64)
-        if window.shape != (self.seq_len,):
-            raise ValueError(f"window of shape {window.shape}, the model reads ({self.seq_len},)")
-        return float(self.p_up_batch(window[None, :])[0])
+        return float(self.p_up_batch(window[None])[0])
 
     def p_up_at(self, features: np.ndarray, ends: np.ndarray) -> np.ndarray:
-        """p_up at each index of `ends` from the seq_len features ending there: window_p_up's
-        signature for a backtest or replay that predicts through this graph; bitwise the p_up
-        the live loop gets from each window alone."""
+        """p_up at each index of `ends` from the seq_len features (rows) ending there:
+        window_p_up's signature for a backtest or replay that predicts through this graph;
+        bitwise the p_up the live loop gets from each window alone."""
         ends = np.asarray(ends, dtype=np.int64)
         features = np.asarray(features, dtype=np.float64)
         if len(ends) and (ends.min() < self.seq_len - 1 or ends.max() >= len(features)):
             raise ValueError("a window would reach outside the features")
-        windows = np.lib.stride_tricks.sliding_window_view(features, self.seq_len)
+        windows = np.lib.stride_tricks.sliding_window_view(features, self.seq_len, axis=0)
+        if features.ndim == 2:
+            windows = windows.swapaxes(1, 2)  # (windows, seq_len, columns)
         return self.p_up_batch(windows[ends - self.seq_len + 1])
 
     def p_up_batch(self, windows: np.ndarray) -> np.ndarray:
-        """p_up of each row of windows (n, seq_len); row i's value does not depend on the others
-        (tests/test_export.py checks it bitwise against one-window calls)."""
-        windows = np.asarray(windows, dtype=np.float64)
-        if windows.ndim != 2 or windows.shape[1] != self.seq_len:
-            raise ValueError(f"windows of shape {windows.shape}, expected (n, {self.seq_len})")
+        """p_up of each window, (n, seq_len) or (n, seq_len, columns); row i's value does not
+        depend on the others (tests/test_export.py checks it bitwise against one-window calls)."""
+        windows = self._windows(windows)
         out = np.empty(len(windows), dtype=np.float64)
         for i in range(0, len(windows), _BATCH_CHUNK):
-            block = np.ascontiguousarray(windows[i : i + _BATCH_CHUNK, :, None])
-            logits = self.session.run(["logits"], {"price_change": block})[0]
+            block = np.ascontiguousarray(windows[i : i + _BATCH_CHUNK])
+            logits = self.session.run(["logits"], {self.input: block})[0]
             out[i : i + len(block)] = p_up_from_logits(logits)
         return out
 
 
 class OnnxStepPredictor(_Graph):
-    """The step graph: one feature and the hidden state in, logits and the next state out, for
-    O(1) work per candle. Carrying the state from an older start is NOT the window semantics
+    """The step graph: one feature row and the hidden state in, logits and the next state out,
+    for O(1) work per candle. Carrying the state from an older start is NOT the window semantics
     (SPEC §2); p_up(window) streams the window from a zero state and matches the window graph."""
 
     def zero_state(self, batch: int = 1) -> np.ndarray:
@@ -229,25 +282,24 @@ class OnnxStepPredictor(_Graph):
         width = self.meta["members"] * self.meta["hidden"]
         return np.zeros((self.meta["layers"], batch, width), dtype=np.float32)
 
-    def step(self, price_change: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """price_change (batch,) raw values, state zero_state's shape → (logits, state)."""
-        x = np.asarray(price_change, dtype=np.float64).reshape(-1, 1, 1)
+    def step(self, features: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """features (batch,) or (batch, columns) raw values, state zero_state's shape →
+        (logits, state)."""
+        x = np.asarray(features, dtype=np.float64).reshape(-1, 1, self.columns)
         logits, state = self.session.run(
-            list(STEP_OUTPUTS), {"price_change": x, "hidden": np.asarray(state, np.float32)}
+            list(STEP_OUTPUTS), {self.input: x, "hidden": np.asarray(state, np.float32)}
         )
         return logits, state
 
     def p_up_batch(self, windows: np.ndarray) -> np.ndarray:
-        windows = np.asarray(windows, dtype=np.float64)
-        if windows.ndim != 2 or windows.shape[1] != self.seq_len:
-            raise ValueError(f"windows of shape {windows.shape}, expected (n, {self.seq_len})")
+        windows = self._windows(windows)
         state = self.zero_state(len(windows))
         for t in range(self.seq_len):
             logits, state = self.step(windows[:, t], state)
         return p_up_from_logits(logits)
 
     def p_up(self, window: np.ndarray) -> float:
-        return float(self.p_up_batch(np.asarray(window, dtype=np.float64)[None, :])[0])
+        return float(self.p_up_batch(np.asarray(window, dtype=np.float64)[None])[0])
 
 
 def _open(path, kind: str, symbol, timeframe, threads: int):
@@ -266,7 +318,7 @@ def load_predictor(
     _check_io(
         path,
         session,
-        {"price_change": ("tensor(double)", ("dynamic", "dynamic", 1))},
+        {meta["input"]: ("tensor(double)", ("dynamic", "dynamic", meta["columns"]))},
         {"logits": ("tensor(float)", (None, 2)), "probabilities": ("tensor(float)", (None, 2))},
     )
     return OnnxPredictor(path, session, meta)
@@ -281,7 +333,7 @@ def load_step_predictor(
     _check_io(
         path,
         session,
-        {"price_change": ("tensor(double)", ("dynamic", 1, 1)), "hidden": state},
+        {meta["input"]: ("tensor(double)", ("dynamic", 1, meta["columns"])), "hidden": state},
         {"logits": ("tensor(float)", (None, 2)), "hidden_out": state},
     )
     return OnnxStepPredictor(path, session, meta)

@@ -1,4 +1,5 @@
-"""Replay: the live service driven by a simulated clock over a recorded candle file (SPEC §8)."""
+"""Replay: the live service driven by a simulated clock over recorded candle files, one per symbol
+the model reads (SPEC §8)."""
 
 import logging
 import time
@@ -14,6 +15,7 @@ from fc.core.evaluation.policies import with_overrides
 from fc.live.clock import SimulatedClock
 from fc.live.journal import Journal
 from fc.live.logs import log_event
+from fc.live.market_inputs import SymbolSources, bars_needed, model_spec
 from fc.live.service import PaperConfig, PaperService, Predictor, iso
 
 
@@ -51,7 +53,7 @@ class ReplayResult:
 
 
 def replay(
-    candles: pd.DataFrame,
+    candles: pd.DataFrame | dict,
     predictor: Predictor,
     journal: Journal,
     config: PaperConfig,
@@ -59,26 +61,31 @@ def replay(
     end: str | None = None,
 ) -> ReplayResult:
     """Step a simulated clock through the candle closes (delay_s after each) and let the service
-    decide at each; decisions start where a full window exists, or at `start` (inclusive, by
-    candle open time) and stop before `end`."""
-    if len(candles) == 0:
-        raise FcError("the replay file has no candles")
+    decide at each; decisions start where a full window exists (of every symbol: `candles` is
+    the decided symbol's frame, or {symbol: frame} for each symbol the model reads), or at
+    `start` (inclusive, by candle open time) and stop before `end`."""
+    frames = candles if isinstance(candles, dict) else {config.symbol: candles}
+    candles = frames[config.symbol]
+    if any(len(frame) == 0 for frame in frames.values()):
+        raise FcError("a replay file has no candles")
     tf = timeframe_ms(config.timeframe)
     open_ms = candles.index.as_unit("ns").asi8 // 1_000_000
     grid = np.arange(open_ms[0], open_ms[-1] + 1, tf)
-    first = grid[min(predictor.seq_len, len(grid) - 1)]
+    bars = bars_needed(model_spec(predictor), predictor.seq_len)
+    overlap = max(int(f.index[0].value // 1_000_000) for f in frames.values())
+    first = min(max(grid[0], overlap) + (bars - 1) * tf, grid[-1])
     if start:
         first = max(first, utc_time(start, "--start").value // 1_000_000)
     stop = utc_time(end, "--end").value // 1_000_000 if end else grid[-1] + 1
     steps = grid[(grid >= first) & (grid < stop)]
-    if len(steps) == 0 or len(candles) <= predictor.seq_len:
+    if len(steps) == 0 or len(candles) < bars:
         raise FcError(
             f"the replay file has {len(candles)} candles at {config.timeframe}; the model reads "
-            f"{predictor.seq_len + 1}: give a longer file or an earlier --start"
+            f"{bars}: give a longer file or an earlier --start"
         )
     clock = SimulatedClock(int(steps[0]))
-    service = PaperService(config, RecordedSource(candles, config.timeframe), predictor, journal,
-                           clock)  # fmt: skip
+    source = SymbolSources({s: RecordedSource(f, config.timeframe) for s, f in frames.items()})
+    service = PaperService(config, source, predictor, journal, clock)
     decided = skipped = 0
     began = time.perf_counter()
     for t in steps:
@@ -101,8 +108,36 @@ def replay(
     return result
 
 
+def replay_candles(values, store, predictor, timeframe: str) -> dict[str, pd.DataFrame]:
+    """{symbol: candles} of every symbol the model reads: --replay FILE (the decided symbol's),
+    --replay SYMBOL=FILE (repeatable), else the symbol's candles in --store."""
+    from fc.core.data.inputs import parse_data
+    from fc.core.data.store import find_candles
+
+    plain, files = parse_data([values] if isinstance(values, str | Path) else values)
+    if plain is not None:
+        files.setdefault(predictor.symbol, plain)
+    spec = model_spec(predictor)
+    symbols = [predictor.symbol] if spec is None else list(spec.symbols)
+    for symbol in set(files) - set(symbols):
+        raise FcError(f"--replay {symbol}=…: the model does not read {symbol}; drop it")
+    frames = {}
+    for symbol in symbols:
+        if symbol in files:
+            if not Path(files[symbol]).is_file():
+                raise FcError(f"--replay {files[symbol]}: no such file")
+            frames[symbol] = recorded_candles(files[symbol], timeframe)
+        elif store is not None:
+            frames[symbol] = resample(find_candles(store, symbol, timeframe)[0], timeframe)
+        else:
+            raise FcError(
+                f"the model reads {symbol}: give --replay {symbol}=FILE or --store DIR with it"
+            )
+    return frames
+
+
 def replay_file(
-    path: str | Path,
+    path,
     model: str | Path,
     journal_path: str = ":memory:",
     symbol: str | None = None,
@@ -112,9 +147,11 @@ def replay_file(
     end: str | None = None,
     policy: dict | None = None,
     new_model: bool = False,
+    store: str | Path | None = None,
 ) -> tuple[ReplayResult, dict]:
-    """`fc paper --replay FILE`: the service over the file's candles, then the journal report.
-    The policy parameters are the model's (export metadata), each one in `policy` replaced."""
+    """`fc paper --replay FILE` (or SYMBOL=FILE values, one a symbol the model reads, the rest
+    from `store`): the service over the candles, then the journal report. The policy parameters
+    are the model's (export metadata), each one in `policy` replaced."""
     from fc.live.model_file import check_journal_model, model_sha256
     from fc.live.predictor import load_predictor
     from fc.live.report import paper_report
@@ -129,7 +166,7 @@ def replay_file(
         policy_params=with_overrides(predictor.meta["policy_params"], policy or {}),
         model_sha256=model_sha256(model),
     )
-    candles = recorded_candles(path, config.timeframe)
+    candles = replay_candles(path, store, predictor, config.timeframe)
     check_journal_model(journal_path, config.symbol, config.timeframe, config.model_sha256,
                         config.model, new_model)  # fmt: skip
     journal = Journal(journal_path)

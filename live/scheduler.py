@@ -113,6 +113,7 @@ def run_paper(
     from fc.core.evaluation.policies import with_overrides
     from fc.live.exchange import Exchange
     from fc.live.journal import Journal
+    from fc.live.market_inputs import SymbolSources, model_spec
     from fc.live.metrics import NoMetrics, PrometheusMetrics
     from fc.live.model_file import check_journal_model, model_sha256
     from fc.live.predictor import load_predictor
@@ -139,13 +140,19 @@ def run_paper(
         where = f"http://{metrics_host}:{metrics_port}/metrics"
         log_event(logging.INFO, "metrics", f"metrics on {where}", url=where)
     metrics.model(config.model_sha256, predictor.seq_len, config.timeframe, config.symbol)
-    # the exchange's own retries stay short: the service retries again inside its window
-    exchange = Exchange(exchange_id, url=exchange_url, timeout_ms=10_000, retries=2,
-                        backoff_s=1.0, sleep=clock.sleep,
-                        on_error=metrics.exchange_error)  # fmt: skip
-    exchange.check_market(config.symbol, config.timeframe)
+    # the exchange's own retries stay short: the service retries again inside its window. One
+    # client a symbol the model reads: they are fetched on threads, and a ccxt client is not
+    # shared between threads (its last answer is read to check the candles)
+    spec = model_spec(predictor)
+    exchanges = {}
+    for name in [config.symbol] if spec is None else spec.symbols:
+        exchanges[name] = Exchange(exchange_id, url=exchange_url, timeout_ms=10_000, retries=2,
+                                   backoff_s=1.0, sleep=clock.sleep,
+                                   on_error=metrics.exchange_error)  # fmt: skip
+        exchanges[name].check_market(name, config.timeframe)
+    source = exchanges[config.symbol] if len(exchanges) == 1 else SymbolSources(exchanges)
     journal = Journal(journal_path)
-    service = PaperService(config, exchange, predictor, journal, clock, metrics)
+    service = PaperService(config, source, predictor, journal, clock, metrics)
     finished = run_live(service, clock)
     if server is not None:
         server.shutdown()

@@ -7,6 +7,8 @@ W_t = W_{t-1} (1 + f_{t-1} R_t - c |f_{t-1} - f_{t-2}|), and the position f_t de
 Candles between the last row and t that were not decided (the service was down, or the exchange
 had no candle) are written as 'held' rows: the last position carried through each of them and
 earning its return from the closes, as the backtest holds a position through a filled bar.
+A model of declared features reads candle t of every symbol its spec names (live/market_inputs.py)
+and decides only when each of them is closed and present.
 """
 
 import json
@@ -19,12 +21,12 @@ import numpy as np
 import pandas as pd
 
 from fc.core.data.candles import timeframe_ms, to_grid
-from fc.core.data.features import price_change
 from fc.core.errors import FcError
 from fc.core.evaluation.policies import POLICIES, PolicyParams, next_position
 from fc.live.clock import Clock
 from fc.live.journal import Journal, Row
 from fc.live.logs import LOGGER, log_event
+from fc.live.market_inputs import bars_needed, decision_window, fetch_all, model_spec
 from fc.live.metrics import NoMetrics
 
 MAX_FETCH = 5000  # candles asked at most; a longer downtime is bridged by one held step
@@ -113,6 +115,9 @@ class PaperService:
         self.journal, self.clock = journal, clock
         self.metrics = metrics or NoMetrics()  # live/metrics.py; off unless --metrics-port
         self.seq_len = int(predictor.seq_len)
+        self.spec = model_spec(predictor)  # None: the workshop's price_change of one symbol
+        self.symbols = [config.symbol] if self.spec is None else list(self.spec.symbols)
+        self.bars = bars_needed(self.spec, self.seq_len)  # candles a decision reads
         self.state: dict[str, Row | None] = {}
         self.restore()
 
@@ -151,29 +156,39 @@ class PaperService:
         if now > deadline:
             self._skip(t, "late", f"{(now - t - c.timeframe_ms) / 1000:.0f} s after the close")
             return None
-        grid = self._fetch(t, deadline)
-        if grid is None:
+        inputs = self._fetch(t, deadline)
+        if inputs is None:
             return None
-        return self._decide(t, grid, now)
+        return self._decide(t, *inputs, now)
 
-    def _fetch(self, t: int, deadline: int) -> pd.DataFrame | None:
-        """The closed candles up to t on the regular grid, retried with back-off until the
-        deadline when the exchange fails or has not closed t yet."""
+    def _fetch(self, t: int, deadline: int) -> tuple[pd.DataFrame, np.ndarray] | None:
+        """(the decided symbol's closed candles up to t on the regular grid, the model's window),
+        retried with back-off until the deadline while the exchange fails or has not closed t
+        for some symbol; a symbol that answered keeps its candles between attempts."""
         c = self.config
         last = self.last_candle_ms
         missed = 0 if last is None else max(0, (t - last) // c.timeframe_ms - 1)
-        count = min(self.seq_len + 1 + missed, MAX_FETCH)
-        wait, attempt, reason = c.backoff_s, 0, ""
+        count = min(self.bars + missed, MAX_FETCH)
+        wait, attempt, reason, frames = c.backoff_s, 0, "", {}
         while True:
             attempt += 1
-            try:
-                now = self.clock.now_ms()
-                frame = self.source.closed_candles(c.symbol, c.timeframe, count, now)
-                grid, reason = self._check(frame, t)
+            missing = [s for s in self.symbols if s not in frames]
+            now = self.clock.now_ms()
+            answers = fetch_all(self.source, missing, c.timeframe, count, now,
+                                lambda frame: self._check(frame, t))  # fmt: skip
+            reasons = []
+            for symbol, (frame, why) in zip(missing, answers, strict=True):
+                if frame is not None:
+                    frames[symbol] = frame
+                else:  # one symbol: the reason as it always read; several: whose it is
+                    reasons.append(why if len(self.symbols) == 1 else f"{symbol}: {why}")
+            if not reasons:
+                grid, window, why = decision_window(self.spec, frames, c.symbol, c.timeframe,
+                                                    self.seq_len)  # fmt: skip
                 if grid is not None:
-                    return grid
-            except FcError as exc:  # the exchange module's ExchangeUnavailable, BadExchangeData
-                reason = f"{type(exc).__name__}: {exc}"
+                    return grid, window
+                reasons, frames = [why], {}
+            reason = "; ".join(reasons)
             log_event(
                 logging.WARNING,
                 "retry",
@@ -203,18 +218,17 @@ class PaperService:
             return None, f"candle not closed yet on the exchange (newest {newest})"
         if not np.all(np.diff(times) == self.config.timeframe_ms):
             frame = to_grid(frame, self.config.timeframe)  # an outage inside: filled bars
-        if len(frame) < self.seq_len + 1:
-            return None, f"only {len(frame)} candles, the model reads {self.seq_len + 1}"
+        if len(frame) < self.bars:
+            return None, f"only {len(frame)} candles, the model reads {self.bars}"
         closes = frame["close"].to_numpy(dtype=np.float64)
         if not (np.all(np.isfinite(closes)) and np.all(closes > 0)):
             return None, "a close is not a positive number"
         return frame, ""
 
-    def _decide(self, t: int, grid: pd.DataFrame, now: int) -> Decision | None:
+    def _decide(self, t: int, grid: pd.DataFrame, window: np.ndarray, now: int) -> Decision | None:
         c = self.config
         closes = grid["close"].to_numpy(dtype=np.float64)
         times = grid.index.as_unit("ns").asi8 // 1_000_000
-        window = price_change(closes[-(self.seq_len + 1) :])[1:]
         p_up = float(self.predictor.p_up(window))
         decision = Decision(candle_ms=t, close=float(closes[-1]), p_up=p_up)
         rows = []
