@@ -234,3 +234,21 @@ def test_features_given_twice_is_a_categorical_and_each_trial_reads_its_own_colu
         assert state["gru.weight_ih_l0"].shape[1] == len(config["features"].split(","))
         seen.add(config["features"])
     assert seen == {"close", "ret,range"}
+
+
+def test_family_is_searchable_with_each_familys_own_parameters(candle_file, tmp_path):
+    """--family gru,lightgbm: a LightGBM trial draws no --hidden (a conditional space) and its
+    run is a LightGBM run; a GRU trial draws --hidden from its list."""
+    args = ["--data", candle_file, "--runs", tmp_path, "--study", "fam", *TINY, "--epochs", "1",
+            "--max-steps", "2", "--family", "gru,lightgbm", "--hidden", "2,4", "--lags", "4",
+            "--n-trials", "6", "--json"]  # fmt: skip
+    result = tune(*args)
+    assert result.exit_code == 0, result.output
+    families = set()
+    for row in json.loads(result.stdout)["table"]:
+        config = json.loads((Path(row["run_dir"]) / "config.json").read_text())
+        family = row["params"].get("family")
+        assert config["family"] == family
+        assert ("hidden" in row["params"]) == (family == "gru")
+        families.add(family)
+    assert families == {"gru", "lightgbm"}
