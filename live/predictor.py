@@ -79,10 +79,9 @@ def read_graph(path: str | Path, graph: str) -> tuple[onnx.ModelProto, dict]:
     props = {p.key: p.value for p in model.metadata_props}
     family = props.get("family", "gru")  # GRU graphs carry no family key
     if family != "gru":  # a window-only graph of lagged rows (export/tabular_run.py)
-        raise FcError(
-            f"{path}: a {family} graph (lagged rows in, no step graph); fc paper and --model "
-            "run GRU graphs only so far: backtest the run with fc backtest RUN"
-        )
+        if graph == "step":
+            raise FcError(f"{path}: a {family} graph has no step graph; give model.onnx")
+        props = _row_graph_props(path, props, family)
     missing = [k for k in META_KEYS if k not in props]
     if missing:
         raise FcError(
@@ -107,9 +106,45 @@ def read_graph(path: str | Path, graph: str) -> tuple[onnx.ModelProto, dict]:
     spec = meta.get("spec")
     meta["columns"] = 1 if spec is None else len(spec.columns)
     meta["input"] = "price_change" if spec is None else SPEC_INPUT
+    meta["family"] = props.get("family", "gru")
+    if meta["family"] != "gru":
+        meta["input"], meta["lags"] = "rows", int(props["lags"])
+        if meta["columns"] * meta["lags"] != int(props["n_features"]):
+            raise FcError(f"{path}: damaged fc metadata ({props['n_features']} values a row, "
+                          f"{meta['columns']} columns x {meta['lags']} lags)")  # fmt: skip
     if len(meta["scale_center"]) != meta["columns"] or len(meta["scale_scale"]) != meta["columns"]:
         raise FcError(f"{path}: damaged fc metadata (a scale for each column expected); {redo}")
     return model, meta
+
+
+# what a row graph (LightGBM, logistic) has no use for, given neutral values so one parser reads
+# both kinds: no recurrent state, no scaling (rows go in raw), one member
+_ROW_GRAPH_NEUTRAL = {"hidden": "1", "layers": "1", "members": "1", "temperature": "1.0",
+                      "scale_center": "0.0", "scale_scale": "1.0"}  # fmt: skip
+ROW_FAMILIES = ("lightgbm", "logistic")
+
+
+def _row_graph_props(path: Path, props: dict, family: str) -> dict:
+    """The metadata of a window-only row graph, checked: a family this fc knows, lags that
+    divide the row; the GRU's keys it lacks filled with neutral values."""
+    if family not in ROW_FAMILIES:
+        raise FcError(f"{path}: a model of family {family!r}, which this fc does not know; "
+                      "upgrade fc or export a gru, lightgbm or logistic run")  # fmt: skip
+    try:
+        lags, width = int(props["lags"]), int(props["n_features"])
+    except (KeyError, ValueError):
+        raise FcError(f"{path}: damaged fc metadata (lags, n_features); export it again") from None
+    if lags < 1 or width % lags:
+        raise FcError(f"{path}: damaged fc metadata ({width} values a row, {lags} lags)")
+    spec = json.loads(props.get("feature_spec", "{}") or "{}")
+    plain = [(f.get("name"), f.get("symbol")) for f in spec.get("features", [])] == [
+        ("close", props.get("symbol"))
+    ]
+    if plain:  # the workshop's price_change alone: the live loop's plain path
+        props = {k: v for k, v in props.items() if k not in ("feature_spec", "feature_hash")}
+    else:
+        props = props | {"feature": SPEC_FEATURE}
+    return _ROW_GRAPH_NEUTRAL | props
 
 
 def _graph_spec(path: Path, props: dict, meta: dict) -> FeatureSpec:
@@ -272,6 +307,19 @@ class OnnxPredictor(_Graph):
         return out
 
 
+class RowPredictor(OnnxPredictor):
+    """p_up from a window-only row graph (LightGBM, logistic): each window's last `lags` feature
+    rows, laid out as core.data.lags.lagged_rows lays them (column by column, oldest first).
+    One row a call: onnxruntime's MatMul sums a batch in another order than one row (the
+    logistic p_up moved by 1e-16), and a backtest must get the live loop's bits."""
+
+    def p_up_batch(self, windows: np.ndarray) -> np.ndarray:
+        windows = self._windows(windows)[:, -self.meta["lags"] :, :]
+        rows = np.ascontiguousarray(windows.transpose(0, 2, 1).reshape(len(windows), -1))
+        run = self.session.run
+        return np.array([run(["p_up"], {"rows": rows[i : i + 1]})[0][0] for i in range(len(rows))])
+
+
 class OnnxStepPredictor(_Graph):
     """The step graph: one feature row and the hidden state in, logits and the next state out,
     for O(1) work per candle. Carrying the state from an older start is NOT the window semantics
@@ -315,6 +363,11 @@ def load_predictor(
 ) -> OnnxPredictor:
     """The window graph at `path`, checked; symbol/timeframe, when given, must be the model's."""
     path, session, meta = _open(path, "window", symbol, timeframe, threads)
+    if meta["family"] != "gru":
+        width = meta["columns"] * meta["lags"]
+        _check_io(path, session, {"rows": ("tensor(double)", ("dynamic", width))},
+                  {"p_up": ("tensor(double)", (None,))})  # fmt: skip
+        return RowPredictor(path, session, meta)
     _check_io(
         path,
         session,

@@ -169,11 +169,38 @@ def test_export_graph_equals_the_library_on_every_validation_decision(family, ru
     assert "hidden" not in meta and "scale_center" not in meta
 
 
-def test_live_refuses_a_tabular_graph_in_one_line(runs):
-    run = runs["logistic"]
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_replay_of_the_graph_equals_the_backtest_with_it(family, runs, candles, tmp_path):
+    """fc paper --replay runs the window-only row graph with onnxruntime alone: positions equal
+    `fc backtest --model` with the same graph exactly, wealth to 1e-9, and `fc paper diff`
+    finds no difference."""
+    import sqlite3
+
+    run = runs[family]
     assert invoke("export", run, "--onnx").exit_code == 0
-    result = invoke("backtest", run, "--model", run / "export" / "model.onnx")
-    one_line_error(result, "logistic graph", "fc backtest RUN")
+    model = run / "export" / "model.onnx"
+    args = ["backtest", run, "--model", model, "--fee-bps", 5, "--start", SPLIT, "--json"]
+    result = invoke(*args)
+    assert result.exit_code == 0, result.output
+    backtest = pd.read_parquet(run / "backtest" / "positions.parquet")
+    journal = tmp_path / "replay.sqlite"
+    result = invoke("paper", "--replay", candles, "--model", model, "--journal", journal,
+                    "--fee-bps", 5, "--capital", 1, "--start", SPLIT, "--json")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    with sqlite3.connect(journal) as db:
+        rows = pd.read_sql("SELECT * FROM decisions ORDER BY candle_ms", db)
+    assert len(backtest) > 500
+    for policy in ("discrete", "proportional"):
+        got = rows[rows.policy == policy]
+        np.testing.assert_array_equal(
+            got["position"].to_numpy()[:-1], backtest[f"position_{policy}"].to_numpy()
+        )
+        want = backtest[f"wealth_{policy}"].to_numpy()
+        np.testing.assert_allclose(got["wealth"].to_numpy()[1:], want, rtol=1e-9, atol=0)
+    result = invoke("paper", "diff", "--journal", journal, "--run", run, "--data", candles,
+                    "--fee-bps", 5, "--json")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["differing"] == 0
 
 
 def test_poisoned_future_changes_no_prediction_at_or_before_t(runs, tmp_path):
@@ -189,6 +216,7 @@ def test_poisoned_future_changes_no_prediction_at_or_before_t(runs, tmp_path):
     poisoned.loc[after, "low"] = poisoned.loc[after, OHLCV[:4]].min(axis=1)
     poisoned.to_parquet(tmp_path / "poisoned.parquet")
     for run in runs.values():
+        assert invoke("backtest", run, "--json").exit_code == 0  # the clean candles, the library
         clean = pd.read_parquet(run / "backtest" / "positions.parquet")
         result = invoke("backtest", run, "--data", tmp_path / "poisoned.parquet", "--json")
         assert result.exit_code == 0, result.output
