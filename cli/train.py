@@ -177,12 +177,18 @@ def sweep_command(
     from fc.core.errors import FcError
     from fc.core.learning.config import TrainConfig
     from fc.core.learning.ensemble import check_ensemble_options
+    from fc.core.learning.family import family_of
     from fc.core.learning.plots import sweep_figure
     from fc.core.learning.training import resolve_device
     from fc.core.studies.sweep import run_sweep, sweep_best, sweep_curves, sweep_grid, sweep_table
 
     # before any work: --device cuda without CUDA is one line
     device = resolve_device(given.fields["device"])
+    family_of(given.fields["family"])  # an unknown family is that, first
+    family = given.fields["family"]
+    if family != "gru":  # the grid's three axes are the GRU's own options
+        raise FcError(f"fc sweep runs the workshop's GRU grid (layers x hidden x loss); for "
+                      f"--family {family} search with fc tune --family")  # fmt: skip
     losses = [v.strip() for v in loss.split(",") if v.strip()]
     if not losses or any(v not in ("ce", "profit") for v in losses):
         raise FcError(f"--loss {loss!r}: use ce, profit or ce,profit")

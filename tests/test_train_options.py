@@ -85,3 +85,8 @@ def test_walk_refuses_an_unknown_family_too(tmp_path):
         ["walk", "--start", "2024-01-01", "--family", "xgb", "--data", str(tmp_path / "x.csv")],
     )
     one_line_error(result, "xgb")
+
+
+def test_sweep_is_the_gru_grid_and_says_so_for_another_family(tmp_path):
+    result = runner.invoke(app, ["sweep", "--family", "lightgbm", "--data", str(tmp_path / "x")])
+    one_line_error(result, "fc tune --family")
