@@ -42,12 +42,13 @@ CREATE TABLE IF NOT EXISTS looks (
     bars INTEGER NOT NULL,            -- per-bar returns behind the moments
     skewness REAL,
     kurtosis REAL,                    -- non-excess, as significance.moments gives it
+    cost_bps REAL NOT NULL DEFAULT 0, -- fee + slippage the returns paid: looks are counted per cost
     UNIQUE (config_hash, data_hash, range_first, range_last, strategy)
 )
 """
 COLUMNS = ("time", "run", "config_hash", "data_hash", "range_name", "range_first", "range_last",
            "strategy", "sharpe_per_bar", "sharpe_annualised", "decisions", "bars", "skewness",
-           "kurtosis")  # fmt: skip
+           "kurtosis", "cost_bps")  # fmt: skip
 
 
 def ledger_path(runs_dir: str | Path) -> Path:
@@ -75,12 +76,16 @@ def record_looks(
     last,
     strategies: dict[str, dict],
     now: datetime | None = None,
+    cost_bps: float = 0.0,
 ) -> dict:
     """Append one look per strategy ({name: look(...)}) at the range [first, last] and return
     {strategy: {"variants": N, "deflated_sharpe": DSR or None, "new_look": bool}}: N distinct
     variants scored on these dates for that strategy so far (this one included), and the DSR of
-    this variant's Sharpe for N trials (N = 1: PSR(0)). One transaction, safe for concurrent
-    processes; `now` (UTC) is the clock, passed in for tests."""
+    this variant's Sharpe for N trials (N = 1: PSR(0)). Variants are counted among the looks at
+    the same cost (`cost_bps`, fee + slippage): a fee is the market's, not a choice among
+    alternatives, and 0-bps and 5-bps Sharpes of one model side by side would inflate the
+    spread the deflation reads. One transaction, safe for concurrent processes; `now` (UTC) is
+    the clock, passed in for tests."""
     stamp = (now or datetime.now(timezone.utc)).astimezone(timezone.utc).isoformat()
     first, last = _iso(first), _iso(last)
     key = (config_hash, data_hash, first, last)
@@ -91,23 +96,24 @@ def record_looks(
         for name, m in strategies.items():
             row = (stamp, run, *key[:2], range_name, first, last, name, _real(m["sharpe"]),
                    _real(m.get("sharpe_annualised")), int(m["decisions"]), int(m["n"]),
-                   _real(m["skewness"]), _real(m["kurtosis"]))  # fmt: skip
+                   _real(m["skewness"]), _real(m["kurtosis"]), float(cost_bps))  # fmt: skip
             cursor = db.execute(
                 f"INSERT OR IGNORE INTO looks ({', '.join(COLUMNS)}) "
                 f"VALUES ({', '.join('?' * len(COLUMNS))})",
                 row,
             )
-            out[name] = {**_deflate(db, key, name), "new_look": cursor.rowcount == 1}
+            out[name] = {**_deflate(db, key, name, cost_bps), "new_look": cursor.rowcount == 1}
     return out
 
 
-def _deflate(db: sqlite3.Connection, key: tuple, strategy: str) -> dict:
-    """N and the DSR of the variant `key` against every variant of `strategy` on its dates."""
+def _deflate(db: sqlite3.Connection, key: tuple, strategy: str, cost_bps: float) -> dict:
+    """N and the DSR of the variant `key` against every variant of `strategy` on its dates at
+    the same cost."""
     _, _, first, last = key
     trials = db.execute(
         "SELECT sharpe_per_bar FROM looks WHERE range_first = ? AND range_last = ? "
-        "AND strategy = ?",
-        (first, last, strategy),
+        "AND strategy = ? AND cost_bps = ?",
+        (first, last, strategy, float(cost_bps)),
     ).fetchall()
     sharpe, skewness, kurtosis, bars = db.execute(
         "SELECT sharpe_per_bar, skewness, kurtosis, bars FROM looks WHERE config_hash = ? "

@@ -77,12 +77,14 @@ def record_range(
     last: str,
     section: dict,
     looks: dict,
+    cost_bps: float = 0.0,
 ) -> dict:
     """Append the looks of `section` (a report's range, decisions from `first` to `last`) to
     RUNS/ledger.sqlite under the run or walk folder's `name`, and add to each policy's block its
     `ledger` ({variants, deflated_sharpe, new_look}); returns the report's top-level `ledger`
     block (where, which variant, which range)."""
-    seen = record_looks(runs_dir, name, variant, data_hash, range_name, first, last, looks)
+    seen = record_looks(runs_dir, name, variant, data_hash, range_name, first, last, looks,
+                        cost_bps=cost_bps)  # fmt: skip
     for policy, answer in seen.items():
         section[policy]["ledger"] = answer
     return {"file": str(ledger_path(runs_dir)), "range": range_name, "config_hash": variant,
@@ -100,7 +102,7 @@ def record_run_test(run_dir: Path, config, data_file: Path, cfg, positions, repo
     first, last = section["range"]["first"], section["range"]["last"]
     variant, run_dir = variant_hash(config, cfg, section), Path(run_dir).resolve()
     ledger = record_range(run_dir.parent, run_dir.name, variant, file_sha256(data_file), "test",
-                          first, last, section, looks)  # fmt: skip
+                          first, last, section, looks, cfg.fee_bps + cfg.slippage_bps)  # fmt: skip
     return {"ledger": ledger}
 
 
@@ -112,4 +114,5 @@ def record_walk(walk_dir: Path, base, walk, grid, cfg, positions, report: dict, 
     variant = variant_hash(base, cfg, section, asdict(walk))
     report["ledger"] = record_range(walk_dir.resolve().parent, walk_dir.name, variant,
                                     grid_hash(grid), "walk", report["first_decision"],
-                                    report["last_decision"], section, looks)  # fmt: skip
+                                    report["last_decision"], section, looks,
+                                    cfg.fee_bps + cfg.slippage_bps)  # fmt: skip
