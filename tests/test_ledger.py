@@ -177,3 +177,26 @@ def test_a_damaged_ledger_is_one_line_and_left_as_it_was(tmp_path):
     with pytest.raises(FcError, match="not a readable ledger"):
         record(tmp_path, 1)
     assert ledger_path(tmp_path).read_bytes() == damaged
+
+
+def test_a_ledger_from_before_costs_were_counted_gains_the_column(tmp_path):
+    """A ledger whose table lacks cost_bps (written before looks were counted per cost) is
+    upgraded in place: its rows are kept, counted at 0 bps."""
+    import sqlite3
+
+    from fc.core.studies.ledger import ledger_path, ledger_rows, look, record_looks
+
+    path = ledger_path(tmp_path)
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE looks (time TEXT, run TEXT, config_hash TEXT, data_hash TEXT, "
+                   "range_name TEXT, range_first TEXT, range_last TEXT, strategy TEXT, "
+                   "sharpe_per_bar REAL, sharpe_annualised REAL, decisions INTEGER, bars INTEGER, "
+                   "skewness REAL, kurtosis REAL, UNIQUE (config_hash, data_hash, range_first, "
+                   "range_last, strategy))")  # fmt: skip
+    returns = np.random.default_rng(0).normal(0.001, 0.01, 500)
+    first = record_looks(tmp_path, "a", "h1", "d", "test", "2025-01-01", "2025-02-01",
+                         {"discrete": look(returns, 17520)})  # fmt: skip
+    second = record_looks(tmp_path, "b", "h2", "d", "test", "2025-01-01", "2025-02-01",
+                          {"discrete": look(returns[::-1] * 0.5, 17520)})  # fmt: skip
+    assert first["discrete"]["variants"] == 1 and second["discrete"]["variants"] == 2
+    assert {row["cost_bps"] for row in ledger_rows(tmp_path)} == {0.0}

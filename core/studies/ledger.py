@@ -168,6 +168,9 @@ def _transaction(path: Path, create: bool):
         db.execute("BEGIN IMMEDIATE" if create else "BEGIN")
         if create:
             db.execute(SCHEMA)
+            columns = {row[1] for row in db.execute("PRAGMA table_info(looks)")}
+            if "cost_bps" not in columns:  # a ledger written before looks were counted per cost
+                db.execute("ALTER TABLE looks ADD COLUMN cost_bps REAL NOT NULL DEFAULT 0")
         try:
             yield db
         except BaseException:
