@@ -264,7 +264,9 @@ def candle_source(data, exchange_id: str = "binance", url: str | None = None, co
     """Where the diff reads its candles: files, when --data is given (`data`: FILE, the decided
     symbol's, and/or SYMBOL=FILE values; a symbol the run reads that none names comes from the
     file it was trained on, as `fc backtest RUN --data` reads them), each resampled to the
-    timeframe; else the exchange through the live service's own module."""
+    timeframe. Without --data (and without an --exchange-url naming an exchange), the run's own
+    candle files where they cover the journal's candles, else the exchange through the live
+    service's own module."""
     values = [] if data is None else [data] if isinstance(data, str | Path) else list(data)
     if values:
         from fc.live.replay import recorded_candles
@@ -274,13 +276,29 @@ def candle_source(data, exchange_id: str = "binance", url: str | None = None, co
             files.get(symbol, files[None]), timeframe
         )
 
+    own = _own_files(config) if config is not None and url is None else {}
+
     def fetch(symbol: str, timeframe: str, since_ms: int, until_ms: int) -> pd.DataFrame:
         from fc.live.exchange import Exchange
+        from fc.live.replay import recorded_candles
+
+        if symbol in own:
+            candles = recorded_candles(own[symbol], timeframe)
+            first, last = (int(candles.index[i].value // 1_000_000) for i in (0, -1))
+            if first <= since_ms and last >= until_ms - timeframe_ms(timeframe):
+                return candles  # the run's own file covers the journal: no exchange needed
 
         exchange = Exchange(exchange_id, url=url)
         return exchange.fetch_candles(symbol, timeframe, since_ms, until_ms=until_ms)
 
     return fetch
+
+
+def _own_files(config) -> dict:
+    """{symbol: the candle file the run was trained on} for every symbol it reads and whose file
+    is still here."""
+    files = {config.symbol: config.data} | {s: v[0] for s, v in config.inputs.items()}
+    return {s: Path(f) for s, f in files.items() if f and Path(f).is_file()}
 
 
 def _data_files(values: list, config) -> dict:

@@ -227,3 +227,12 @@ def test_policy_parameters_follow_the_model_and_a_changed_band_is_named(replayed
     got, r = diff(journal, banded, "--data", data)
     assert got.exit_code == 0 and r["matches"], json.dumps(r["first"])
     assert r["policy_params"]["discrete"]["band"] == 0.3
+
+
+def test_without_data_the_runs_own_candles_are_read_when_they_cover_the_journal(replayed):
+    """No --data and no --exchange-url: the run's own candle file covers the journal, so the
+    diff reads it and never the exchange (none is reachable from the tests)."""
+    run, data, journal = replayed
+    out, r = diff(journal, run)
+    assert out.exit_code == 0, out.output
+    assert r["matches"] and r["compared"] == 6 * 48 - 48
