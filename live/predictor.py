@@ -144,7 +144,12 @@ def _row_graph_props(path: Path, props: dict, family: str) -> dict:
         props = {k: v for k, v in props.items() if k not in ("feature_spec", "feature_hash")}
     else:
         props = props | {"feature": SPEC_FEATURE}
-    return _ROW_GRAPH_NEUTRAL | props
+    columns = width // lags  # no scaling inside a row graph: one neutral scale a column
+    scales = {
+        "scale_center": json.dumps([0.0] * columns),
+        "scale_scale": json.dumps([1.0] * columns),
+    }
+    return _ROW_GRAPH_NEUTRAL | scales | props
 
 
 def _graph_spec(path: Path, props: dict, meta: dict) -> FeatureSpec:
