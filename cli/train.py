@@ -82,7 +82,9 @@ def _print_summary(run_dir: Path) -> None:
 
     metrics = json.loads((run_dir / "metrics.json").read_text())
     val, base = metrics["validation"], metrics["baselines"]
-    table = Table(title=f"validation ({val['decisions']} decisions, exact windows)")
+    family = json.loads((run_dir / "config.json").read_text()).get("family", "gru")
+    how = "exact windows" if family == "gru" else f"{family}, lagged rows"  # the words only
+    table = Table(title=f"validation ({val['decisions']} decisions, {how})")
     members, calibration = metrics.get("members"), metrics.get("calibration")
     for col in ("", "log loss", "accuracy"):
         table.add_column(col, no_wrap=True)
