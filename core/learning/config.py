@@ -57,6 +57,12 @@ class TrainConfig:
     seeds: int = 1  # members trained with seeds seed .. seed + seeds - 1, probabilities averaged
     calibrate: str = "none"  # none | temperature (fitted on validation, core/learning/ensemble.py)
     temperature: float = 1.0  # logit(p_up) = logit(mean member p_up) / temperature
+    # a universe (core.learning.pooled): the symbols one model is pooled over (empty: `symbol`
+    # alone), the label (next: the symbol's next candle; relative: its next return against the
+    # universe's equal-weight mean) and {symbol: [center, scale]} fitted per symbol on training
+    symbols: tuple = ()
+    target: str = "next"
+    symbol_scaling: dict = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
 
     def to_json(self) -> str:
