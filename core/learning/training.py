@@ -274,7 +274,7 @@ class BestCheckpoint:
 
 
 def train_steps(model, optimizer, config, cost, device, epoch_batches, per_epoch: int,
-                validate, on_progress, timing, started: float) -> tuple[pd.DataFrame, int]:  # fmt: skip
+                validate, on_progress, timing, started: float):  # fmt: skip
     """The loop: config.epochs passes of epoch_batches() (a fresh iterator of batches each
     epoch), one optimiser step a batch, validate() about ten times an epoch and after the last
     step; stops at --max-steps. Returns (history, steps). `timing` (or None) receives
