@@ -214,7 +214,9 @@ def backtest(
     if read_config(run).symbols:
         from fc.cli.universe_report import backtest_universe_command
 
-        return backtest_universe_command(run, cfg, data, model, policies, device, as_json)
+        with ProgressAfter("predicting p_up") as progress:
+            return backtest_universe_command(run, cfg, data, model, policies, device, as_json,
+                                             progress)  # fmt: skip
     if k is not None:
         from fc.core.errors import FcError
 

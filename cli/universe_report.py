@@ -16,9 +16,24 @@ PORTFOLIO = (
 )
 
 
-def backtest_universe_command(run: Path, cfg, data, model, policies, device, as_json) -> None:
-    """Backtest a multi-symbol run (core.studies.universe) and print its tables or JSON."""
-    from fc.cli.backtest import ProgressAfter, _ci, _num, _range_name
+def _ci(pair) -> str:
+    return f"{pair[0]:+.2f}..{pair[1]:+.2f}" if pair else ""
+
+
+def _num(value, fmt: str) -> str:
+    return "-" if value is None or value != value else format(value, fmt)
+
+
+def _range_name(name: str, part: dict) -> str:
+    info = part.get("range") or {}
+    label = "test (untouched by training and selection)" if name == "test" else name
+    return label + (f" {info['first'][:10]}..{info['last'][:10]}" if info.get("first") else "")
+
+
+def backtest_universe_command(run: Path, cfg, data, model, policies, device, as_json,
+                              progress) -> None:  # fmt: skip
+    """Backtest a multi-symbol run (core.studies.universe) and print its tables or JSON;
+    progress(done, total) while predicting (cli.backtest.ProgressAfter)."""
     from fc.core.errors import FcError
     from fc.core.studies.universe import backtest_universe
 
@@ -26,8 +41,7 @@ def backtest_universe_command(run: Path, cfg, data, model, policies, device, as_
         raise FcError("--model: a multi-symbol run is backtested with its torch model for now")
     if policies.is_grid:
         raise FcError("policy grids are for one symbol yet: give one value per parameter")
-    with ProgressAfter("predicting p_up") as progress:
-        report = backtest_universe(run, cfg, data, policies.single(), device, progress)
+    report = backtest_universe(run, cfg, data, policies.single(), device, progress)
     if as_json:
         typer.echo(json.dumps(report))
         return

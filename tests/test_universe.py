@@ -96,9 +96,9 @@ def test_pooled_run_records_every_symbol(universe_run):
     assert list(per_symbol) == list(SYMBOLS)
     counts = [per_symbol[s]["validation"]["decisions"] for s in SYMBOLS]
     assert metrics["validation"]["decisions"] == sum(counts)
-    pooled = sum(per_symbol[s]["validation"]["ce"] * n for s, n in zip(SYMBOLS, counts)) / sum(
-        counts
-    )
+    pooled = sum(
+        per_symbol[s]["validation"]["ce"] * n for s, n in zip(SYMBOLS, counts, strict=True)
+    ) / sum(counts)
     assert metrics["validation"]["ce"] == pytest.approx(pooled, rel=1e-12)
     assert "buy_and_hold_log_growth" not in metrics["baselines"]  # no baseline of a spread
 

@@ -162,7 +162,10 @@ def fit_pooled(
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     xs = {s: scalings[s].apply(series[s].features).astype(np.float32) for s in series}
     cost = config.cost_bps / 1e4
-    val_ends = {s: validation_sample(series[s], config.val_size) for s in series}
+    # --val-size decisions over the universe (a share a symbol): the pooled validation loss is
+    # as noisy, and costs as much, as one symbol's
+    share = math.ceil(config.val_size / len(series))
+    val_ends = {s: validation_sample(series[s], share) for s in series}
     best = BestCheckpoint(model, on_validation)
 
     def validate() -> float:
