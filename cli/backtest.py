@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.progress import MofNCompleteColumn, Progress
 from rich.table import Table
 
-from fc.cli.policy_options import Band, Cap, FlatInside, Inside, MinHold, Rebalance, policy_texts
+from fc.cli.policy_options import Band, Cap, FlatInside, Inside, K, MinHold, Rebalance, policy_texts
 
 console = Console()
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
@@ -193,6 +193,7 @@ def backtest(
     rebalance: Rebalance = None,
     cap: Cap = None,
     min_hold: MinHold = None,
+    k: K = None,
     device: Annotated[
         str, typer.Option(help="torch predictions on auto, cpu or cuda (not with --model).")
     ] = "auto",
@@ -222,8 +223,19 @@ def backtest(
     from fc.core.studies.backtest_run import backtest_run
     from fc.core.studies.runs import read_config
 
-    policies = PolicyGrid.parse(**policy_texts(band, flat_inside, inside, rebalance, cap, min_hold))
+    texts = policy_texts(band, flat_inside, inside, rebalance, cap, min_hold, k)
+    policies = PolicyGrid.parse(**texts)
     cfg = BacktestConfig(fee_bps=fee_bps, slippage_bps=slippage_bps, start=start, end=end)
+    if read_config(run).symbols:
+        from fc.cli.universe_report import backtest_universe_command
+
+        with ProgressAfter("predicting p_up") as progress:
+            return backtest_universe_command(run, cfg, data, model, policies, device, as_json,
+                                             progress)  # fmt: skip
+    if k is not None:
+        from fc.core.errors import FcError
+
+        raise FcError("--k is the long-short of a multi-symbol run; this run has one symbol")
     if device != "auto":  # torch loads only here or when predicting: a cached backtest skips it
         from fc.core.learning.training import resolve_device
 

@@ -27,13 +27,23 @@ MinHold = Annotated[
     typer.Option(help=f"Both policies: bars a position is kept once changed, >= 1; {GRID}."),
 ]
 
+K = Annotated[
+    str | None,
+    typer.Option(
+        "--k",
+        help="Long-short of a multi-symbol run: long the k highest p_up, short the k lowest"
+        " (at most half the symbols; default 1).",
+    ),
+]
 
-def policy_texts(band, flat_inside, inside, rebalance, cap, min_hold) -> dict:
+
+def policy_texts(band, flat_inside, inside, rebalance, cap, min_hold, k=None) -> dict:
     """The options as text per parameter (None: not given), --flat-inside folded into --inside."""
     from fc.core.errors import FcError
 
     if flat_inside and inside is not None:
         raise FcError("give --flat-inside or --inside, not both")
     inside = "flat" if flat_inside else inside
-    return {"band": band, "flat_inside": inside, "rebalance": rebalance, "cap": cap,
-            "min_hold": min_hold}  # fmt: skip
+    texts = {"band": band, "flat_inside": inside, "rebalance": rebalance, "cap": cap,
+             "min_hold": min_hold}  # fmt: skip
+    return texts if k is None else texts | {"k": k}

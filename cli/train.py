@@ -32,6 +32,8 @@ def train_command(
 
     stamps: dict = {"imported": time.time()}  # --json's timing: what start-up is made of
     resolve_device(given.fields["device"])  # a missing CUDA is a user error before any work
+    if given.symbols():
+        return _train_universe(given, quiet or as_json, as_json, stamps)
     check_ensemble_options(TrainConfig(**given.fields))
     grid, config = given.load()
     stamps["data_loaded"] = time.time()
@@ -51,6 +53,52 @@ def train_command(
         return
     _print_summary(run_dir)
     typer.echo(str(run_dir))
+
+
+def _train_universe(given, quiet: bool, as_json: bool, stamps: dict) -> None:
+    """fc train --symbols: one model pooled over the universe (core.studies.universe)."""
+    import json
+
+    from fc.core.studies.universe import train_universe
+
+    grids, config = given.load_universe()
+    stamps["data_loaded"] = time.time()
+    runs = given.data["runs"]
+    if quiet:
+        run_dir = train_universe(config, grids, runs, timing=stamps)
+    else:
+        run_dir = _with_progress(
+            lambda report: train_universe(config, grids, runs, report, timing=stamps)
+        )
+    if as_json:
+        from fc.core.learning.timing import train_result
+
+        typer.echo(json.dumps(train_result(run_dir, stamps)))
+        return
+    _print_universe(run_dir)
+    typer.echo(str(run_dir))
+
+
+def _print_universe(run_dir: Path) -> None:
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    val = metrics["validation"]
+    table = Table(title=f"validation, target {metrics['target']} ({val['decisions']} decisions "
+                  "over every symbol, exact windows)")  # fmt: skip
+    for col in ("", "log loss", "accuracy", "prior log loss", "mean reversion acc"):
+        table.add_column(col, no_wrap=True)
+    rows = [("pooled", val, metrics["baselines"])]
+    rows += [(s, m["validation"], m["baselines"]) for s, m in metrics["symbols"].items()]
+    for name, v, base in rows:
+        table.add_row(name, f"{v['ce']:.5f}", f"{v['accuracy']:.4f}",
+                      f"{base['class_prior']['ce']:.5f}",
+                      f"{base['mean_reversion_accuracy']:.4f}")  # fmt: skip
+    Console(stderr=True).print(table)
+    Console(stderr=True).print(_test_line(run_dir, metrics))
 
 
 def _with_progress(job):

@@ -41,6 +41,13 @@ DATA = (
         "A candle file (parquet, csv, feather, json) of --symbol; SYMBOL=FILE (repeatable) for a"
         " symbol the features read.",
     ),
+    Option(
+        "symbols",
+        str,
+        "",
+        "Several symbols, comma-separated (fc train): one model pooled over all of them, each"
+        " from the store or --data SYMBOL=FILE.",
+    ),
     Option("timeframe", str, "30m", "Resample the candles to this timeframe."),
     Option("store", Path, Path("data"), "Candle store (with --symbol).", "FC_STORE"),
     Option("runs", Path, Path("runs"), "Folder for run folders."),
@@ -57,6 +64,13 @@ TRAINING = (
         " volatility:48, time; ret@ETH/USDT reads another symbol.",
     ),
     Option("loss", str, "ce", "ce (direction) or profit (end-to-end log growth)."),
+    Option(
+        "target",
+        str,
+        "next",
+        "next (the symbol's next candle) or relative (its next return against the equal-weight"
+        " mean of --symbols).",
+    ),
     Option("hidden", int, 16, "GRU hidden size."),
     Option("layers", int, 3, "GRU layers."),
     Option("seq_len", int, 512, "Window length: features a prediction reads."),
@@ -101,12 +115,51 @@ class Given:
         # an unknown family, or an option that means nothing to it, before the candles are read
         asked = self.load_base()
         family_of(asked).check(asked)
+        from fc.core.errors import FcError
+
+        self._threads(threads)
+        if len(self.symbols()) > 1:
+            raise FcError("--symbols: this command trains one symbol yet; pool with fc train")
+        grids, config = self.load_features([self.fields.get("features", "close")])
+        return next(iter(grids.values())), config
+
+    def _threads(self, threads: bool) -> None:
         if threads and self.data["threads"] > 0:
             import torch
 
             torch.set_num_threads(self.data["threads"])
-        grids, config = self.load_features([self.fields.get("features", "close")])
-        return next(iter(grids.values())), config
+
+    def symbols(self) -> tuple:
+        """--symbols as given (empty: one symbol, --symbol)."""
+        from fc.core.data.universe import parse_symbols
+
+        return parse_symbols(self.data.get("symbols"))
+
+    def load_universe(self):
+        """({symbol: grid with its columns, on one index}, base TrainConfig naming every
+        symbol): the candles of --symbols from --data SYMBOL=FILE or the store."""
+        from dataclasses import replace
+
+        from fc.core.data.inputs import parse_data
+        from fc.core.data.universe import universe_grids
+        from fc.core.errors import FcError
+        from fc.core.learning.pooled import check_universe
+        from fc.core.learning.training import check_target, resolve_device
+
+        symbols = self.symbols()
+        base = replace(self.load_base(), symbol=symbols[0], symbols=symbols)
+        check_target(base)
+        check_universe(base)
+        resolve_device(base.device)
+        self._threads(True)
+        d = self.data
+        plain, pairs = parse_data(d["data"])
+        if plain is not None:
+            raise FcError(f"--data {plain}: with --symbols give each symbol's file as SYMBOL=FILE")
+        grids, sources = universe_grids(base.features, symbols, d["timeframe"], pairs, d["store"])
+        source, digest = sources[symbols[0]]
+        inputs = {s: list(v) for s, v in sources.items() if s != symbols[0]}
+        return grids, replace(base, data=source, data_sha256=digest, inputs=inputs)
 
     def load_base(self):
         """The TrainConfig of the given fields alone, no candles read."""

@@ -193,10 +193,17 @@ def strategy_statistics(books: dict, decisions: int, per_year: float, cfg: Backt
 
 
 def _classifier_section(p_up, label_next, close, scored, prior_p, cfg) -> dict:
+    last_up = (direction(close) >= 0).astype(np.float64)
+    return classifier_section(p_up, label_next, last_up, scored, prior_p, cfg)
+
+
+def classifier_section(p_up, label_next, last_up, scored, prior_p, cfg) -> dict:
     """The model's direction scores beside the baselines'. The class prior predicts the training
-    frequency of up; the rule baselines predict hard 0/1, so they have no log loss."""
+    frequency of up; the rule baselines predict hard 0/1, so they have no log loss. last_up per
+    bar: 1.0 where the last candle's label is up (a universe's relative target: its relative
+    move), the last direction baseline; mean reversion bets against it."""
     y = label_next[scored]
-    last_up = (direction(close) >= 0)[scored].astype(np.float64)
+    last_up = np.asarray(last_up, dtype=np.float64)[scored]
     model_right = (p_up[scored] >= 0.5) == (y == 0)
     out = {
         "model": metrics.classifier(p_up[scored], y),

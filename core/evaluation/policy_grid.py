@@ -25,7 +25,7 @@ from fc.core.evaluation.policies import APPLIES, NAMES, POLICIES, PolicyParams, 
 CRITERION = "final validation wealth at the backtest's fee and slippage"
 CHOSEN_FILE = "chosen_policy.json"
 OPTION = {"band": "--band", "flat_inside": "--inside", "rebalance": "--rebalance",
-          "cap": "--cap", "min_hold": "--min-hold"}  # fmt: skip
+          "cap": "--cap", "min_hold": "--min-hold", "k": "--k"}  # fmt: skip
 INSIDE = {"keep": False, "flat": True}
 
 
@@ -46,9 +46,9 @@ def _values(text: str, name: str) -> tuple:
                 value = float(word)
             except ValueError:
                 raise FcError(f"{option} {word!r} is not a number; e.g. {option} 0,1") from None
-            if name == "min_hold":
+            if name in ("min_hold", "k"):
                 if value != int(value):
-                    raise FcError(f"{option} {word} is not a whole number of bars, e.g. 4")
+                    raise FcError(f"{option} {word} is not a whole number, e.g. 4")
                 value = int(value)
         PolicyParams(**{name: value})  # one line naming the option when out of range
         if value not in values:
@@ -65,6 +65,7 @@ class PolicyGrid:
     rebalance: tuple = (0.0,)
     cap: tuple = (1.0,)
     min_hold: tuple = (1,)
+    k: tuple = (1,)  # long_short of a universe only
 
     @classmethod
     def parse(cls, **options) -> "PolicyGrid":

@@ -62,6 +62,12 @@ class TrainConfig:
     lags: int = 16
     num_leaves: int = 15
     min_data_in_leaf: int = 200
+    # a universe (core.learning.pooled): the symbols one model is pooled over (empty: `symbol`
+    # alone), the label (next: the symbol's next candle; relative: its next return against the
+    # universe's equal-weight mean) and {symbol: [center, scale]} fitted per symbol on training
+    symbols: tuple = ()
+    target: str = "next"
+    symbol_scaling: dict = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
 
     def to_json(self) -> str:

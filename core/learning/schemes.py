@@ -71,7 +71,7 @@ class Batch:
     scored: np.ndarray  # (rows, time) bool
 
 
-def _rows(series: Series, x: np.ndarray, first: np.ndarray, width: int) -> tuple:
+def rows_at(series: Series, x: np.ndarray, first: np.ndarray, width: int) -> tuple:
     """Rows of `width` steps starting at each index in `first`."""
 
     def view(a):
@@ -86,7 +86,7 @@ def window_batches(series: Series, x: np.ndarray, seq_len: int, batch_size: int,
     ends = rng.permutation(np.flatnonzero(series.train))
     for i in range(0, len(ends), batch_size):
         end = ends[i : i + batch_size]
-        xs, ys, rs = _rows(series, x, end - seq_len + 1, seq_len)
+        xs, ys, rs = rows_at(series, x, end - seq_len + 1, seq_len)
         scored = np.zeros(xs.shape, dtype=bool)
         scored[:, -1] = True
         yield Batch(xs, ys, rs, scored)
@@ -109,7 +109,7 @@ def sequence_batches(
     starts = rng.permutation(starts)
     for i in range(0, len(starts), chunks_per_step):
         first = starts[i : i + chunks_per_step] - seq_len + 1
-        xs, ys, rs = _rows(series, x, first, width)
+        xs, ys, rs = rows_at(series, x, first, width)
         steps = first[:, None] + np.arange(width)[None, :]
         scored = series.train[steps]
         scored[:, : seq_len - 1] = False  # the burn-in is never scored

@@ -99,6 +99,21 @@ def with_scheme_defaults(config: TrainConfig) -> TrainConfig:
     return replace(config, batch_size=config.batch_size or batch, lr=config.lr or lr)
 
 
+TARGETS = ("next", "relative")
+
+
+def check_target(config: TrainConfig) -> None:
+    """The label asked for: relative needs a universe (--symbols), and the profit loss trades
+    one symbol's own return, so it is refused with relative for now."""
+    if config.target not in TARGETS:
+        raise FcError(f"--target {config.target!r}: use next or relative")
+    if config.target == "relative" and len(config.symbols) < 2:
+        raise FcError("--target relative compares a symbol with its universe: give several "
+                      "symbols with --symbols A,B,…")  # fmt: skip
+    if config.target == "relative" and config.loss == "profit":
+        raise FcError("--loss profit with --target relative is not supported yet; use --loss ce")
+
+
 def _check_gru(config: TrainConfig) -> None:
     """The GRU's options, its batch size and learning rate resolved (with_scheme_defaults)."""
     if config.loss not in LOSSES:
@@ -108,6 +123,7 @@ def _check_gru(config: TrainConfig) -> None:
 
 
 def _check(config: TrainConfig, series: Series) -> None:
+    check_target(config)
     if config.seq_len < 1:
         raise FcError(f"--seq-len {config.seq_len} must be >= 1")
     if not series.train.any() or not series.validation.any():
@@ -225,67 +241,81 @@ def fit(
     per_epoch = steps_per_epoch(
         series, config.scheme, config.seq_len, config.batch_size, config.chunk
     )
-    # total is for the progress bar (a sequence epoch may differ by a chunk); only --max-steps
-    # stops an epoch early
-    limit = config.max_steps or math.inf
-    total = int(min(per_epoch * config.epochs, limit))
-    val_every = max(1, per_epoch // 10)
-    rows, best, best_state, step, started = [], math.inf, None, 0, time.perf_counter()
-    stamps = timing if timing is not None else {}
-    validations = 0
+    best = BestCheckpoint(model, on_validation)
 
     def validate() -> float:
-        nonlocal best, best_state, validations
-        result = evaluate(
+        return best(evaluate(
             model, series, val_ends, scaling, config.seq_len, config.loss, cost, device
-        )
-        if result["loss"] < best:
-            best, best_state = result["loss"], copy.deepcopy(model.state_dict())
-        validations += 1
-        if on_validation:
-            on_validation(validations, result)
-        return result["loss"]
+        ))  # fmt: skip
 
-    for epoch in range(config.epochs):
+    def epoch_batches():
         if config.scheme == "window":
-            batches = window_batches(series, x, config.seq_len, config.batch_size, rng)
-        else:
-            batches = sequence_batches(
-                series, x, config.seq_len, config.chunk, config.batch_size, rng
-            )
-        for batch in batches:
-            if step >= limit:
-                break
-            stamps.setdefault("first_step", time.time())
-            loss = _optimiser_step(model, optimizer, batch, config, cost, device)
-            step += 1
-            val = validate() if step % val_every == 0 else None
-            rows.append(
-                {
-                    "step": step,
-                    "epoch": epoch + 1,
-                    "train_loss": loss,
-                    "scored": int(batch.scored.sum()),
-                    "val_loss": val,
-                    "elapsed_s": time.perf_counter() - started,
-                }
-            )
-            if on_progress:
-                on_progress(step, max(total, step), loss, val)
+            return window_batches(series, x, config.seq_len, config.batch_size, rng)
+        return sequence_batches(series, x, config.seq_len, config.chunk, config.batch_size, rng)
 
-    if rows and rows[-1]["val_loss"] is None:  # always score the last step
-        rows[-1]["val_loss"] = validate()
-        rows[-1]["elapsed_s"] = time.perf_counter() - started
-    stamps["last_step"] = time.time()
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    history = pd.DataFrame(rows)
+    started = time.perf_counter()
+    history, step = train_steps(model, optimizer, config, cost, device, epoch_batches,
+                                per_epoch, validate, on_progress, timing, started)  # fmt: skip
+    best.restore()
     metrics, predictions = final_metrics(model, series, scaling, config, cost, device, val_ends)
     metrics["train_seconds"] = round(time.perf_counter() - started, 2)
     metrics["steps"] = step
     metrics["test_decisions"] = int(series.test.sum())  # a count of dates: no test price read
     metrics["scored_targets"] = int(history["scored"].sum()) if len(history) else 0
     return Trained(config, model, history, metrics, predictions)
+
+
+class BestCheckpoint:
+    """Called with each validation's result: keeps the state dict of the lowest `loss`, passes
+    the result to on_validation (whose exception, fc tune's pruning, stops training)."""
+
+    def __init__(self, model, on_validation=None):
+        self.model, self.on_validation = model, on_validation
+        self.loss, self.state, self.count = math.inf, None, 0
+
+    def __call__(self, result: dict) -> float:
+        if result["loss"] < self.loss:
+            self.loss, self.state = result["loss"], copy.deepcopy(self.model.state_dict())
+        self.count += 1
+        if self.on_validation:
+            self.on_validation(self.count, result)
+        return result["loss"]
+
+    def restore(self) -> None:
+        if self.state is not None:
+            self.model.load_state_dict(self.state)
+
+
+def train_steps(model, optimizer, config, cost, device, epoch_batches, per_epoch: int,
+                validate, on_progress, timing, started: float):  # fmt: skip
+    """The loop: config.epochs passes of epoch_batches() (a fresh iterator of batches each
+    epoch), one optimiser step a batch, validate() about ten times an epoch and after the last
+    step; stops at --max-steps. Returns (history, steps). `timing` (or None) receives
+    `first_step` and `last_step` stamps."""
+    limit = config.max_steps or math.inf
+    # total is for the progress bar (a sequence epoch may differ by a chunk)
+    total = int(min(per_epoch * config.epochs, limit))
+    val_every = max(1, per_epoch // 10)
+    rows, step = [], 0
+    stamps = timing if timing is not None else {}
+    for epoch in range(config.epochs):
+        for batch in epoch_batches():
+            if step >= limit:
+                break
+            stamps.setdefault("first_step", time.time())
+            loss = _optimiser_step(model, optimizer, batch, config, cost, device)
+            step += 1
+            val = validate() if step % val_every == 0 else None
+            rows.append({"step": step, "epoch": epoch + 1, "train_loss": loss,
+                         "scored": int(batch.scored.sum()), "val_loss": val,
+                         "elapsed_s": time.perf_counter() - started})  # fmt: skip
+            if on_progress:
+                on_progress(step, max(total, step), loss, val)
+    if rows and rows[-1]["val_loss"] is None:  # always score the last step
+        rows[-1]["val_loss"] = validate()
+        rows[-1]["elapsed_s"] = time.perf_counter() - started
+    stamps["last_step"] = time.time()
+    return pd.DataFrame(rows), step
 
 
 def _optimiser_step(model, optimizer, batch, config: TrainConfig, cost: float, device) -> float:

@@ -1,0 +1,297 @@
+"""One GRU pooled over a universe (`fc train --symbols A,B,C`): every symbol's decisions train
+the same model, each symbol's inputs normalised with its own training statistics.
+
+Each symbol keeps its own Series (core.learning.schemes) on the common grid; batches are rows
+cut from one symbol's series only (a window or a chunk never reads another symbol) and mixed
+across symbols. Ranges, checkpoints and selection are those of one symbol, the validation loss
+pooled over symbols (the log loss of all their validation decisions together). With
+`--target relative` a decision's label is whether the symbol's next return beats the
+universe's equal-weight mean (core.data.features.relative_direction_class).
+"""
+
+import math
+import time
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+
+from fc import __version__
+from fc.core.data.features import next_returns, relative_direction_class
+from fc.core.data.universe import symbol_specs
+from fc.core.errors import FcError
+from fc.core.learning.config import TrainConfig
+from fc.core.learning.evaluation import baselines, evaluate, scores, validation_sample
+from fc.core.learning.schemes import Batch, Series, rows_at, sequence_batches, steps_per_epoch
+from fc.core.learning.training import (
+    BestCheckpoint,
+    Trained,
+    checked_series,
+    final_metrics,
+    fit_scaling,
+    recorded_test_range,
+    resolve_device,
+    train_steps,
+    with_scheme_defaults,
+)
+
+
+def universe_closes(grids: dict) -> np.ndarray:
+    """Closes (bars, symbols) of grids on one index, one column a symbol in the given order."""
+    return np.column_stack([g["close"].to_numpy(dtype=np.float64) for g in grids.values()])
+
+
+def with_target(series: dict, closes: np.ndarray, target: str) -> dict:
+    """Each symbol's Series with the labels and returns of the target. relative: the label of
+    relative_direction_class for candle t+1, the return R_{s,t+1} minus the universe's mean."""
+    if target == "next":
+        return series
+    labels = np.zeros(closes.shape, dtype=np.int64)
+    labels[:-1] = relative_direction_class(closes)[1:]
+    ahead = np.nan_to_num(next_returns(closes), nan=0.0)
+    excess = ahead - ahead.mean(axis=1, keepdims=True)
+    return {
+        s: replace(one, labels=labels[:, i], returns=excess[:, i])
+        for i, (s, one) in enumerate(series.items())
+    }
+
+
+def universe_series(config: TrainConfig, grids: dict):
+    """({symbol: Series}, test start): each symbol's three ranges on the common grid (one
+    index and one filled mask, so the same decisions for every symbol), labels of config.target."""
+    series, start = {}, None
+    for symbol, grid in grids.items():
+        series[symbol], start = checked_series(replace(config, symbol=symbol), grid)
+    return with_target(series, universe_closes(grids), config.target), start
+
+
+def check_universe(config: TrainConfig) -> None:
+    """Options a pooled run does not take (yet), refused before any work."""
+    if len(config.symbols) < 2:
+        raise FcError("--symbols: give two or more symbols, e.g. BTC/USDT,ETH/USDT")
+    if config.seeds != 1 or config.calibrate != "none":
+        raise FcError("--seeds and --calibrate are for one symbol yet; drop them with --symbols")
+    if config.family != "gru":
+        raise FcError(f"--family {config.family} with --symbols: only the GRU pools symbols yet")
+
+
+def pooled_batches(series: dict, xs: dict, config: TrainConfig, rng):
+    """One epoch: rows of every symbol (windows, or chunks after a burn-in), each row cut from
+    one symbol's series, shuffled across symbols, config.batch_size rows a step."""
+    if config.scheme == "window":
+        yield from _window_rows(series, xs, config, rng)
+        return
+    rows = [
+        row
+        for s in series
+        for row in sequence_batches(series[s], xs[s], config.seq_len, config.chunk, 1, rng)
+    ]
+    order = rng.permutation(len(rows))
+    for i in range(0, len(rows), config.batch_size):
+        group = [rows[j] for j in order[i : i + config.batch_size]]
+        yield Batch(
+            *(
+                np.concatenate([getattr(b, f) for b in group])
+                for f in ("x", "labels", "returns", "scored")
+            )
+        )
+
+
+def _window_rows(series: dict, xs: dict, config: TrainConfig, rng):
+    symbols = list(series)
+    pairs = np.concatenate(
+        [
+            np.column_stack(
+                [np.full(int(series[s].train.sum()), i), np.flatnonzero(series[s].train)]
+            )
+            for i, s in enumerate(symbols)
+        ]
+    )
+    pairs = pairs[rng.permutation(len(pairs))]
+    for i in range(0, len(pairs), config.batch_size):
+        group = pairs[i : i + config.batch_size]
+        parts = [
+            rows_at(
+                series[symbols[k]],
+                xs[symbols[k]],
+                group[group[:, 0] == k, 1] - config.seq_len + 1,
+                config.seq_len,
+            )
+            for k in np.unique(group[:, 0])
+        ]
+        x, labels, returns = (np.concatenate([p[j] for p in parts]) for j in range(3))
+        scored = np.zeros(labels.shape, dtype=bool)
+        scored[:, -1] = True
+        yield Batch(x, labels, returns, scored)
+
+
+def pooled_result(results: dict, counts: dict, loss: str) -> dict:
+    """The pooled validation: each symbol's ce, accuracy and log growth weighted by its decisions
+    (so ce is the log loss of all decisions together), the loss of the run's --loss."""
+    total = sum(counts.values())
+    out = {
+        key: float(sum(results[s][key] * counts[s] for s in results) / total)
+        for key in ("ce", "accuracy", "log_growth")
+    }
+    out["loss"] = out["ce"] if loss == "ce" else -out["log_growth"]
+    out["symbols"] = {
+        s: {k: r[k] for k in ("ce", "accuracy", "log_growth")} for s, r in results.items()
+    }
+    return out
+
+
+def fit_pooled(
+    config: TrainConfig, grids: dict, on_progress=None, on_validation=None, timing=None
+) -> Trained:
+    """Train one GRU on every symbol of `grids` ({symbol: grid on one index}, the order of
+    config.symbols); the checkpoint with the best pooled validation loss."""
+    import torch
+
+    from fc.core.learning.model import Forecast, Scaling
+
+    check_universe(config)
+    device = resolve_device(config.device)
+    config = with_scheme_defaults(config)
+    series, test_start = universe_series(config, grids)
+    specs = symbol_specs(config.features, config.symbols)
+    scalings = {s: Scaling(*fit_scaling(series[s], config.scaling, specs[s])) for s in series}
+    config = _resolved(config, series, scalings, specs, test_start)
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    model = Forecast(config.hidden, config.layers, config.n_inputs).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    xs = {s: scalings[s].apply(series[s].features).astype(np.float32) for s in series}
+    cost = config.cost_bps / 1e4
+    # --val-size decisions over the universe (a share a symbol): the pooled validation loss is
+    # as noisy, and costs as much, as one symbol's
+    share = math.ceil(config.val_size / len(series))
+    val_ends = {s: validation_sample(series[s], share) for s in series}
+    best = BestCheckpoint(model, on_validation)
+
+    def validate() -> float:
+        results = {
+            s: evaluate(
+                model,
+                series[s],
+                val_ends[s],
+                scalings[s],
+                config.seq_len,
+                config.loss,
+                cost,
+                device,
+            )
+            for s in series
+        }
+        counts = {s: len(val_ends[s]) for s in series}
+        return best(pooled_result(results, counts, config.loss))
+
+    started = time.perf_counter()
+    history, step = train_steps(
+        model,
+        optimizer,
+        config,
+        cost,
+        device,
+        lambda: pooled_batches(series, xs, config, rng),
+        _per_epoch(series, config),
+        validate,
+        on_progress,
+        timing,
+        started,
+    )
+    best.restore()
+    metrics, predictions = _final(model, series, scalings, config, cost, device, val_ends)
+    metrics["train_seconds"] = round(time.perf_counter() - started, 2)
+    metrics["steps"] = step
+    metrics["test_decisions"] = int(sum(one.test.sum() for one in series.values()))
+    metrics["scored_targets"] = int(history["scored"].sum()) if len(history) else 0
+    return Trained(config, model, history, metrics, predictions)
+
+
+def _per_epoch(series: dict, config: TrainConfig) -> int:
+    if config.scheme == "window":
+        return math.ceil(sum(int(one.train.sum()) for one in series.values()) / config.batch_size)
+    chunks = sum(
+        steps_per_epoch(one, "sequence", config.seq_len, 1, config.chunk) for one in series.values()
+    )
+    return max(1, math.ceil(chunks / config.batch_size))
+
+
+def _resolved(config, series: dict, scalings: dict, specs: dict, test_start) -> TrainConfig:
+    """The config as trained: ranges (shared by every symbol), each symbol's scaling, and the
+    first symbol's scaling and spec in the one-symbol fields."""
+    first = next(iter(series.values()))
+    t_train, t_val = np.flatnonzero(first.train), np.flatnonzero(first.validation)
+    spec = specs[config.symbols[0]]
+    scaling = {s: [_plain(v.center), _plain(v.scale)] for s, v in scalings.items()}
+    return replace(
+        config,
+        symbol=config.symbols[0],
+        scale_center=scalings[config.symbols[0]].center,
+        scale_scale=scalings[config.symbols[0]].scale,
+        symbol_scaling=scaling,
+        features=spec.text,
+        feature_spec=spec.to_dict(),
+        train_range=(first.time[t_train[0]].isoformat(), first.time[t_train[-1]].isoformat()),
+        validation_range=(first.time[t_val[0]].isoformat(), first.time[t_val[-1]].isoformat()),
+        **recorded_test_range(first, test_start),
+        fc_version=__version__,
+    )
+
+
+def _plain(value):
+    return list(value) if isinstance(value, tuple | list) else value
+
+
+def _final(model, series: dict, scalings: dict, config, cost, device, val_ends: dict):
+    """(metrics, predictions): each symbol's final_metrics under `symbols`, the pooled
+    validation and baselines at top level; predictions (time, symbol, p_up) of every symbol."""
+    per_symbol, frames, p_all, y_all = {}, [], [], []
+    for s, one in series.items():
+        per_symbol[s], frame = final_metrics(
+            model, one, scalings[s], config, cost, device, val_ends[s]
+        )
+        if config.target == "relative":  # long the symbol alone is no baseline of a spread
+            per_symbol[s]["baselines"].pop("buy_and_hold_log_growth")
+        frames.append(frame.assign(symbol=s)[["time", "symbol", "p_up"]])
+        p_all.append(frame["p_up"].to_numpy())
+        y_all.append(one.labels[np.flatnonzero(one.validation)])
+    counts = {s: m["validation"]["decisions"] for s, m in per_symbol.items()}
+    pooled = pooled_result({s: m["validation"] for s, m in per_symbol.items()}, counts, config.loss)
+    pooled |= scores(np.concatenate(p_all), np.concatenate(y_all))
+    pooled["decisions"] = int(sum(counts.values()))
+    first = config.symbols[0]
+    metrics = {
+        "target": config.target,
+        "validation": pooled,
+        "baselines": baselines(_stacked(series), _stacked_ends(series)),
+        "symbols": per_symbol,
+        "validation_sample_size": int(sum(len(v) for v in val_ends.values())),
+        "check": per_symbol[first]["check"],
+    }
+    if config.target == "relative":
+        metrics["baselines"].pop("buy_and_hold_log_growth")
+    return metrics, pd.concat(frames, ignore_index=True)
+
+
+def _stacked(series: dict) -> Series:
+    """Every symbol's series end to end: for pooled baselines only (each decision reads its
+    own symbol's label and the label before it, never across the seam: decisions start at
+    seq_len)."""
+    parts = list(series.values())
+    return Series(
+        time=pd.DatetimeIndex(np.concatenate([p.time for p in parts])),
+        features=np.concatenate([p.features for p in parts]),
+        labels=np.concatenate([p.labels for p in parts]),
+        returns=np.concatenate([p.returns for p in parts]),
+        train=np.concatenate([p.train for p in parts]),
+        validation=np.concatenate([p.validation for p in parts]),
+        test=np.concatenate([p.test for p in parts]),
+    )
+
+
+def _stacked_ends(series: dict) -> np.ndarray:
+    offsets = np.cumsum([0] + [len(p.time) for p in series.values()])[:-1]
+    return np.concatenate(
+        [np.flatnonzero(p.validation) + o for p, o in zip(series.values(), offsets, strict=True)]
+    )

@@ -1,0 +1,206 @@
+"""A universe's run folder: pooled training into it, and its backtest (per-symbol rows and the
+portfolio of core.evaluation.portfolio).
+
+A multi-symbol run folder is a run folder (core.studies.runs) whose config names `symbols`,
+`target` and each symbol's scaling, whose `inputs` hold every symbol's candle file, and whose
+metrics.json has a block per symbol beside the pooled one. Its backtest writes
+RUN/backtest/positions.parquet (p_up_<SYMBOL>, weight_<policy>_<SYMBOL>, wealth_<policy>) and
+metrics.json ({range: {"portfolio": {...}, "symbols": {...}}}).
+"""
+
+import json
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from fc.core.data.features import relative_direction_class
+from fc.core.data.inputs import grid_features, parse_data
+from fc.core.data.ranges import backtest_test_from, range_info
+from fc.core.data.store import symbol_slug
+from fc.core.data.universe import universe_grids
+from fc.core.errors import FcError
+from fc.core.evaluation.backtest import (
+    BacktestConfig,
+    classifier_section,
+    run_backtest,
+    segments,
+    trade_mask,
+)
+from fc.core.evaluation.policies import PolicyParams
+from fc.core.evaluation.portfolio import BASELINES, STRATEGIES, portfolio_backtest
+from fc.core.learning.config import TrainConfig
+from fc.core.learning.pooled import fit_pooled, universe_closes
+from fc.core.studies.runs import new_run_dir, read_config, save_run
+
+
+def train_universe(config: TrainConfig, grids: dict, runs, on_progress=None, timing=None) -> Path:
+    """fit_pooled on the grids, written into a new run folder under `runs` (removed again if
+    writing fails: no half run is left to be loaded)."""
+    trained = fit_pooled(config, grids, on_progress, timing=timing)
+    run_dir = new_run_dir(Path(runs), trained.config)
+    try:
+        save_run(run_dir, trained)
+    except BaseException:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+    return run_dir
+
+
+def run_universe_grids(config: TrainConfig, data=None) -> dict:
+    """The run's symbols on their common grid with their feature columns: --data SYMBOL=FILE
+    where given, else the files the run was trained on."""
+    values = [] if data is None else [data] if isinstance(data, str | Path) else list(data)
+    plain, pairs = parse_data(values)
+    if plain is not None:
+        raise FcError(f"--data {plain}: a multi-symbol run takes SYMBOL=FILE for each symbol")
+    files = {}
+    for symbol, (path, _) in {config.symbol: (config.data, ""), **config.inputs}.items():
+        if symbol not in pairs and not Path(path).is_file():
+            raise FcError(
+                f"the run reads {symbol} but its candle file {path!r} is not here; "
+                f"pass --data {symbol}=FILE"
+            )
+        files[symbol] = Path(pairs.get(symbol) or path)
+    grids, _ = universe_grids(config.features, config.symbols, config.timeframe, files, None)
+    return grids
+
+
+def universe_p_up(run_dir: Path, config: TrainConfig, grids: dict, need, device, progress=None):
+    """p_up (bars, symbols), NaN where not needed: the run's family predictor (the GRU: merged
+    windows, the p_up of exact windows) with each symbol's own scaling."""
+    from fc.core.learning.family import family_of
+
+    ends = np.flatnonzero(need)
+    p_up = np.full((len(need), len(grids)), np.nan)
+    for i, (symbol, grid) in enumerate(grids.items()):
+        center, scale = config.symbol_scaling[symbol]
+        mine = replace(config, scale_center=_tuple(center), scale_scale=_tuple(scale))
+        predict = family_of(mine).predictor(run_dir, mine, device)
+        p_up[ends, i] = predict(grid_features(grid), ends, progress)
+    return p_up
+
+
+def _tuple(value):
+    return tuple(value) if isinstance(value, list) else value
+
+
+def check_k(params: dict, symbols) -> None:
+    k = params["long_short"].k
+    if 2 * k > len(symbols):
+        raise FcError(
+            f"--k {k} is more than half the universe of {len(symbols)} symbols: "
+            f"give --k <= {len(symbols) // 2}"
+        )
+
+
+def backtest_universe(
+    run_dir,
+    cfg: BacktestConfig,
+    data=None,
+    params: PolicyParams | None = None,
+    device: str = "auto",
+    progress=None,
+) -> dict:
+    """Backtest a multi-symbol run: every symbol's rows (its policies and classifier for
+    --target next; the classifier alone for relative) and the portfolio on each range."""
+    run_dir = Path(run_dir)
+    config = read_config(run_dir)
+    params = params or PolicyParams()
+    by_policy = {"discrete": params, "proportional": params, "long_short": params}
+    check_k(by_policy, config.symbols)
+    grids = run_universe_grids(config, data)
+    first = next(iter(grids.values()))
+    decide = trade_mask(first["filled"].to_numpy(), config.first_decision)
+    test_from = backtest_test_from(config)
+    parts = segments(first.index, decide, config.split, cfg, test_from)
+    need = decide & np.logical_or.reduce(list(parts.values()))
+    if not need.any():
+        raise FcError(
+            "no decision in the chosen range: it needs more than seq_len candles; "
+            "widen --start/--end"
+        )
+    p_up = universe_p_up(run_dir, config, grids, need, device, progress)
+    closes = universe_closes(grids)
+    frame, portfolio = portfolio_backtest(
+        first.index,
+        closes,
+        p_up,
+        decide,
+        parts,
+        cfg,
+        config.timeframe,
+        list(config.symbols),
+        by_policy,
+    )
+    shown = STRATEGIES if config.target == "relative" else STRATEGIES[1:]
+    if config.target == "next":
+        frame = frame.drop(columns=[c for c in frame if "long_short" in c])
+    symbols = _symbol_rows(config, grids, p_up, closes, decide, parts, cfg, test_from, by_policy)
+    slug = symbol_slug(config.symbols[0])
+    info = range_info(frame.assign(p_up=frame[f"p_up_{slug}"]))  # one decision bar for all
+    report = {}
+    for name in parts:
+        if name in portfolio:
+            report[name] = {
+                "range": info[name],
+                "portfolio": {k: portfolio[name][k] for k in (*shown, *BASELINES)},
+                "symbols": {s: rows[name] for s, rows in symbols.items() if name in rows},
+            }
+    out = run_dir / "backtest"
+    out.mkdir(exist_ok=True)
+    frame.to_parquet(out / "positions.parquet")
+    result = {
+        **report,
+        "config": cfg.to_dict(),
+        "run": str(run_dir),
+        "symbols": list(config.symbols),
+        "target": config.target,
+        "timeframe": config.timeframe,
+        "split": config.split,
+        "loss": config.loss,
+        "test_from": None if test_from is None else test_from.isoformat(),
+        "policy_params": params.to_dict(),
+    }
+    (out / "metrics.json").write_text(json.dumps(result, indent=2))
+    return result
+
+
+def _symbol_rows(config, grids, p_up, closes, decide, parts, cfg, test_from, params) -> dict:
+    """{symbol: {range: section}}: for next, run_backtest of the symbol alone (its policies,
+    baselines and classifier); for relative, the classifier of the relative label beside the
+    class prior and the cross-sectional reversal (bet against the last relative move)."""
+    out = {}
+    if config.target == "next":
+        for i, (symbol, grid) in enumerate(grids.items()):
+            _, out[symbol] = run_backtest(
+                grid,
+                p_up[:, i],
+                config.first_decision,
+                config.split,
+                cfg,
+                config.timeframe,
+                test_from,
+                None,
+                params,
+            )
+        return out
+    labels = relative_direction_class(closes)
+    filled = next(iter(grids.values()))["filled"].to_numpy(dtype=bool)
+    scored = decide & np.r_[~filled[1:], False]
+    for i, symbol in enumerate(grids):
+        label_next = np.r_[labels[1:, i], 0]
+        last_up = (labels[:, i] == 0).astype(np.float64)
+        train = label_next[parts["train"] & scored]
+        prior = float((train == 0).mean()) if len(train) else 0.5
+        out[symbol] = {
+            name: {
+                "classifier": classifier_section(
+                    p_up[:, i], label_next, last_up, part & scored, prior, cfg
+                )
+            }
+            for name, part in parts.items()
+            if (part & scored).any()
+        }
+    return out
