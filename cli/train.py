@@ -38,12 +38,14 @@ def train_command(
     grid, config = given.load()
     stamps["data_loaded"] = time.time()
     runs = given.data["runs"]
-    if quiet or as_json:
-        run_dir = train_ensemble(config, grid, runs, timing=stamps)
-    else:
-        run_dir = _with_progress(
-            lambda report: train_ensemble(config, grid, runs, report, timing=stamps)
-        )
+    job = lambda report: train_ensemble(config, grid, runs, report, timing=stamps)  # noqa: E731
+    _run_and_print(job, quiet or as_json, as_json, stamps, _print_summary)
+
+
+def _run_and_print(job, quiet: bool, as_json: bool, stamps: dict, summary) -> None:
+    """job(progress or None) -> run folder, with a progress bar unless quiet; then one JSON
+    object (run folder and timing) or the summary and the run folder as the last line."""
+    run_dir = job(None) if quiet else _with_progress(job)
     if as_json:
         import json
 
@@ -51,32 +53,19 @@ def train_command(
 
         typer.echo(json.dumps(train_result(run_dir, stamps)))
         return
-    _print_summary(run_dir)
+    summary(run_dir)
     typer.echo(str(run_dir))
 
 
 def _train_universe(given, quiet: bool, as_json: bool, stamps: dict) -> None:
     """fc train --symbols: one model pooled over the universe (core.studies.universe)."""
-    import json
-
     from fc.core.studies.universe import train_universe
 
     grids, config = given.load_universe()
     stamps["data_loaded"] = time.time()
     runs = given.data["runs"]
-    if quiet:
-        run_dir = train_universe(config, grids, runs, timing=stamps)
-    else:
-        run_dir = _with_progress(
-            lambda report: train_universe(config, grids, runs, report, timing=stamps)
-        )
-    if as_json:
-        from fc.core.learning.timing import train_result
-
-        typer.echo(json.dumps(train_result(run_dir, stamps)))
-        return
-    _print_universe(run_dir)
-    typer.echo(str(run_dir))
+    job = lambda report: train_universe(config, grids, runs, report, timing=stamps)  # noqa: E731
+    _run_and_print(job, quiet, as_json, stamps, _print_universe)
 
 
 def _print_universe(run_dir: Path) -> None:
