@@ -161,3 +161,9 @@ def test_a_run_whose_spec_this_fc_does_not_know_is_refused(feature_run, tmp_path
     config["feature_spec"]["features"][1]["name"] = "orderflow"
     (copy / "config.json").write_text(json.dumps(config))
     one_line_error(runner.invoke(app, ["backtest", str(copy)]), "orderflow")
+
+
+def test_a_data_file_of_a_symbol_the_run_does_not_read_is_refused(feature_run, tmp_path):
+    run, btc, _ = feature_run
+    args = ["backtest", str(run), "--data", f"SOL/USDT={btc}"]
+    one_line_error(runner.invoke(app, args), "SOL/USDT", "does not read")

@@ -50,6 +50,10 @@ def run_files(config, data=None) -> tuple[Path, dict[str, Path]]:
     values = [] if data is None else [data] if isinstance(data, str | Path) else list(data)
     plain, pairs = parse_data(values)
     plain = pairs.pop(config.symbol, plain)
+    unread = sorted(set(pairs) - set(config.spec.symbols))
+    if unread:
+        raise FcError(f"--data {unread[0]}=…: the run does not read {unread[0]} (its features "
+                      f"read {', '.join(config.spec.symbols)}); drop it")  # fmt: skip
     files = {}
     for symbol in config.spec.symbols[1:]:
         trained = (config.inputs.get(symbol) or [""])[0]
