@@ -67,3 +67,19 @@ def load_universe_predictor(path: str | Path, threads: int = 1) -> UniversePredi
     if not is_universe(graph):
         raise FcError(f"{path}: a one-symbol model ({graph.symbol}), not a universe's")
     return UniversePredictor(graph)
+
+
+def load_model(path: str | Path, symbol: str | None = None, threads: int = 1):
+    """The window graph the paper service trades: a universe's (`symbol`, when given, must name
+    all of its symbols, comma-separated, in any order) or one symbol's (load_predictor)."""
+    graph = load_predictor(path, threads=threads)
+    if not is_universe(graph):
+        return load_predictor(path, symbol=symbol, threads=threads)
+    universe = UniversePredictor(graph)
+    asked = set() if symbol is None else {s.strip() for s in symbol.split(",")}
+    if asked and asked != set(universe.symbols):
+        raise FcError(
+            f"--symbol {symbol}: the model trades {','.join(universe.symbols)} together in one "
+            "service; drop --symbol (or name all of them)"
+        )
+    return universe

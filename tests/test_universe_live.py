@@ -6,12 +6,14 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from conftest import one_line_error
 from typer.testing import CliRunner
 
 from fc.cli.main import app
 from fc.core.data.synth import synth_candles
+from fc.live.journal import Journal
 from fc.live.universe_model import load_universe_predictor
 
 runner = CliRunner()
@@ -19,6 +21,7 @@ SYMBOLS = ("AAA/USDT", "BBB/USDT", "CCC/USDT", "DDD/USDT", "EEE/USDT")
 SPLIT, TEST = "2023-01-25", "2023-02-01"
 QUICK = ["--seq-len", "32", "--hidden", "4", "--layers", "1", "--epochs", "1", "--max-steps",
          "3", "--split", SPLIT, "--test-from", TEST, "--quiet"]  # fmt: skip
+FEE_BPS, CAPITAL = 2.0, 10_000.0
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -92,3 +95,83 @@ def test_what_a_universe_export_does_not_take_is_one_line(exported, extra, words
     run, _, _, _ = exported
     result = runner.invoke(app, ["export", str(run), "--onnx", *extra])
     one_line_error(result, *words)
+
+
+@pytest.fixture(scope="module")
+def replayed(exported, tmp_path_factory):
+    """fc backtest --model of the graph at 2 bps (k 2, as exported), and fc paper --replay of
+    the five symbols from the test range's first decision: (positions.parquet test rows, the
+    journal's rows, the replay's JSON report)."""
+    run, files, model, _ = exported
+    done = runner.invoke(app, ["backtest", str(run), "--model", str(model), "--fee-bps",
+                               str(FEE_BPS), "--k", "2", "--json"])  # fmt: skip
+    assert done.exit_code == 0, done.output
+    frame = pd.read_parquet(run / "backtest" / "positions.parquet")
+    test = frame[frame["range"] == "test"].reset_index(drop=True)
+    journal = tmp_path_factory.mktemp("journal") / "paper.sqlite"
+    replay = [a for s, p in files.items() for a in ("--replay", f"{s}={p}")]
+    start = test.time.iloc[0].strftime("%Y-%m-%dT%H:%M")
+    args = ["paper", *replay, "--model", str(model), "--journal", str(journal), "--fee-bps",
+            str(FEE_BPS), "--capital", str(CAPITAL), "--start", start, "--json"]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    rows = Journal(journal, read_only=True).decisions()
+    return test, rows, json.loads(result.stdout), journal
+
+
+def journal_series(rows: pd.DataFrame, symbol: str, policy: str, last=True) -> pd.DataFrame:
+    """One (symbol, policy)'s rows, oldest first; last=False drops the file's last candle."""
+    got = rows[(rows.symbol == symbol) & (rows.policy == policy)].sort_values("candle_ms")
+    assert (got.kind == "decision").all()
+    return got.reset_index(drop=True).iloc[: None if last else -1]
+
+
+def test_replay_decides_every_symbol_on_the_backtest_candles(replayed):
+    test, rows, report, _ = replayed
+    times = test.time.astype("int64") // 1_000_000
+    # and the file's last candle, which the backtest does not decide (no next candle to earn)
+    times = [*times.tolist(), int(times.iloc[-1]) + 30 * 60_000]
+    for symbol in (*SYMBOLS, "portfolio"):
+        policies = ("long_short", "equal_weight_discrete", "equal_weight_proportional")
+        for policy in ("discrete", "proportional") if symbol != "portfolio" else policies:
+            assert journal_series(rows, symbol, policy).candle_ms.tolist() == times
+    assert report["replay"]["decisions"] == len(times) and report["skipped"] == 0
+
+
+def test_portfolio_wealth_equals_the_backtest_to_1e9(replayed):
+    test, rows, report, _ = replayed
+    for strategy in ("long_short", "equal_weight_discrete", "equal_weight_proportional"):
+        book = journal_series(rows, "portfolio", strategy)
+        # the journal's wealth at t is realised at t's close; the backtest's row t holds it after
+        # t's weights earned R_{t+1}: the journal's at the next candle
+        want = np.r_[1.0, test[f"wealth_{strategy}"].to_numpy()]
+        np.testing.assert_allclose(book.wealth / CAPITAL, want, rtol=0, atol=1e-9)
+        book = book.iloc[:-1]
+        weights = np.array([[json.loads(p)["weights"][s] for s in SYMBOLS]
+                            for p in book.policy_params])  # fmt: skip
+        columns = [f"weight_{strategy}_{s.replace('/', '_')}" for s in SYMBOLS]
+        np.testing.assert_allclose(weights, test[columns].to_numpy(), rtol=0, atol=1e-12)
+        np.testing.assert_allclose(book.position, np.abs(weights).sum(axis=1), atol=1e-12)
+        if strategy == "long_short":  # k 2: +-1/4 on four of five symbols, net 0
+            assert sorted(np.abs(weights[0])) == [0.0, 0.25, 0.25, 0.25, 0.25]
+            assert np.abs(weights.sum(axis=1)).max() < 1e-15
+    final = report["portfolio"]["long_short"]["final_wealth"]
+    assert final == pytest.approx(CAPITAL * test["wealth_long_short"].iloc[-1], abs=1e-9)
+
+
+def test_each_symbol_equals_the_backtest_and_its_own_wealth(replayed):
+    test, rows, _, _ = replayed
+    cost = FEE_BPS / 1e4
+    for symbol in SYMBOLS:
+        slug = symbol.replace("/", "_")
+        for policy in ("discrete", "proportional"):
+            got = journal_series(rows, symbol, policy, last=False)
+            np.testing.assert_allclose(got.p_up, test[f"p_up_{slug}"], rtol=0, atol=1e-12)
+            f = test[f"weight_equal_weight_{policy}_{slug}"].to_numpy() * len(SYMBOLS)
+            np.testing.assert_allclose(got.position, f, rtol=0, atol=1e-12)
+            # independent: W_{i+1} = W_i (1 + f_i R_{i+1} - c |f_i - f_{i-1}|) from the closes
+            close = got.close.to_numpy()
+            trade = np.abs(np.diff(f, prepend=0.0))
+            steps = 1.0 + f[:-1] * (close[1:] / close[:-1] - 1.0) - cost * trade[:-1]
+            want = CAPITAL * np.r_[1.0, np.cumprod(steps)]
+            np.testing.assert_allclose(got.wealth, want, rtol=1e-12, atol=1e-9)
