@@ -3,6 +3,8 @@ parity per symbol against torch, the metadata the live loop reads, and the bad i
 in one line."""
 
 import json
+import shutil
+import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -175,3 +177,28 @@ def test_each_symbol_equals_the_backtest_and_its_own_wealth(replayed):
             steps = 1.0 + f[:-1] * (close[1:] / close[:-1] - 1.0) - cost * trade[:-1]
             want = CAPITAL * np.r_[1.0, np.cumprod(steps)]
             np.testing.assert_allclose(got.wealth, want, rtol=1e-12, atol=1e-9)
+
+
+def test_paper_diff_finds_no_difference_then_finds_an_edit(replayed, exported, tmp_path):
+    _, _, _, journal = replayed
+    run, files, _, _ = exported
+    data = [a for s, p in files.items() for a in ("--data", f"{s}={p}")]
+    args = ["paper", "diff", "--run", str(run), "--journal", str(journal), *data, "--json"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["differing"] == 0 and report["matches"]
+    assert set(report["symbols"]) == set(SYMBOLS) and len(report["portfolio"]) == 3
+    assert all(s["compared"] > 400 for s in report["symbols"].values())
+    # a copy with one portfolio row's wealth nudged by 1e-6: exactly that candle differs
+    edited = tmp_path / "edited.sqlite"
+    shutil.copy(journal, edited)
+    with sqlite3.connect(edited) as db:
+        db.execute("UPDATE decisions SET wealth = wealth * (1 + 1e-6) WHERE symbol = 'portfolio' "
+                   "AND policy = 'long_short' AND candle_ms = (SELECT MAX(candle_ms) FROM "
+                   "decisions)")  # fmt: skip
+    args[args.index(str(journal))] = str(edited)
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1, result.output
+    report = json.loads(result.stdout)
+    assert report["differing"] == 1 and report["portfolio"]["long_short"]["differing"] == 1
