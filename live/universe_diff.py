@@ -7,7 +7,6 @@ portfolio_weights, then range_books' growth factors compounded in the journal's 
 (the row at t holds the wealth realised at t's close), from the journal's first capital.
 """
 
-
 import numpy as np
 
 from fc.core.data.candles import timeframe_ms
