@@ -181,10 +181,13 @@ def report(
     """
     from fc.live.journal import open_journal
     from fc.live.report import paper_report
+    from fc.live.universe_report import journal_universe, universe_report
 
     book = open_journal(journal, must_exist=True)
     try:
-        _print_report(paper_report(book, symbol), json_out)
+        symbols = None if symbol else journal_universe(book)
+        found = universe_report(book, symbols) if symbols else paper_report(book, symbol)
+        _print_report(found, json_out)
     finally:
         book.close()
 
@@ -207,9 +210,12 @@ def status(
     """
     from fc.live.journal import open_journal
     from fc.live.report import paper_status
+    from fc.live.universe_report import journal_universe
 
     book = open_journal(journal, must_exist=True)
     try:
+        if symbol is None and journal_universe(book):  # a universe's: the portfolio's line
+            symbol = "portfolio"
         state = paper_status(book, int(time.time() * 1000), symbol, grace)
     finally:
         book.close()
@@ -229,6 +235,8 @@ def _print_report(report: dict, json_out: bool) -> None:
     if json_out:
         typer.echo(json.dumps(report))
         return
+    if "portfolio" in report:
+        return _print_universe_report(report)
     table = Table(title=f"paper {report['symbol']} {report['timeframe']}")
     table.add_column("")
     for policy in ("discrete", "proportional"):
@@ -274,3 +282,27 @@ def _print_models(models: dict) -> None:
     console.print(table)
     for sha, m in models.items():
         console.print(f"{sha[:12] or '(unrecorded)'}: {m['model'] or '?'}")
+
+
+def _print_universe_report(report: dict) -> None:
+    """A universe service's journal: one row a symbol (both policies), one a portfolio book."""
+    table = Table(title=f"paper, {len(report['symbols'])} symbols {report['timeframe']}")
+    for col in ("symbol", "policy", "wealth", "return", "max drawdown", "decisions", "position"):
+        table.add_column(col, justify="left" if col in ("symbol", "policy") else "right")
+    for symbol, one in report["symbols"].items():
+        for policy in ("discrete", "proportional"):
+            m = one[policy]
+            table.add_row(symbol, policy, f"{m['final_wealth']:,.2f}", f"{m['return']:+.2%}",
+                          f"{m['max_drawdown']:.2%}", f"{m['decisions']:,}",
+                          f"{m['position']:+.4f}")  # fmt: skip
+    for strategy, m in report["portfolio"].items():
+        table.add_row("portfolio", strategy, f"{m['final_wealth']:,.2f}", f"{m['return']:+.2%}",
+                      f"{m['max_drawdown']:.2%}", f"{m['decisions']:,}",
+                      f"gross {m['gross_exposure']:.2f}")  # fmt: skip
+    console.print(table)
+    console.print(f"{report['skipped']} skipped decision(s)")
+    if "replay" in report:
+        r = report["replay"]
+        console.print(
+            f"replay: {r['decisions']:,} decisions in {r['seconds']} s ({r['per_second']}/s)"
+        )

@@ -34,3 +34,9 @@ def universe_report(journal: Journal, symbols) -> dict:
     first = next(iter(out["symbols"].values()))
     out["skipped"], out["timeframe"] = first["skipped"], first["timeframe"]
     return out
+
+
+def journal_universe(journal: Journal) -> list | None:
+    """The symbols of a universe service's journal (it has portfolio rows), else None."""
+    symbols = sorted(set(journal.decisions().symbol))
+    return [s for s in symbols if s != PORTFOLIO] if PORTFOLIO in symbols else None
