@@ -321,3 +321,21 @@ def test_metrics_carry_a_symbol_label_and_the_portfolio(exported):
         assert sample("fc_decisions_total", labels) == 4
         if row.symbol != "portfolio":
             assert sample("fc_p_up", {"symbol": row.symbol}) == row.p_up
+
+
+def test_report_and_status_of_a_universe_journal(replayed):
+    test, rows, _, journal = replayed
+    result = runner.invoke(app, ["paper", "report", "--journal", str(journal), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert set(report["symbols"]) == set(SYMBOLS)
+    book = journal_series(rows, "portfolio", "long_short")
+    assert report["portfolio"]["long_short"]["final_wealth"] == book.wealth.iloc[-1]
+    assert report["portfolio"]["long_short"]["turnover"] == pytest.approx(book.trade.sum())
+    shown = runner.invoke(app, ["paper", "report", "--journal", str(journal)])
+    assert shown.exit_code == 0 and "portfolio" in shown.stdout and "EEE/USDT" in shown.stdout
+    status = runner.invoke(app, ["paper", "status", "--journal", str(journal), "--json"])
+    state = json.loads(status.stdout)  # long past its candles: late, exit 1
+    assert status.exit_code == 1 and state["symbol"] == "portfolio"
+    assert set(state["positions"]) == {"long_short", "equal_weight_discrete",
+                                       "equal_weight_proportional"}  # fmt: skip
