@@ -77,7 +77,10 @@ def paper(
     ] = None,
     store: Annotated[
         Path | None,
-        typer.Option(help="Replay: candle store for the symbols no --replay file gives."),
+        typer.Option(
+            help="Replay: candle store for the symbols no --replay file gives "
+            "(alone: every symbol from the store)."
+        ),
     ] = None,
     start: Annotated[str | None, typer.Option(help="Replay: first decision (UTC).")] = None,
     end: Annotated[str | None, typer.Option(help="Replay: stop before this time (UTC).")] = None,
@@ -127,12 +130,13 @@ def paper(
     if model is None:
         raise FcError("no model: pass --model FILE.onnx (or set FC_MODEL)")
     # a replay logs only what goes wrong (skips); its report is the summary of the decisions
-    setup_logging(json_lines=log_json, level=logging.WARNING if replay else logging.INFO)
-    if store is not None and not replay:
-        raise FcError("--store gives candles to a replay; add --replay FILE")
-    if replay and metrics_port is not None:
+    if store is not None and not replay:  # --store alone: replay every symbol from the store
+        replay = []
+    replaying = replay is not None and (replay or store is not None)
+    setup_logging(json_lines=log_json, level=logging.WARNING if replaying else logging.INFO)
+    if replaying and metrics_port is not None:
         raise FcError("--metrics-port serves a live service; drop it with --replay")
-    if replay:
+    if replaying:
         from fc.live.replay import replay_file
 
         journal_path = (
@@ -185,7 +189,8 @@ def report(
 
     book = open_journal(journal, must_exist=True)
     try:
-        symbols = None if symbol else journal_universe(book)
+        # a universe's journal: every symbol and the portfolio (--symbol X: one symbol's)
+        symbols = journal_universe(book) if symbol in (None, "portfolio") else None
         found = universe_report(book, symbols) if symbols else paper_report(book, symbol)
         _print_report(found, json_out)
     finally:

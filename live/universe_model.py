@@ -19,8 +19,9 @@ UNIVERSE_KEYS = ("symbols", "target", "symbol_scaling", "portfolio_params")
 
 
 def is_universe(predictor) -> bool:
-    """Whether a loaded window graph is a universe's (its metadata names several symbols)."""
-    return "symbols" in getattr(predictor, "meta", {})
+    """Whether a loaded window graph is a universe's: its metadata holds each symbol's scaling
+    (a row graph's `symbols` are the ones its features read, not a universe)."""
+    return "symbol_scaling" in getattr(predictor, "meta", {})
 
 
 class UniversePredictor:

@@ -22,7 +22,6 @@ import logging
 import numpy as np
 
 from fc.core.data.features import price_change
-from fc.core.errors import FcError
 from fc.core.evaluation.policies import POLICIES, book_moves
 from fc.core.evaluation.portfolio import STRATEGIES, equal_weight, next_sides, side_weights
 from fc.live.journal import Row
@@ -152,7 +151,11 @@ class UniverseService(PaperService):
         c = self.config
         start = int(np.searchsorted(times, prev.candle_ms))
         if start >= len(times) or times[start] != prev.candle_ms:
-            raise FcError(f"the candles fetched do not reach back to {iso(prev.candle_ms)}")
+            # downtime longer than the candles fetched (MAX_FETCH): the book earns nothing
+            # until the first candle fetched, as one symbol's bridge is one held step
+            log_event(logging.WARNING, "gap", f"{prev.policy}: downtime from {iso(prev.candle_ms)} "
+                      f"to {iso(int(times[0]))} bridged without the book's return")  # fmt: skip
+            start = 0
         rows, wealth, turnover = [], prev.wealth, prev.trade
         for j in range(start + 1, len(times)):
             returns = closes[j] / closes[j - 1] - 1.0

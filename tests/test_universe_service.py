@@ -4,6 +4,7 @@ and on the same candles; the bad live input is one line with the journal unchang
 carry a symbol label and the portfolio."""
 
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -153,3 +154,27 @@ def test_metrics_carry_a_symbol_label_and_the_portfolio(exported):
         assert sample("fc_decisions_total", labels) == 4
         if row.symbol != "portfolio":
             assert sample("fc_p_up", {"symbol": row.symbol}) == row.p_up
+
+
+def test_a_store_alone_replays_every_symbol_as_the_files_do(exported, tmp_path):
+    _, files, model, _ = exported
+    store = tmp_path / "store" / "binance"
+    store.mkdir(parents=True)
+    for symbol, path in files.items():
+        shutil.copy(path, store / f"{symbol.replace('/', '_')}-30m.parquet")
+    journals = {}
+    for name, given in (
+        ("files", [a for s, p in files.items() for a in ("--replay", f"{s}={p}")]),
+        ("store", ["--store", str(tmp_path / "store")]),
+    ):
+        journals[name] = tmp_path / f"{name}.sqlite"
+        args = ["paper", *given, "--model", str(model), "--journal", str(journals[name])]
+        result = runner.invoke(app, [*args, "--fee-bps", "3", "--json"])
+        assert result.exit_code == 0, result.output
+    rows = {n: Journal(p, read_only=True).decisions() for n, p in journals.items()}
+    assert len(rows["store"]) > 1000 and set(rows["store"].symbol) == {*SYMBOLS, "portfolio"}
+    pd.testing.assert_frame_equal(rows["files"], rows["store"])
+    # --symbol portfolio reports the universe, as no --symbol does
+    report = runner.invoke(app, ["paper", "report", "--journal", str(journals["store"]),
+                                 "--symbol", "portfolio", "--json"])  # fmt: skip
+    assert report.exit_code == 0 and "long_short" in json.loads(report.stdout)["portfolio"]
