@@ -8,12 +8,21 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from fc.cli.policy_options import Band, Cap, FlatInside, Inside, MinHold, Rebalance, policy_texts
+from fc.cli.policy_options import (
+    Band,
+    Cap,
+    FlatInside,
+    Inside,
+    K,
+    MinHold,
+    Rebalance,
+    policy_texts,
+)
 
 console = Console()
 
 CHECKS = {
-    "onnx_real": "window graph vs torch window_p_up, real windows",
+    "onnx_real": "window graph vs torch window_p_up, real windows",  # :SYMBOL of a universe
     "onnx_backtest": "window graph vs the run's backtest p_up",
     "onnx_random": "window graph vs torch, random batches/lengths",
     "step_onnx": "step graph streamed vs window graph",
@@ -45,6 +54,7 @@ def export(
     rebalance: Rebalance = None,
     cap: Cap = None,
     min_hold: MinHold = None,
+    k: K = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Export a run into RUN/export/ and check the graphs against torch; exit 1 if one differs
@@ -60,7 +70,7 @@ def export(
     from fc.core.evaluation.policy_grid import policy_overrides
     from fc.export.run import export_run
 
-    policy = policy_overrides(policy_texts(band, flat_inside, inside, rebalance, cap, min_hold))
+    policy = policy_overrides(policy_texts(band, flat_inside, inside, rebalance, cap, min_hold, k))
     report = export_run(run, onnx, torchscript, tolerance, data, windows, exporter, policy=policy)
     if as_json:
         typer.echo(json.dumps(report.to_dict()))
@@ -72,7 +82,7 @@ def export(
             seen = report.windows.get(name, "")
             mark = "skipped" if diff is None else ("ok" if diff <= tolerance else "FAIL")
             shown = "—" if diff is None else f"{diff:.3g}"
-            table.add_row(name, str(seen), shown, mark, CHECKS[name])
+            table.add_row(name, str(seen), shown, mark, CHECKS[name.split(":")[0]])
         console.print(table)
         for note in report.notes:
             console.print(note)

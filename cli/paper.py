@@ -77,7 +77,10 @@ def paper(
     ] = None,
     store: Annotated[
         Path | None,
-        typer.Option(help="Replay: candle store for the symbols no --replay file gives."),
+        typer.Option(
+            help="Replay: candle store for the symbols no --replay file gives "
+            "(alone: every symbol from the store)."
+        ),
     ] = None,
     start: Annotated[str | None, typer.Option(help="Replay: first decision (UTC).")] = None,
     end: Annotated[str | None, typer.Option(help="Replay: stop before this time (UTC).")] = None,
@@ -127,12 +130,13 @@ def paper(
     if model is None:
         raise FcError("no model: pass --model FILE.onnx (or set FC_MODEL)")
     # a replay logs only what goes wrong (skips); its report is the summary of the decisions
-    setup_logging(json_lines=log_json, level=logging.WARNING if replay else logging.INFO)
-    if store is not None and not replay:
-        raise FcError("--store gives candles to a replay; add --replay FILE")
-    if replay and metrics_port is not None:
+    if store is not None and not replay:  # --store alone: replay every symbol from the store
+        replay = []
+    replaying = replay is not None and (replay or store is not None)
+    setup_logging(json_lines=log_json, level=logging.WARNING if replaying else logging.INFO)
+    if replaying and metrics_port is not None:
         raise FcError("--metrics-port serves a live service; drop it with --replay")
-    if replay:
+    if replaying:
         from fc.live.replay import replay_file
 
         journal_path = (
@@ -181,10 +185,14 @@ def report(
     """
     from fc.live.journal import open_journal
     from fc.live.report import paper_report
+    from fc.live.universe_report import journal_universe, universe_report
 
     book = open_journal(journal, must_exist=True)
     try:
-        _print_report(paper_report(book, symbol), json_out)
+        # a universe's journal: every symbol and the portfolio (--symbol X: one symbol's)
+        symbols = journal_universe(book) if symbol in (None, "portfolio") else None
+        found = universe_report(book, symbols) if symbols else paper_report(book, symbol)
+        _print_report(found, json_out)
     finally:
         book.close()
 
@@ -207,9 +215,12 @@ def status(
     """
     from fc.live.journal import open_journal
     from fc.live.report import paper_status
+    from fc.live.universe_report import journal_universe
 
     book = open_journal(journal, must_exist=True)
     try:
+        if symbol is None and journal_universe(book):  # a universe's: the portfolio's line
+            symbol = "portfolio"
         state = paper_status(book, int(time.time() * 1000), symbol, grace)
     finally:
         book.close()
@@ -229,6 +240,8 @@ def _print_report(report: dict, json_out: bool) -> None:
     if json_out:
         typer.echo(json.dumps(report))
         return
+    if "portfolio" in report:
+        return _print_universe_report(report)
     table = Table(title=f"paper {report['symbol']} {report['timeframe']}")
     table.add_column("")
     for policy in ("discrete", "proportional"):
@@ -274,3 +287,27 @@ def _print_models(models: dict) -> None:
     console.print(table)
     for sha, m in models.items():
         console.print(f"{sha[:12] or '(unrecorded)'}: {m['model'] or '?'}")
+
+
+def _print_universe_report(report: dict) -> None:
+    """A universe service's journal: one row a symbol (both policies), one a portfolio book."""
+    table = Table(title=f"paper, {len(report['symbols'])} symbols {report['timeframe']}")
+    for col in ("symbol", "policy", "wealth", "return", "max drawdown", "decisions", "position"):
+        table.add_column(col, justify="left" if col in ("symbol", "policy") else "right")
+    for symbol, one in report["symbols"].items():
+        for policy in ("discrete", "proportional"):
+            m = one[policy]
+            table.add_row(symbol, policy, f"{m['final_wealth']:,.2f}", f"{m['return']:+.2%}",
+                          f"{m['max_drawdown']:.2%}", f"{m['decisions']:,}",
+                          f"{m['position']:+.4f}")  # fmt: skip
+    for strategy, m in report["portfolio"].items():
+        table.add_row("portfolio", strategy, f"{m['final_wealth']:,.2f}", f"{m['return']:+.2%}",
+                      f"{m['max_drawdown']:.2%}", f"{m['decisions']:,}",
+                      f"gross {m['gross_exposure']:.2f}")  # fmt: skip
+    console.print(table)
+    console.print(f"{report['skipped']} skipped decision(s)")
+    if "replay" in report:
+        r = report["replay"]
+        console.print(
+            f"replay: {r['decisions']:,} decisions in {r['seconds']} s ({r['per_second']}/s)"
+        )

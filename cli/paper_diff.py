@@ -75,6 +75,8 @@ def _torch_predict(run: Path):
 
 
 def _print_diff(r: dict) -> None:
+    if "portfolio" in r:
+        return _print_universe_diff(r)
     console.print(
         f"{r['symbol']} {r['timeframe']}: journal {r['journal']} against the backtest of {r['run']}"
         f" (predictions {r['predictions']}, fee {r['fee_bps']:g} bps from {r['fee_from']})"
@@ -94,3 +96,19 @@ def _print_diff(r: dict) -> None:
     deltas = ", ".join(f"{q} {'-' if d is None else f'{d:.3g}'}"
                        for q, d in r["max_abs_diff"].items())  # fmt: skip
     console.print(f"max |Δ| (wealth relative): {deltas}")
+
+
+def _print_universe_diff(r: dict) -> None:
+    """A universe's diff: one line a symbol and one a portfolio strategy."""
+    head = f"{r['symbol']} {r['timeframe']}: journal {r['journal']} against the backtest"
+    console.print(
+        f"{head} of {r['run']} (predictions {r['predictions']}, fee {r['fee_bps']:g} bps)"
+    )
+    for symbol, s in r["symbols"].items():
+        console.print(f"  {symbol}: {s['compared']:,} candles, {s['differing']:,} differ")
+    for strategy, p in r["portfolio"].items():
+        delta = p["max_rel_wealth_diff"]
+        shown = "-" if delta is None else f"{delta:.3g}"
+        console.print(f"  portfolio {strategy}: {p['compared']:,} candles, {p['differing']:,} "
+                      f"differ (max relative wealth Δ {shown})")  # fmt: skip
+    console.print(f"{r['differing']:,} differences (tolerance {r['tolerance']:g})")

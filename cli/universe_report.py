@@ -37,11 +37,21 @@ def backtest_universe_command(run: Path, cfg, data, model, policies, device, as_
     from fc.core.errors import FcError
     from fc.core.studies.universe import backtest_universe
 
-    if model is not None:
-        raise FcError("--model: a multi-symbol run is backtested with its torch model for now")
     if policies.is_grid:
         raise FcError("policy grids are for one symbol yet: give one value per parameter")
-    report = backtest_universe(run, cfg, data, policies.single(), device, progress)
+    predict = None
+    if model is not None:
+        from fc.core.studies.runs import read_config
+        from fc.live.universe_model import load_universe_predictor
+
+        graph, symbols = load_universe_predictor(model), read_config(run).symbols
+        if list(graph.symbols) != list(symbols):
+            raise FcError(
+                f"--model {model}: exported for {','.join(graph.symbols)}, the run trades "
+                f"{','.join(symbols)}; export this run with fc export --onnx"
+            )
+        predict = graph.p_up_at
+    report = backtest_universe(run, cfg, data, policies.single(), device, progress, predict)
     if as_json:
         typer.echo(json.dumps(report))
         return

@@ -181,7 +181,10 @@ def write_window_onnx(
     path: Path,
     exporter: str = "legacy",
     policy_params: dict | None = None,
+    extra: dict[str, str] | None = None,
 ) -> Path:
+    """The window graph at `path`; `extra` metadata keys (a universe's: export/universe_run.py)
+    are stamped after fc's own, so a one-symbol graph's bytes do not change."""
     _check_model(model, config)
     graph = window_graph(model, scaling)
     name, columns = input_name(config), input_columns(config)
@@ -194,7 +197,7 @@ def write_window_onnx(
         "probabilities": {0: "batch"},
     }
     _torch_export(graph, (sample,), path, ((name,), WINDOW_OUTPUTS), dynamic, exporter)
-    _stamp(path, graph_metadata(config, "window", exporter, policy_params))
+    _stamp(path, graph_metadata(config, "window", exporter, policy_params) | (extra or {}))
     return path
 
 

@@ -94,11 +94,20 @@ def export_policy(run_dir, overrides: dict) -> tuple[dict, str]:
 def _export(run_dir, onnx, torchscript, tolerance, data, windows, exporter, drift, params,
             source) -> ExportReport:  # fmt: skip
     config, model, scaling = load_run(run_dir)
+    if not config.symbols and params["discrete"].k != 1:
+        raise FcError("--k is the long-short of a multi-symbol run; this run has one symbol")
     out = run_dir / "export"
     out.mkdir(exist_ok=True)
     report = ExportReport(tolerance=tolerance, policy_source=source)
     report.policy_params = {p: params[p].to_dict() for p in POLICIES}
     exported = family_of(config).export_model(model)
+    if config.symbols:  # a pooled universe: one window graph, each symbol's scaling beside it
+        from fc.export.universe_run import export_universe
+
+        export_universe(run_dir, config, model, scaling, report, (onnx, torchscript), data,
+                        windows, exporter, params)  # fmt: skip
+        (out / "parity.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+        return report
     if is_tabular(exported):  # LightGBM, logistic: one window-only graph of lagged rows
         if onnx:
             export_tabular(run_dir, config, exported, report, torchscript, data, params)

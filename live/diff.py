@@ -207,6 +207,16 @@ def paper_diff(journal_path: str | Path, run_dir: str | Path, candles_from, mode
         everything = book.decisions()
     finally:
         book.close()
+    if config.symbols:  # a universe's journal: every symbol and the portfolio
+        from fc.live.universe_diff import universe_diff
+        from fc.live.universe_model import load_universe_predictor
+
+        predictor = load_universe_predictor(model or Path(run_dir) / "export" / "model.onnx")
+        rows = everything[everything.timeframe == config.timeframe]
+        found = universe_diff(rows, config, candles_from, predictor, fee_bps)
+        return found | {"journal": str(journal_path), "run": str(run_dir),
+                        "timeframe": config.timeframe, "symbol": ",".join(config.symbols),
+                        "predictions": str(predictor.path)}  # fmt: skip
     rows = everything[
         (everything.symbol == config.symbol) & (everything.timeframe == config.timeframe)
     ]
@@ -306,6 +316,11 @@ def _data_files(values: list, config) -> dict:
     without a run config, which reads one symbol)."""
     if config is None:
         return {None: Path(values[0])}
+    if config.symbols:  # a universe: SYMBOL=FILE for some, the run's own files for the rest
+        from fc.core.data.inputs import parse_data
+
+        _, pairs = parse_data(values)
+        return {None: None, **_own_files(config), **{s: Path(f) for s, f in pairs.items()}}
     from fc.core.studies.backtest_run import run_files
 
     plain, files = run_files(config, values)

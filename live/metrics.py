@@ -8,6 +8,7 @@ CollectorRegistry (not the process-global one), so tests and replays never share
 """
 
 from fc.core.evaluation.policies import POLICIES
+from fc.core.evaluation.portfolio import STRATEGIES
 
 # Seconds from a candle's close to its journal commit: the scheduler fires `--delay` (5 s) after
 # the close, a decision takes well under a second, retries stretch it up to the decision window
@@ -34,7 +35,9 @@ class NoMetrics:
 class PrometheusMetrics:
     """The service's metrics in a registry of their own; `serve(host, port)` exposes them."""
 
-    def __init__(self):
+    def __init__(self, symbols: list | None = None):
+        """symbols: a universe service's (its series gain a `symbol` label, `portfolio` for the
+        book's rows); None keeps a one-symbol service's series as they always were."""
         from prometheus_client import (
             CollectorRegistry,
             Counter,
@@ -44,10 +47,12 @@ class PrometheusMetrics:
             ProcessCollector,
         )
 
+        self.by_symbol = symbols is not None
+        keys = ["symbol", "policy"] if self.by_symbol else ["policy"]
         self.registry = r = CollectorRegistry()
         ProcessCollector(registry=r)
         self.decisions = Counter(
-            "fc_decisions", "Decisions journalled, per policy.", ["policy"], registry=r
+            "fc_decisions", "Decisions journalled, per policy.", keys, registry=r
         )
         self.last_decision = Gauge(
             "fc_last_decision_timestamp_seconds",
@@ -69,10 +74,10 @@ class PrometheusMetrics:
         self.held = Counter(
             "fc_held_candles", "Candles held without deciding (downtime, outages).", registry=r
         )
-        self.wealth = Gauge("fc_wealth", "Paper wealth, per policy.", ["policy"], registry=r)
-        self.position = Gauge("fc_position", "Position held, per policy.", ["policy"], registry=r)
+        self.wealth = Gauge("fc_wealth", "Paper wealth, per policy.", keys, registry=r)
+        self.position = Gauge("fc_position", "Position held, per policy.", keys, registry=r)
         self.p_up = Gauge("fc_p_up", "The model's P(next candle up) at the last decision.",
-                          registry=r)  # fmt: skip
+                          keys[:-1], registry=r)  # fmt: skip
         self.latency = Histogram(
             "fc_decision_seconds",
             "Seconds from a candle's close to its decision's journal commit.",
@@ -81,7 +86,10 @@ class PrometheusMetrics:
         )
         self.info = Info("fc_model", "The model file the service trades.", registry=r)
         for policy in POLICIES:  # exported at 0 from the start, so rate() sees the first one
-            self.decisions.labels(policy=policy)
+            for symbol in symbols or [None]:
+                self.decisions.labels(**self._keys(symbol, policy))
+        for strategy in STRATEGIES if self.by_symbol else ():
+            self.decisions.labels(symbol="portfolio", policy=strategy)
 
     def model(self, sha256: str, seq_len: int, timeframe: str, symbol: str) -> None:
         self.info.info(
@@ -98,7 +106,7 @@ class PrometheusMetrics:
         """One decision's rows (and the held rows before it) were committed at committed_ms."""
         decided = [r for r in rows if r.kind == "decision"]
         for row in decided:
-            self.decisions.labels(policy=row.policy).inc()
+            self.decisions.labels(**self._keys(row.symbol, row.policy)).inc()
         self.held.inc(len({r.candle_ms for r in rows if r.kind == "held"}))
         self.latency.observe((committed_ms - close_ms) / 1000)
         self.last_decision.set(committed_ms / 1000)
@@ -109,12 +117,17 @@ class PrometheusMetrics:
 
     def _set(self, rows: list) -> None:
         for row in rows:
-            self.wealth.labels(policy=row.policy).set(row.wealth)
-            self.position.labels(policy=row.policy).set(row.position)
+            self.wealth.labels(**self._keys(row.symbol, row.policy)).set(row.wealth)
+            self.position.labels(**self._keys(row.symbol, row.policy)).set(row.position)
+            if self.by_symbol and row.p_up is not None:
+                self.p_up.labels(symbol=row.symbol).set(row.p_up)
         last = max(rows, key=lambda r: r.candle_ms)
         self.last_candle.set(last.candle_ms / 1000)
-        if last.p_up is not None:
+        if last.p_up is not None and not self.by_symbol:
             self.p_up.set(last.p_up)
+
+    def _keys(self, symbol, policy: str) -> dict:
+        return {"symbol": symbol, "policy": policy} if self.by_symbol else {"policy": policy}
 
     def serve(self, host: str, port: int):
         """Serve /metrics on host:port in a daemon thread; a port in use is a user error."""

@@ -37,3 +37,45 @@ def check_journal_model(
         f"({last.model}), not by {model} ({sha256[:12]}); pass --new-model to continue that "
         "history with this model, or give another --journal"
     )
+
+
+def check_universe_journal(journal_path: str | Path, symbols, timeframe: str) -> None:
+    """Refuse (FcError) a journal whose rows of this timeframe name a symbol the universe model
+    does not trade (another model's history); read-only, so a refused journal is unchanged."""
+    from fc.live.journal import Journal
+
+    path = Path(journal_path)
+    if str(journal_path) == ":memory:" or not path.is_file() or path.stat().st_size == 0:
+        return
+    book = Journal(path, read_only=True)
+    try:
+        found = set(book.decisions(timeframe=timeframe).symbol)
+    finally:
+        book.close()
+    others = sorted(found - set(symbols) - {"portfolio"})
+    if others:
+        raise FcError(
+            f"{path}: its {timeframe} history holds {', '.join(others)}, which this model "
+            f"({', '.join(symbols)}) does not trade; give another --journal"
+        )
+
+
+def lock_journal(journal_path: str | Path):
+    """An exclusive lock on the journal file for this process's life (the open file it
+    returns holds it; the kernel drops it when the process ends, kill -9 too): a second
+    service pointed at the same journal is refused before it writes anything. None when the
+    file does not exist yet (nobody holds it): lock it again once the journal created it."""
+    import fcntl
+
+    if not Path(journal_path).is_file():
+        return None
+    handle = open(journal_path, "rb")  # noqa: SIM115 - held open on purpose
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise FcError(
+            f"{journal_path}: another fc paper is trading with this journal (it is locked); "
+            "stop that one or give another --journal"
+        ) from None
+    return handle

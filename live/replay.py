@@ -17,6 +17,8 @@ from fc.live.journal import Journal
 from fc.live.logs import log_event
 from fc.live.market_inputs import SymbolSources, bars_needed, model_spec
 from fc.live.service import PaperConfig, PaperService, Predictor, iso
+from fc.live.universe_model import is_universe, load_model
+from fc.live.universe_service import UniverseService
 
 
 class RecordedSource:
@@ -85,7 +87,8 @@ def replay(
         )
     clock = SimulatedClock(int(steps[0]))
     source = SymbolSources({s: RecordedSource(f, config.timeframe) for s, f in frames.items()})
-    service = PaperService(config, source, predictor, journal, clock)
+    engine = UniverseService if is_universe(predictor) else PaperService
+    service = engine(config, source, predictor, journal, clock)
     decided = skipped = 0
     began = time.perf_counter()
     for t in steps:
@@ -119,6 +122,8 @@ def replay_candles(values, store, predictor, timeframe: str) -> dict[str, pd.Dat
         files.setdefault(predictor.symbol, plain)
     spec = model_spec(predictor)
     symbols = [predictor.symbol] if spec is None else list(spec.symbols)
+    if is_universe(predictor):
+        symbols = list(predictor.symbols)
     for symbol in set(files) - set(symbols):
         raise FcError(f"--replay {symbol}=…: the model does not read {symbol}; drop it")
     frames = {}
@@ -153,10 +158,10 @@ def replay_file(
     from `store`): the service over the candles, then the journal report. The policy parameters
     are the model's (export metadata), each one in `policy` replaced."""
     from fc.live.model_file import check_journal_model, model_sha256
-    from fc.live.predictor import load_predictor
     from fc.live.report import paper_report
+    from fc.live.universe_report import universe_report
 
-    predictor = load_predictor(model, symbol=symbol)
+    predictor = load_model(model, symbol)
     config = PaperConfig(
         symbol=predictor.symbol,
         timeframe=predictor.timeframe,
@@ -172,6 +177,8 @@ def replay_file(
     journal = Journal(journal_path)
     try:
         result = replay(candles, predictor, journal, config, start=start, end=end)
+        if is_universe(predictor):
+            return result, universe_report(journal, predictor.symbols)
         return result, paper_report(journal, config.symbol)
     finally:
         journal.close()

@@ -115,11 +115,18 @@ def run_paper(
     from fc.live.journal import Journal
     from fc.live.market_inputs import SymbolSources, model_spec
     from fc.live.metrics import NoMetrics, PrometheusMetrics
-    from fc.live.model_file import check_journal_model, model_sha256
-    from fc.live.predictor import load_predictor
+    from fc.live.model_file import (
+        check_journal_model,
+        check_universe_journal,
+        lock_journal,
+        model_sha256,
+    )
     from fc.live.service import PaperConfig
+    from fc.live.universe_model import is_universe, load_model
+    from fc.live.universe_service import UniverseService
 
-    predictor = load_predictor(model, symbol=symbol)
+    predictor = load_model(model, symbol)
+    universe = list(predictor.symbols) if is_universe(predictor) else None
     clock = WallClock()
     config = PaperConfig(
         symbol=predictor.symbol,
@@ -134,25 +141,31 @@ def run_paper(
     )
     check_journal_model(journal_path, config.symbol, config.timeframe, config.model_sha256,
                         config.model, new_model)  # fmt: skip
-    metrics = NoMetrics() if metrics_port is None else PrometheusMetrics()
+    if universe:
+        check_universe_journal(journal_path, universe, config.timeframe)
+    lock = lock_journal(journal_path)  # held until the process ends
+    metrics = NoMetrics() if metrics_port is None else PrometheusMetrics(universe)
     server = None if metrics_port is None else metrics.serve(metrics_host, metrics_port)
     if server is not None:
         where = f"http://{metrics_host}:{metrics_port}/metrics"
         log_event(logging.INFO, "metrics", f"metrics on {where}", url=where)
-    metrics.model(config.model_sha256, predictor.seq_len, config.timeframe, config.symbol)
+    traded = ",".join(universe) if universe else config.symbol
+    metrics.model(config.model_sha256, predictor.seq_len, config.timeframe, traded)
     # the exchange's own retries stay short: the service retries again inside its window. One
     # client a symbol the model reads: they are fetched on threads, and a ccxt client is not
     # shared between threads (its last answer is read to check the candles)
     spec = model_spec(predictor)
     exchanges = {}
-    for name in [config.symbol] if spec is None else spec.symbols:
+    for name in universe or ([config.symbol] if spec is None else spec.symbols):
         exchanges[name] = Exchange(exchange_id, url=exchange_url, timeout_ms=10_000, retries=2,
                                    backoff_s=1.0, sleep=clock.sleep,
                                    on_error=metrics.exchange_error)  # fmt: skip
         exchanges[name].check_market(name, config.timeframe)
     source = exchanges[config.symbol] if len(exchanges) == 1 else SymbolSources(exchanges)
     journal = Journal(journal_path)
-    service = PaperService(config, source, predictor, journal, clock, metrics)
+    lock = lock or lock_journal(journal_path)
+    engine = UniverseService if universe else PaperService
+    service = engine(config, source, predictor, journal, clock, metrics)
     finished = run_live(service, clock)
     if server is not None:
         server.shutdown()
@@ -163,3 +176,4 @@ def run_paper(
         sys.stderr.flush()
         os._exit(0)
     journal.close()
+    lock.close()  # the journal was closed first: nothing is written after the lock goes

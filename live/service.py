@@ -14,7 +14,7 @@ and decides only when each of them is closed and present.
 import json
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import numpy as np
@@ -183,8 +183,7 @@ class PaperService:
                 else:  # one symbol: the reason as it always read; several: whose it is
                     reasons.append(why if len(self.symbols) == 1 else f"{symbol}: {why}")
             if not reasons:
-                grid, window, why = decision_window(self.spec, frames, c.symbol, c.timeframe,
-                                                    self.seq_len)  # fmt: skip
+                grid, window, why = self._inputs(frames)
                 if grid is not None:
                     return grid, window
                 reasons, frames = [why], {}
@@ -205,6 +204,12 @@ class PaperService:
                 return None
             self.clock.sleep(wait)
             wait = min(wait * 2, 30.0)
+
+    def _inputs(self, frames: dict):
+        """(grid, window, "") of the decision from every symbol's checked frame, or (None, None,
+        why): live/market_inputs.decision_window (a universe service decides on all frames)."""
+        c = self.config
+        return decision_window(self.spec, frames, c.symbol, c.timeframe, self.seq_len)
 
     def _check(self, frame: pd.DataFrame, t: int) -> tuple[pd.DataFrame | None, str]:
         if frame is None or len(frame) == 0:
@@ -260,11 +265,12 @@ class PaperService:
         self._log(decision)
         return decision
 
-    def _position(self, policy: str, p_up: float, prev: Row | None, t: int) -> float:
+    def _position(self, policy: str, p_up: float, prev: Row | None, t: int, key=None) -> float:
         """core.policies.next_position from the position held and the bars since it changed
-        (counted on the candle grid, so downtime counts as the backtest counts filled bars)."""
+        (counted on the candle grid, so downtime counts as the backtest counts filled bars);
+        `key` of self.changed: the policy (a universe service: (symbol, policy))."""
         held = 0.0 if prev is None else prev.position
-        since = self.changed.get(policy)
+        since = self.changed.get(policy if key is None else key)
         bars = math.inf if since is None else (t - since) // self.config.timeframe_ms
         return float(next_position(policy, p_up, held, bars, self.config.params(policy)))
 
@@ -272,8 +278,9 @@ class PaperService:
         return json.dumps(self.config.params(policy).to_dict(), sort_keys=True)
 
     def _carry(self, prev: Row, times: np.ndarray, closes: np.ndarray):
-        """Held rows for the candles after prev and before the last one; and the wealth then."""
-        c = self.config
+        """Held rows for the candles after prev (of its symbol) and before the last one; and the
+        wealth then."""
+        c = replace(self.config, symbol=prev.symbol)
         between = np.flatnonzero((times > prev.candle_ms) & (times < times[-1]))
         if len(between) and times[between[0]] != prev.candle_ms + c.timeframe_ms:
             log_event(

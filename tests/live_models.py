@@ -31,3 +31,22 @@ def make_onnx_model(
     folder.mkdir(parents=True, exist_ok=True)
     path = write_window_onnx(model, scaling, config, folder / "model.onnx")
     return path, model, scaling
+
+
+def make_universe_model(folder: Path, symbols: tuple, seq_len: int = 32, timeframe: str = "1m",
+                        k: int = 1, seed: int = 0) -> Path:  # fmt: skip
+    """An untrained pooled model of `symbols` exported as `fc export` writes a universe's graph
+    (export/universe_run.py): neutral scaling inside, each symbol's scaling in the metadata."""
+    from fc.core.evaluation.policies import POLICIES, PolicyParams
+    from fc.export.universe_run import universe_metadata
+
+    torch.manual_seed(seed)
+    scaling = {s: [0.0, 0.003 * (i + 1)] for i, s in enumerate(symbols)}
+    config = TrainConfig(symbol=symbols[0], timeframe=timeframe, hidden=8, layers=2,
+                         seq_len=seq_len, symbols=tuple(symbols), target="relative",
+                         symbol_scaling=scaling)  # fmt: skip
+    params = {p: PolicyParams(k=k) for p in POLICIES}
+    folder.mkdir(parents=True, exist_ok=True)
+    return write_window_onnx(Forecast(8, 2).eval(), Scaling(0.0, 1.0), config,
+                             folder / "model.onnx", "legacy", params,
+                             universe_metadata(config, params))  # fmt: skip

@@ -87,36 +87,50 @@ def ranked_book(scores: np.ndarray, decide: np.ndarray, params: PolicyParams) ->
         np.put_along_axis(sides, order[:, size - k :], -1.0, axis=1)
     else:
         sides = _sequential_sides(scores, decide, params)
-    weights = sides * (params.cap / (2 * k))
+    weights = side_weights(sides, params)
     return np.column_stack([hold(column, decide) for column in weights.T])
 
 
 def _sequential_sides(scores: np.ndarray, decide: np.ndarray, params: PolicyParams):
-    """Sides (+1, 0, -1) per decision bar, one bar after another: band and min_hold depend on
-    the book held. Plain lists: a handful of symbols a bar is 10x faster than numpy calls."""
+    """Sides (+1, 0, -1) per decision bar, one bar after another (next_sides): band and
+    min_hold depend on the book held."""
     n, size = scores.shape
-    k, band, min_hold = params.k, params.band, params.min_hold
-    symbols = range(size)
     bars = np.flatnonzero(decide)
     decided = []
     side, changed = [0] * size, [-math.inf] * size  # the flat start is no held position
     for t, row in zip(bars.tolist(), scores[bars].tolist(), strict=True):
-        free = [t - changed[s] >= min_hold for s in symbols]
-        new = [0 if free[s] else side[s] for s in symbols]
-        for sign in (1, -1):
-            # an incumbent on this side ranks band higher (for shorts: lower) than its p_up;
-            # sorted is stable: among equal scores the symbol listed first ranks higher
-            order = sorted(symbols, key=lambda s, g=sign: -(row[s] + g * band * (side[s] == g)))
-            need = k - new.count(sign)
-            for s in order if sign > 0 else reversed(order):
-                if need and free[s]:
-                    new[s], free[s], need = sign, False, need - 1
-        changed = [t if new[s] != side[s] else changed[s] for s in symbols]
+        new = next_sides(row, side, changed, t, params)
+        changed = [t if new[s] != side[s] else changed[s] for s in range(size)]
         side = new
         decided.append(new)
     sides = np.zeros((n, size))
     sides[bars] = np.array(decided, dtype=np.float64).reshape(len(bars), size)
     return sides
+
+
+def next_sides(row: list, side: list, changed: list, t: int, params: PolicyParams) -> list:
+    """The long-short book's sides (+1, 0, -1 a symbol) decided at bar t from the scores `row`,
+    the sides held and the bar where each last changed (-inf: never): the rule of long_short,
+    one bar at a time (the live service calls it at each candle). Plain lists: a handful of
+    symbols a bar is 10x faster than numpy calls."""
+    k, band, min_hold = params.k, params.band, params.min_hold
+    symbols = range(len(row))
+    free = [t - changed[s] >= min_hold for s in symbols]
+    new = [0 if free[s] else side[s] for s in symbols]
+    for sign in (1, -1):
+        # an incumbent on this side ranks band higher (for shorts: lower) than its p_up;
+        # sorted is stable: among equal scores the symbol listed first ranks higher
+        order = sorted(symbols, key=lambda s, g=sign: -(row[s] + g * band * (side[s] == g)))
+        need = k - new.count(sign)
+        for s in order if sign > 0 else reversed(order):
+            if need and free[s]:
+                new[s], free[s], need = sign, False, need - 1
+    return new
+
+
+def side_weights(sides, params: PolicyParams) -> np.ndarray:
+    """The long-short's weights of its sides: +-cap/(2k)."""
+    return np.asarray(sides, dtype=np.float64) * (params.cap / (2 * params.k))
 
 
 def portfolio_weights(p_up: np.ndarray, closes: np.ndarray, decide: np.ndarray, params=None):

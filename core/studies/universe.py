@@ -67,18 +67,23 @@ def run_universe_grids(config: TrainConfig, data=None) -> dict:
     return grids
 
 
-def universe_p_up(run_dir: Path, config: TrainConfig, grids: dict, need, device, progress=None):
+def universe_p_up(run_dir: Path, config: TrainConfig, grids: dict, need, device, progress=None,
+                  predict=None):  # fmt: skip
     """p_up (bars, symbols), NaN where not needed: the run's family predictor (the GRU: merged
-    windows, the p_up of exact windows) with each symbol's own scaling."""
+    windows, the p_up of exact windows) with each symbol's own scaling, or predict(symbol, raw
+    features, ends) (an exported graph: live/universe_model.py's p_up_at)."""
     from fc.core.learning.family import family_of
 
     ends = np.flatnonzero(need)
     p_up = np.full((len(need), len(grids)), np.nan)
     for i, (symbol, grid) in enumerate(grids.items()):
+        if predict is not None:
+            p_up[ends, i] = predict(symbol, grid_features(grid), ends)
+            continue
         center, scale = config.symbol_scaling[symbol]
         mine = replace(config, scale_center=_tuple(center), scale_scale=_tuple(scale))
-        predict = family_of(mine).predictor(run_dir, mine, device)
-        p_up[ends, i] = predict(grid_features(grid), ends, progress)
+        family = family_of(mine).predictor(run_dir, mine, device)
+        p_up[ends, i] = family(grid_features(grid), ends, progress)
     return p_up
 
 
@@ -102,9 +107,11 @@ def backtest_universe(
     params: PolicyParams | None = None,
     device: str = "auto",
     progress=None,
+    predict=None,
 ) -> dict:
     """Backtest a multi-symbol run: every symbol's rows (its policies and classifier for
-    --target next; the classifier alone for relative) and the portfolio on each range."""
+    --target next; the classifier alone for relative) and the portfolio on each range.
+    predict(symbol, features, ends): p_up from an exported graph instead of the torch model."""
     run_dir = Path(run_dir)
     config = read_config(run_dir)
     params = params or PolicyParams()
@@ -121,7 +128,7 @@ def backtest_universe(
             "no decision in the chosen range: it needs more than seq_len candles; "
             "widen --start/--end"
         )
-    p_up = universe_p_up(run_dir, config, grids, need, device, progress)
+    p_up = universe_p_up(run_dir, config, grids, need, device, progress, predict)
     closes = universe_closes(grids)
     frame, portfolio = portfolio_backtest(
         first.index,

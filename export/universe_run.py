@@ -1,0 +1,85 @@
+"""`fc export` of a pooled universe run (`fc train --symbols`): one window graph for every symbol.
+
+The pooled GRU is one model; only each symbol's scaling differs. So the graph is written with a
+neutral scaling (centre 0.0, scale 1.0: (x - 0) / 1 is x to the bit, then float32) and reads
+inputs already scaled; each symbol's [center, scale] sits in the metadata (`symbol_scaling`),
+beside `symbols`, `target` and the portfolio's parameters (`portfolio_params`, k included).
+live/universe_model.py scales a symbol's raw window in float64 as core's Scaling.apply does, so
+p_up is window_p_up's. Parity is checked per symbol on its validation windows.
+A step graph, TorchScript and declared feature specs are refused in one line (not yet written).
+"""
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+
+from fc.core.data.inputs import grid_features, plain_close
+from fc.core.errors import FcError
+from fc.core.evaluation.backtest import trade_mask
+from fc.core.learning.model import Scaling, window_p_up
+from fc.core.studies.universe import check_k, run_universe_grids
+from fc.export import graphs, parity
+from fc.live.universe_model import load_universe_predictor
+
+
+def universe_metadata(config, params: dict) -> dict[str, str]:
+    """The keys a universe graph adds: its symbols, target, each symbol's scaling and the
+    long-short's parameters (the same as the per-symbol policies', as fc backtest takes them)."""
+    book = params["discrete"]
+    return {
+        "symbols": json.dumps(list(config.symbols)),
+        "target": config.target,
+        "symbol_scaling": json.dumps(config.symbol_scaling, sort_keys=True),
+        "portfolio_params": json.dumps(
+            {"long_short": book.to_dict() | {"k": book.k}}, sort_keys=True
+        ),
+    }
+
+
+def check_exportable(config, onnx: bool, torchscript: bool) -> None:
+    if torchscript or not onnx:
+        raise FcError(
+            "--torchscript: a multi-symbol run exports one ONNX window graph; use --onnx alone"
+        )
+    if not plain_close(config.spec):
+        raise FcError(
+            f"--features {config.features}: a multi-symbol run of declared features is not "
+            "exportable yet; train it with --features close"
+        )
+
+
+def export_universe(run_dir, config, model, scaling, report, kinds, data, windows, exporter,
+                    params) -> None:  # fmt: skip
+    """Write RUN/export/model.onnx of a universe run and fill `report` with one parity check
+    per symbol (`onnx_real:<SYMBOL>`, within report.tolerance)."""
+    check_exportable(config, *kinds)
+    check_k({"long_short": params["discrete"]}, config.symbols)
+    neutral = replace(config, scale_center=0.0, scale_scale=1.0)
+    report.opset, report.exporter = graphs.OPSET[exporter], f"torch.onnx ({exporter})"
+    path = graphs.write_window_onnx(
+        model, Scaling(0.0, 1.0), neutral, run_dir / "export" / graphs.ONNX_NAME, exporter,
+        params, universe_metadata(config, params),
+    )  # fmt: skip
+    report.onnx = str(path)
+    report.notes.append("a universe graph: no step graph (live decides from windows)")
+    predictor = load_universe_predictor(path)
+    grids = run_universe_grids(config, data)
+    first = next(iter(grids.values()))
+    decide = trade_mask(first["filled"].to_numpy(), config.first_decision)
+    ends = np.flatnonzero(decide & (first.index >= pd.Timestamp(config.split or 0, tz="UTC")))
+    if windows and len(ends) > windows:
+        ends = ends[np.linspace(0, len(ends) - 1, windows).round().astype(np.int64)]
+    for symbol, grid in grids.items():
+        features = grid_features(grid)
+        center, scale = config.symbol_scaling[symbol]
+        torch_p = window_p_up(model, features, ends, config.seq_len, Scaling(center, scale))
+        onnx_p = predictor.p_up_at(symbol, features, ends)
+        name = f"onnx_real:{symbol}"
+        report.max_abs_diff[name] = float(np.max(np.abs(torch_p - onnx_p))) if len(ends) else None
+        report.windows[name] = len(ends)
+    report.notes.append(f"real windows: {len(ends)} validation decisions of each symbol")
+    report.max_abs_diff["onnx_random"], report.windows["onnx_random"] = parity.onnx_vs_torch_random(
+        model, Scaling(0.0, 1.0), neutral, predictor.graph
+    )
