@@ -232,7 +232,7 @@ def sweep_command(
     if not losses or any(v not in ("ce", "profit") for v in losses):
         raise FcError(f"--loss {loss!r}: use ce, profit or ce,profit")
     check_ensemble_options(TrainConfig(**given.fields))
-    grid, base = given.load()
+    grid, base = given.load_universe() if len(given.symbols()) > 1 else given.load()
     base = replace(base, device=device)
     runs = given.data["runs"]
     configs = sweep_grid(base, _ints(layers), _ints(hidden), losses)

@@ -135,9 +135,10 @@ class Given:
 
         return parse_symbols(self.data.get("symbols"))
 
-    def load_universe(self):
+    def load_universe(self, features: str | None = None):
         """({symbol: grid with its columns, on one index}, base TrainConfig naming every
-        symbol): the candles of --symbols from --data SYMBOL=FILE or the store."""
+        symbol): the candles of --symbols from --data SYMBOL=FILE or the store; `features`
+        where the command's fields do not carry them (fc tune's fixed --features)."""
         from dataclasses import replace
 
         from fc.core.data.inputs import parse_data
@@ -148,6 +149,7 @@ class Given:
 
         symbols = self.symbols()
         base = replace(self.load_base(), symbol=symbols[0], symbols=symbols)
+        base = replace(base, features=features) if features else base
         check_target(base)
         check_universe(base)
         resolve_device(base.device)

@@ -125,8 +125,15 @@ def run_command(
     prune = tune_study.pruner_for(objective, pruner, prune_startup, prune_warmup)
     threads = given.data["threads"]
     texts = search.feature_alternatives(replace(given.load_base(), **fixed), space)
-    grids, base = given.load_features(texts)
-    grid = grids if len(grids) > 1 else grids[texts[0]]
+    if len(given.symbols()) > 1:  # a universe: one pooled grid set, one feature spec
+        from fc.core.errors import FcError
+
+        if len(texts) > 1:
+            raise FcError("--features given several times with --symbols: search one spec")
+        grid, base = given.load_universe(replace(given.load_base(), **fixed).features)
+    else:
+        grids, base = given.load_features(texts)
+        grid = grids if len(grids) > 1 else grids[texts[0]]
     base = replace(base, **fixed)
     runs = given.data["runs"]
     search.check_study_input(base, space, objective, grid, target)

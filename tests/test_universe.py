@@ -216,3 +216,34 @@ def test_bad_universe_input_is_one_line_and_leaves_no_run(tmp_path):
         result = runner.invoke(app, ["train", *args, *QUICK, "--runs", str(runs)])
         one_line_error(result, *words)
         assert not runs.exists() or not any(runs.iterdir())
+
+
+def test_sweep_and_tune_train_pooled_runs(tmp_path):
+    """fc sweep and fc tune take --symbols too: every run they train is one pooled run over the
+    universe, with its target."""
+    import optuna  # noqa: F401  (fc tune's study)
+
+    files = write_universe(tmp_path / "data")
+    universe = ["--symbols", ",".join(SYMBOLS), "--target", "relative", *data_args(files)]
+    small = ["--seq-len", "32", "--epochs", "1", "--max-steps", "2", "--split", SPLIT,
+             "--test-from", TEST]  # fmt: skip
+    result = runner.invoke(app, ["sweep", *universe, *small, "--layers", "1", "--hidden", "2,4",
+                                 "--loss", "ce", "--workers", "1", "--runs",
+                                 str(tmp_path / "sweep")])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    made = sorted((tmp_path / "sweep").glob("*-ce-h*"))
+    assert len(made) == 2
+    for run in made:
+        config = json.loads((run / "config.json").read_text())
+        assert config["symbols"] == list(SYMBOLS) and config["target"] == "relative"
+        assert set(json.loads((run / "metrics.json").read_text())["symbols"]) == set(SYMBOLS)
+    result = runner.invoke(app, ["tune", *universe, *small, "--layers", "1", "--hidden", "2,4",
+                                 "--n-trials", "2", "--runs", str(tmp_path / "tune"),
+                                 "--json"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    for row in json.loads(result.stdout)["table"]:
+        config = json.loads((Path(row["run_dir"]) / "config.json").read_text())
+        assert config["symbols"] == list(SYMBOLS) and config["hidden"] == row["params"]["hidden"]
+    objective = ["--objective", "val-policy-log-growth", "--runs", str(tmp_path / "t2")]
+    policy = runner.invoke(app, ["tune", *universe, *small, *objective])
+    one_line_error(policy, "--symbols")

@@ -114,7 +114,9 @@ def sweep_best(results: list[dict]) -> dict:
     flatters the best; the test range (fc backtest) is the honest check."""
     from fc.core.evaluation.significance import best_of
 
-    trials = {r["run"]: r["metrics"]["validation"]["returns"] for r in results}
+    # a pooled run has no one return series (its policy is a portfolio): no Sharpe, still a trial
+    none = {"n": 0, "sharpe": float("nan"), "skewness": float("nan"), "kurtosis": float("nan")}
+    trials = {r["run"]: r["metrics"]["validation"].get("returns", none) for r in results}
     return {**best_of(trials), "trial": "validation returns of f = p_up - p_down, per run"}
 
 

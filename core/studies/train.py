@@ -69,8 +69,14 @@ def train_ensemble(
 ) -> Path:
     """Train per config: one model as core.training.train does (seeds 1, no calibration: the
     very same run), or config.seeds members averaged, then the temperature when asked. `hooks`
-    (train's on_validation, timing) go to every member's train()."""
+    (train's on_validation, timing) go to every member's train(). A universe (config.symbols,
+    `grid` then {symbol: grid}) is one pooled run (core.studies.universe.train_universe), so
+    sweep and tune train universes through this one call too."""
     check_ensemble_options(config)
+    if len(config.symbols) > 1:
+        from fc.core.studies.universe import train_universe
+
+        return train_universe(config, grid, runs, on_progress, **hooks)
     if config.seeds == 1 and config.calibrate == "none":
         return train(config, grid, runs, on_progress, **hooks)
     resolve_device(config.device)

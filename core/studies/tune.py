@@ -202,6 +202,16 @@ def check_study_input(
     for config in [base, *(replace(base, **{d.name: v}) for d in train for v in d.extremes())]:
         config = for_family(config)
         family_of(config).check(config)
+        if len(config.symbols) > 1 and target is not None:
+            raise FcError(f"--objective {POLICY_OBJECTIVE} scores one symbol's policy; with "
+                          "--symbols use val-ce or val-log-growth")  # fmt: skip
+        if len(config.symbols) > 1:  # a universe: the pooled run's own checks
+            from fc.core.learning.pooled import check_universe
+            from fc.core.learning.training import check_target
+
+            check_target(config)
+            check_universe(config)
+            continue
         check_config(config, grid_for(grid, config))
         check_ensemble_options(config)
     for d in policy:
@@ -212,7 +222,9 @@ def check_study_input(
 def grid_for(grid, config: TrainConfig):
     """The grid with the config's feature columns: `grid` itself, or its entry for the config's
     features when fc tune searches several feature specs ({features text: grid})."""
-    return grid[config.features] if isinstance(grid, dict) else grid
+    if isinstance(grid, dict) and config.features in grid:
+        return grid[config.features]
+    return grid  # one grid, or a universe's {symbol: grid}
 
 
 def feature_alternatives(base: TrainConfig, space: list) -> list[str]:

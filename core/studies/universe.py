@@ -35,10 +35,13 @@ from fc.core.learning.pooled import fit_pooled, universe_closes
 from fc.core.studies.runs import new_run_dir, read_config, save_run
 
 
-def train_universe(config: TrainConfig, grids: dict, runs, on_progress=None, timing=None) -> Path:
+def train_universe(
+    config: TrainConfig, grids: dict, runs, on_progress=None, on_validation=None, timing=None
+) -> Path:
     """fit_pooled on the grids, written into a new run folder under `runs` (removed again if
-    writing fails: no half run is left to be loaded)."""
-    trained = fit_pooled(config, grids, on_progress, timing=timing)
+    writing fails: no half run is left to be loaded); on_validation as train()'s (fc tune's
+    pruning)."""
+    trained = fit_pooled(config, grids, on_progress, on_validation, timing=timing)
     run_dir = new_run_dir(Path(runs), trained.config)
     try:
         save_run(run_dir, trained)
