@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import one_line_error
-from test_universe import SYMBOLS, data_args, grid_closes, slug, write_universe
+from test_universe import DROPPED, SYMBOLS, data_args, grid_closes, slug, write_universe
 from typer.testing import CliRunner
 
 from fc.cli.main import app
@@ -33,7 +33,8 @@ def universe_walk(tmp_path_factory):
     root = tmp_path_factory.mktemp("uwalk")
     files = write_universe(root / "data")
     args = ["walk", "--symbols", ",".join(SYMBOLS), "--target", "relative", *data_args(files),
-            *WALK, *QUICK, "--fee-bps", str(FEE_BPS), "--runs", str(root / "runs"), "--json"]  # fmt: skip
+            *WALK, *QUICK, "--fee-bps", str(FEE_BPS), "--runs", str(root / "runs"),
+            "--json"]  # fmt: skip
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
@@ -76,6 +77,7 @@ def test_walk_portfolio_wealth_equals_a_recomputation(universe_walk):
     walk, files, report = universe_walk
     rows = pd.read_parquet(walk / "backtest" / "positions.parquet")
     assert set(rows["range"]) == {"walk_forward"}
+    assert rows["time"].isin(pd.DatetimeIndex(DROPPED, tz="UTC")).sum() == 2  # filled bars kept
     closes = grid_closes(files)
     at = {t: i for i, t in enumerate(closes.index)}
     c = closes.to_numpy()
@@ -101,6 +103,7 @@ def test_relative_walk_with_one_symbol_is_one_line(tmp_path):
     files = write_universe(tmp_path / "data")
     runs = tmp_path / "runs"
     args = ["walk", "--symbols", "AAA/USDT", "--target", "relative",
-            "--data", f"AAA/USDT={files['AAA/USDT']}", *WALK, *QUICK, "--runs", str(runs)]  # fmt: skip
+            "--data", f"AAA/USDT={files['AAA/USDT']}", *WALK, *QUICK,
+            "--runs", str(runs)]  # fmt: skip
     one_line_error(runner.invoke(app, args), "--target relative")
     assert not runs.exists() or not any(runs.iterdir())
