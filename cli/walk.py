@@ -29,6 +29,7 @@ def walk_command(
 ) -> None:
     """Walk-forward: per fold, train on the past, choose on its last --val, predict the fold;
     backtest the stitched out-of-sample predictions. The last line printed is the walk folder.
+    With --symbols A,B,…: one model pooled over them per fold, and the portfolio's backtest.
 
     Example: fc walk --data ../shared/data/btc_usdt_30m.parquet --start 2023-01-01 --every 3M
     """

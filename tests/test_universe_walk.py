@@ -107,3 +107,18 @@ def test_relative_walk_with_one_symbol_is_one_line(tmp_path):
             "--runs", str(runs)]  # fmt: skip
     one_line_error(runner.invoke(app, args), "--target relative")
     assert not runs.exists() or not any(runs.iterdir())
+
+
+def test_next_walk_reports_each_symbols_policies_without_long_short(tmp_path):
+    files = write_universe(tmp_path / "data")
+    args = ["walk", "--symbols", ",".join(SYMBOLS), *data_args(files), *WALK, *QUICK,
+            "--runs", str(tmp_path / "runs"), "--json"]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)["backtest"]
+    assert report["target"] == "next"
+    assert "long_short" not in report["walk_forward"]["portfolio"]
+    rows = pd.read_parquet(Path(report["walk"]) / "backtest" / "positions.parquet")
+    assert not [c for c in rows if "long_short" in c]
+    for symbol in SYMBOLS:  # next: each symbol backtested alone, as fc backtest does
+        assert {"discrete", "classifier"} <= set(report["walk_forward"]["symbols"][symbol])
