@@ -61,21 +61,27 @@ def backtest_universe_command(run: Path, cfg, data, model, policies, device, as_
             continue
         part = report[name]
         label = _range_name(name, part)
-        size, fee = len(report["symbols"]), cfg.cost * 1e4
-        table = Table(title=f"{label}: portfolio of {size} symbols at {fee:g} bps (wealth from "
-                      "1.0; Sharpe annualised, 95 % CI; b/e: break-even fee, bps)")  # fmt: skip
-        for col in ("strategy", "wealth", "Sharpe", "CI", "PSR(0)", "max DD", "turnover", "b/e"):
-            table.add_column(col, justify="left" if col == "strategy" else "right")
-        for key, row in PORTFOLIO:
-            m = part["portfolio"].get(key)
-            if m is not None:
-                table.add_row(row, f"{m['final_wealth']:.3f}", f"{m['sharpe']:+.2f}",
-                              _ci(m.get("sharpe_ci95")), _num(m.get("psr"), ".3f"),
-                              f"{m['max_drawdown']:.1%}", f"{m['turnover']:.3f}",
-                              _num(m.get("break_even_fee_bps"), ",.1f"))  # fmt: skip
-        console.print(table)
-        console.print(_classifier_table(label, report["target"], part["symbols"]))
+        for table in universe_tables(label, part, report, cfg.cost * 1e4):
+            console.print(table)
     console.print(f"files in {run / 'backtest'}")
+
+
+def universe_tables(label: str, part: dict, report: dict, fee: float) -> tuple[Table, Table]:
+    """One range of a universe's backtest (fc backtest, fc walk --symbols): the portfolio's
+    strategies and each symbol's classifier."""
+    size = len(report["symbols"])
+    table = Table(title=f"{label}: portfolio of {size} symbols at {fee:g} bps (wealth from "
+                  "1.0; Sharpe annualised, 95 % CI; b/e: break-even fee, bps)")  # fmt: skip
+    for col in ("strategy", "wealth", "Sharpe", "CI", "PSR(0)", "max DD", "turnover", "b/e"):
+        table.add_column(col, justify="left" if col == "strategy" else "right")
+    for key, row in PORTFOLIO:
+        m = part["portfolio"].get(key)
+        if m is not None:
+            table.add_row(row, f"{m['final_wealth']:.3f}", f"{m['sharpe']:+.2f}",
+                          _ci(m.get("sharpe_ci95")), _num(m.get("psr"), ".3f"),
+                          f"{m['max_drawdown']:.1%}", f"{m['turnover']:.3f}",
+                          _num(m.get("break_even_fee_bps"), ",.1f"))  # fmt: skip
+    return table, _classifier_table(label, report["target"], part["symbols"])
 
 
 def _classifier_table(label: str, target: str, symbols: dict) -> Table:

@@ -29,6 +29,7 @@ def walk_command(
 ) -> None:
     """Walk-forward: per fold, train on the past, choose on its last --val, predict the fold;
     backtest the stitched out-of-sample predictions. The last line printed is the walk folder.
+    With --symbols A,B,…: one model pooled over them per fold, and the portfolio's backtest.
 
     Example: fc walk --data ../shared/data/btc_usdt_30m.parquet --start 2023-01-01 --every 3M
     """
@@ -36,15 +37,39 @@ def walk_command(
     from fc.core.studies.walk import WalkConfig, walk_forward
 
     cfg = BacktestConfig(fee_bps=fee_bps, slippage_bps=slippage_bps)
-    grid, base = given.load()
-    runs = given.data["runs"]
     walk = WalkConfig(start=start, every=every, val=val, window=window)
     on_fold = None if quiet or as_json else _print_fold
+    if len(given.symbols()) > 1 or given.fields.get("target") == "relative":
+        return _walk_universe(given, walk, cfg, on_fold, as_json)
+    grid, base = given.load()
+    runs = given.data["runs"]
     walk_dir, result = walk_forward(base, walk, grid, runs, cfg, on_fold)
     if as_json:
         typer.echo(json.dumps(result))
         return
     _print_report(result)
+    typer.echo(str(walk_dir))
+
+
+def _walk_universe(given, walk, cfg, on_fold, as_json: bool) -> None:
+    """fc walk --symbols: a pooled model per fold (core.studies.universe_walk)."""
+    from fc.core.studies.universe_walk import walk_universe
+
+    grids, base = given.load_universe()
+    walk_dir, result = walk_universe(base, walk, grids, given.data["runs"], cfg, on_fold)
+    if as_json:
+        typer.echo(json.dumps(result))
+        return
+    from rich.console import Console
+
+    from fc.cli.universe_report import universe_tables
+    from fc.core.studies.walk_report import RANGE
+
+    err, report = Console(stderr=True), result["backtest"]  # stdout: only the walk folder
+    label = f"walk-forward {report['first_decision'][:10]}..{report['last_decision'][:10]}"
+    for table in universe_tables(label, report[RANGE], report, report["config"]["fee_bps"]):
+        err.print(table)
+    err.print(f"{result['timing']['total_seconds']:.0f} s; files in {walk_dir}")
     typer.echo(str(walk_dir))
 
 
@@ -54,6 +79,8 @@ def _print_fold(fold, event: str, record: dict) -> None:
     if event == "start":
         err.write(f"{head}: train from {fold.train_start:%Y-%m-%d}, validate from "
                   f"{fold.validation_start:%Y-%m-%d}\n")  # fmt: skip
+    elif "model" not in record:  # a pooled fold: its scores are in the backtest's symbol rows
+        err.write(f"{head}: {record['decisions']} decisions, {record['train_seconds']:.0f} s\n")
     else:
         m = record["model"]
         err.write(f"{head}: {record['decisions']} decisions, accuracy {m['accuracy']:.2%}, "
