@@ -85,6 +85,21 @@ def torch_predict(run_dir: str | Path):
     return lambda features, ends: window_p_up(model, features, ends, config.seq_len, scaling)
 
 
+def decision_ranges(config, grid: pd.DataFrame, cfg: BacktestConfig):
+    """(decision bars, test start, {range: bar mask}, bars to predict) of a run's backtest on
+    `grid`; FcError when the chosen range holds no decision."""
+    decide = trade_mask(grid["filled"].to_numpy(), config.first_decision)
+    test_from = backtest_test_from(config)
+    parts = segments(grid.index, decide, config.split, cfg, test_from)
+    need = decide & np.logical_or.reduce(list(parts.values()))
+    if not need.any():
+        raise FcError(
+            "no decision in the chosen range: it needs more than seq_len candles; "
+            "widen --start/--end"
+        )
+    return decide, test_from, parts, need
+
+
 def predict_bars(predict, grid: pd.DataFrame, need: np.ndarray) -> np.ndarray:
     """p_up per bar (NaN where not needed), each from its own window of seq_len features."""
     p_up = np.full(len(grid), np.nan)
@@ -119,15 +134,7 @@ def backtest_run(
     config = read_config(run_dir)
     data_file, input_files = run_files(config, data)
     grid = run_grid(config, data)
-    decide = trade_mask(grid["filled"].to_numpy(), config.first_decision)
-    test_from = backtest_test_from(config)
-    parts = segments(grid.index, decide, config.split, cfg, test_from)
-    need = decide & np.logical_or.reduce(list(parts.values()))
-    if not need.any():
-        raise FcError(
-            "no decision in the chosen range: it needs more than seq_len candles; "
-            "widen --start/--end"
-        )
+    decide, test_from, parts, need = decision_ranges(config, grid, cfg)
     out = run_dir / "backtest"
     out.mkdir(exist_ok=True)
     if predict is None:

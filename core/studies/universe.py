@@ -17,7 +17,7 @@ import numpy as np
 
 from fc.core.data.features import relative_direction_class
 from fc.core.data.inputs import grid_features, parse_data
-from fc.core.data.ranges import backtest_test_from, range_info
+from fc.core.data.ranges import range_info
 from fc.core.data.store import symbol_slug
 from fc.core.data.universe import universe_grids
 from fc.core.errors import FcError
@@ -25,13 +25,12 @@ from fc.core.evaluation.backtest import (
     BacktestConfig,
     classifier_section,
     run_backtest,
-    segments,
-    trade_mask,
 )
 from fc.core.evaluation.policies import PolicyParams
 from fc.core.evaluation.portfolio import BASELINES, STRATEGIES, portfolio_backtest
 from fc.core.learning.config import TrainConfig
 from fc.core.learning.pooled import fit_pooled, universe_closes
+from fc.core.studies.backtest_run import decision_ranges
 from fc.core.studies.runs import new_run_dir, read_config, save_run
 
 
@@ -121,16 +120,8 @@ def backtest_universe(
     by_policy = {"discrete": params, "proportional": params, "long_short": params}
     check_k(by_policy, config.symbols)
     grids = run_universe_grids(config, data)
-    first = next(iter(grids.values()))
-    decide = trade_mask(first["filled"].to_numpy(), config.first_decision)
-    test_from = backtest_test_from(config)
-    parts = segments(first.index, decide, config.split, cfg, test_from)
-    need = decide & np.logical_or.reduce(list(parts.values()))
-    if not need.any():
-        raise FcError(
-            "no decision in the chosen range: it needs more than seq_len candles; "
-            "widen --start/--end"
-        )
+    first = next(iter(grids.values()))  # every symbol's grid shares its index and `filled`
+    decide, test_from, parts, need = decision_ranges(config, first, cfg)
     p_up = universe_p_up(run_dir, config, grids, need, device, progress, predict)
     closes = universe_closes(grids)
     frame, portfolio = portfolio_backtest(
