@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from fc.core.data.candles import grid_at, timeframe_ms
-from fc.core.data.inputs import plain_close, with_features
+from fc.core.data.inputs import data_values, plain_close, with_features
 from fc.core.errors import FcError
 from fc.core.evaluation.backtest import simulate, trade_mask
 from fc.core.evaluation.policies import POLICIES, held_positions
@@ -277,7 +277,7 @@ def candle_source(data, exchange_id: str = "binance", url: str | None = None, co
     timeframe. Without --data (and without an --exchange-url naming an exchange), the run's own
     candle files where they cover the journal's candles, else the exchange through the live
     service's own module."""
-    values = [] if data is None else [data] if isinstance(data, str | Path) else list(data)
+    values = data_values(data)
     if values:
         from fc.live.replay import recorded_candles
 
@@ -307,7 +307,7 @@ def candle_source(data, exchange_id: str = "binance", url: str | None = None, co
 def _own_files(config) -> dict:
     """{symbol: the candle file the run was trained on} for every symbol it reads and whose file
     is still here."""
-    files = {config.symbol: config.data} | {s: v[0] for s, v in config.inputs.items()}
+    files = config.trained_files
     return {s: Path(f) for s, f in files.items() if f and Path(f).is_file()}
 
 

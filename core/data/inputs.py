@@ -27,10 +27,16 @@ def plain_close(spec: FeatureSpec) -> bool:
     return spec.columns == ("close",) and spec.symbols == (spec.symbol,)
 
 
+def data_values(data) -> list:
+    """--data as a list of its values, whether given as None, one FILE or several."""
+    return [] if data is None else [data] if isinstance(data, str | Path) else list(data)
+
+
 def parse_data(values) -> tuple[Path | None, dict[str, Path]]:
-    """--data values: one plain FILE (the decided symbol's) and/or SYMBOL=FILE pairs."""
+    """--data values (None, one, or a list): one plain FILE (the decided symbol's) and/or
+    SYMBOL=FILE pairs."""
     plain, pairs = None, {}
-    for value in values or []:
+    for value in data_values(values):
         text = str(value)
         symbol, eq, path = text.partition("=")
         if eq and "/" in symbol:

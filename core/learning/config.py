@@ -84,6 +84,11 @@ class TrainConfig:
         return parse_features(self.features, self.symbol)
 
     @property
+    def trained_files(self) -> dict:
+        """{symbol: the candle file it was trained on}: the decided symbol's and every input's."""
+        return {self.symbol: self.data} | {s: v[0] for s, v in self.inputs.items()}
+
+    @property
     def first_decision(self) -> int:
         """The first bar index a decision may be made at: seq_len, later when a feature warms
         up (FeatureSpec.first_decision); every decision mask is cut there."""

@@ -47,21 +47,24 @@ def candle_file(config, data: str | Path | None = None) -> Path:
 def run_files(config, data=None) -> tuple[Path, dict[str, Path]]:
     """(the decided symbol's candle file, {other symbol: file}) for a run: --data values (FILE
     and/or SYMBOL=FILE, a str or a list of them) where given, else the files it trained on."""
-    values = [] if data is None else [data] if isinstance(data, str | Path) else list(data)
-    plain, pairs = parse_data(values)
+    plain, pairs = parse_data(data)
     plain = pairs.pop(config.symbol, plain)
     unread = sorted(set(pairs) - set(config.spec.symbols))
     if unread:
         raise FcError(f"--data {unread[0]}=…: the run does not read {unread[0]} (its features "
                       f"read {', '.join(config.spec.symbols)}); drop it")  # fmt: skip
-    files = {}
-    for symbol in config.spec.symbols[1:]:
-        trained = (config.inputs.get(symbol) or [""])[0]
-        if symbol not in pairs and not Path(trained).is_file():
-            raise FcError(f"the run reads {symbol} but its candle file {trained!r} is not here; "
-                          f"pass --data {symbol}=FILE")  # fmt: skip
-        files[symbol] = Path(pairs.get(symbol) or trained)
+    files = {symbol: given_or_trained(config, symbol, pairs) for symbol in config.spec.symbols[1:]}
     return candle_file(config, plain), files
+
+
+def given_or_trained(config, symbol: str, pairs: dict) -> Path:
+    """The candle file of `symbol`: its --data SYMBOL=FILE, else the one the run trained on
+    (FcError when that is not here)."""
+    trained = config.trained_files.get(symbol, "")
+    if symbol not in pairs and not Path(trained).is_file():
+        raise FcError(f"the run reads {symbol} but its candle file {trained!r} is not here; "
+                      f"pass --data {symbol}=FILE")  # fmt: skip
+    return Path(pairs.get(symbol) or trained)
 
 
 def run_grid(config, data=None) -> pd.DataFrame:

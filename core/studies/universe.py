@@ -30,7 +30,7 @@ from fc.core.evaluation.policies import PolicyParams
 from fc.core.evaluation.portfolio import BASELINES, STRATEGIES, portfolio_backtest
 from fc.core.learning.config import TrainConfig
 from fc.core.learning.pooled import fit_pooled, universe_closes
-from fc.core.studies.backtest_run import decision_ranges
+from fc.core.studies.backtest_run import decision_ranges, given_or_trained
 from fc.core.studies.runs import new_run_dir, read_config, save_run
 
 
@@ -53,18 +53,10 @@ def train_universe(
 def run_universe_grids(config: TrainConfig, data=None) -> dict:
     """The run's symbols on their common grid with their feature columns: --data SYMBOL=FILE
     where given, else the files the run was trained on."""
-    values = [] if data is None else [data] if isinstance(data, str | Path) else list(data)
-    plain, pairs = parse_data(values)
+    plain, pairs = parse_data(data)
     if plain is not None:
         raise FcError(f"--data {plain}: a multi-symbol run takes SYMBOL=FILE for each symbol")
-    files = {}
-    for symbol, (path, _) in {config.symbol: (config.data, ""), **config.inputs}.items():
-        if symbol not in pairs and not Path(path).is_file():
-            raise FcError(
-                f"the run reads {symbol} but its candle file {path!r} is not here; "
-                f"pass --data {symbol}=FILE"
-            )
-        files[symbol] = Path(pairs.get(symbol) or path)
+    files = {symbol: given_or_trained(config, symbol, pairs) for symbol in config.trained_files}
     grids, _ = universe_grids(config.features, config.symbols, config.timeframe, files, None)
     return grids
 
