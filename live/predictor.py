@@ -27,6 +27,7 @@ import onnxruntime as ort
 
 from fc.core.data.feature_set import FeatureSpec
 from fc.core.data.features import CLASSES, FEATURE
+from fc.core.data.inputs import plain_close
 from fc.core.errors import FcError
 from fc.core.evaluation.policies import params_by_policy
 
@@ -136,11 +137,13 @@ def _row_graph_props(path: Path, props: dict, family: str) -> dict:
         raise FcError(f"{path}: damaged fc metadata (lags, n_features); export it again") from None
     if lags < 1 or width % lags:
         raise FcError(f"{path}: damaged fc metadata ({width} values a row, {lags} lags)")
-    spec = json.loads(props.get("feature_spec", "{}") or "{}")
-    plain = [(f.get("name"), f.get("symbol")) for f in spec.get("features", [])] == [
-        ("close", props.get("symbol"))
-    ]
-    if plain:  # the workshop's price_change alone: the live loop's plain path
+    try:
+        spec = FeatureSpec.from_dict(json.loads(props.get("feature_spec", "")))
+    except ValueError:
+        raise FcError(f"{path}: damaged feature spec in its metadata; export it again") from None
+    except FcError as exc:
+        raise FcError(f"{path}: {exc}") from None
+    if plain_close(spec):  # the workshop's price_change alone: the live loop's plain path
         props = {k: v for k, v in props.items() if k not in ("feature_spec", "feature_hash")}
     else:
         props = props | {"feature": SPEC_FEATURE}
