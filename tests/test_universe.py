@@ -131,30 +131,43 @@ def test_relative_rows_report_the_classifier_and_the_portfolio(universe_run):
             assert set(report[name]["symbols"][symbol]) == {"classifier"}
 
 
-def test_portfolio_wealth_equals_a_recomputation_from_the_files(universe_run):
-    run, files, report = universe_run
-    rows = pd.read_parquet(run / "backtest" / "positions.parquet")
+def loop_wealth(rows: pd.DataFrame, files: dict, weights_at, cost: float) -> list[float]:
+    """The portfolio's wealth row by row from the candle files alone: weights_at(k, row) are
+    the weights held over bar k's next return, W *= 1 + sum w R - cost sum |w - w_before|."""
     closes = grid_closes(files)
     at = {t: i for i, t in enumerate(closes.index)}
     c = closes.to_numpy()
-    slugs = [slug(s) for s in SYMBOLS]
+    w, held, wealth = 1.0, np.zeros(c.shape[1]), []
+    for k, (_, row) in enumerate(rows.iterrows()):
+        weights = weights_at(k, row)
+        i = at[row["time"]]
+        gain = (weights * (c[i + 1] / c[i] - 1)).sum() if i + 1 < len(c) else 0.0
+        w *= 1 + gain - cost * np.abs(weights - held).sum()
+        held = weights
+        wealth.append(w)
+    return wealth
+
+
+def weight_columns(policy: str):
+    """weights_at for loop_wealth: the policy's weight_<policy>_<SYMBOL> columns of the row."""
+    return lambda k, row: np.array([row[f"weight_{policy}_{slug(s)}"] for s in SYMBOLS])
+
+
+def test_portfolio_wealth_equals_a_recomputation_from_the_files(universe_run):
+    run, files, report = universe_run
+    rows = pd.read_parquet(run / "backtest" / "positions.parquet")
     cost = FEE_BPS / 1e4
     assert rows["time"].isin(pd.DatetimeIndex(DROPPED, tz="UTC")).sum() == 2  # filled bars kept
     for name, part in rows.groupby("range", sort=False):
         first = part["p_up_AAA_USDT"].notna().to_numpy().argmax()  # the first decision bar
         for policy in ("long_short", "equal_weight_discrete", "equal_weight_proportional",
                        "buy_and_hold"):  # fmt: skip
-            w, held, wealth = 1.0, np.zeros(len(slugs)), []
-            for k, (_, row) in enumerate(part.iterrows()):
-                if policy == "buy_and_hold":
-                    weights = np.full(len(slugs), 0.25 if k >= first else 0.0)
-                else:
-                    weights = np.array([row[f"weight_{policy}_{s}"] for s in slugs])
-                i = at[row["time"]]
-                gain = (weights * (c[i + 1] / c[i] - 1)).sum() if i + 1 < len(c) else 0.0
-                w *= 1 + gain - cost * np.abs(weights - held).sum()
-                held = weights
-                wealth.append(w)
+
+            def bought(k, row, first=first):  # 1/4 each from the range's first decision on
+                return np.full(len(SYMBOLS), 0.25 if k >= first else 0.0)
+
+            weights_at = bought if policy == "buy_and_hold" else weight_columns(policy)
+            wealth = loop_wealth(part, files, weights_at, cost)
             np.testing.assert_allclose(part[f"wealth_{policy}"], wealth, rtol=0, atol=1e-9)
             assert report[name]["portfolio"][policy]["final_wealth"] == pytest.approx(
                 wealth[-1], abs=1e-9

@@ -9,7 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import one_line_error
-from test_universe import DROPPED, SYMBOLS, data_args, grid_closes, slug, write_universe
+from test_universe import (
+    DROPPED,
+    SYMBOLS,
+    data_args,
+    loop_wealth,
+    weight_columns,
+    write_universe,
+)
 from typer.testing import CliRunner
 
 from fc.cli.main import app
@@ -78,21 +85,10 @@ def test_walk_portfolio_wealth_equals_a_recomputation(universe_walk):
     rows = pd.read_parquet(walk / "backtest" / "positions.parquet")
     assert set(rows["range"]) == {"walk_forward"}
     assert rows["time"].isin(pd.DatetimeIndex(DROPPED, tz="UTC")).sum() == 2  # filled bars kept
-    closes = grid_closes(files)
-    at = {t: i for i, t in enumerate(closes.index)}
-    c = closes.to_numpy()
-    slugs = [slug(s) for s in SYMBOLS]
     cost = FEE_BPS / 1e4
     portfolio = report["backtest"]["walk_forward"]["portfolio"]
     for policy in ("long_short", "equal_weight_discrete", "equal_weight_proportional"):
-        w, held, wealth = 1.0, np.zeros(len(slugs)), []
-        for _, row in rows.iterrows():
-            weights = np.array([row[f"weight_{policy}_{s}"] for s in slugs])
-            i = at[row["time"]]
-            gain = (weights * (c[i + 1] / c[i] - 1)).sum() if i + 1 < len(c) else 0.0
-            w *= 1 + gain - cost * np.abs(weights - held).sum()
-            held = weights
-            wealth.append(w)
+        wealth = loop_wealth(rows, files, weight_columns(policy), cost)
         np.testing.assert_allclose(rows[f"wealth_{policy}"], wealth, rtol=0, atol=1e-9)
         assert portfolio[policy]["final_wealth"] == pytest.approx(wealth[-1], abs=1e-9)
     for symbol in SYMBOLS:  # relative: each symbol's row is its classifier alone
