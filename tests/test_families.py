@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 from conftest import one_line_error
 from sklearn.linear_model import LogisticRegression
+from test_replay_parity import assert_policy_equals_backtest, journal_rows
 from test_training import SPLIT, planted_grid
 from typer.testing import CliRunner
 
@@ -174,8 +175,6 @@ def test_replay_of_the_graph_equals_the_backtest_with_it(family, runs, candles, 
     """fc paper --replay runs the window-only row graph with onnxruntime alone: positions equal
     `fc backtest --model` with the same graph exactly, wealth to 1e-9, and `fc paper diff`
     finds no difference."""
-    import sqlite3
-
     run = runs[family]
     assert invoke("export", run, "--onnx").exit_code == 0
     model = run / "export" / "model.onnx"
@@ -187,16 +186,10 @@ def test_replay_of_the_graph_equals_the_backtest_with_it(family, runs, candles, 
     result = invoke("paper", "--replay", candles, "--model", model, "--journal", journal,
                     "--fee-bps", 5, "--capital", 1, "--start", SPLIT, "--json")  # fmt: skip
     assert result.exit_code == 0, result.output
-    with sqlite3.connect(journal) as db:
-        rows = pd.read_sql("SELECT * FROM decisions ORDER BY candle_ms", db)
+    rows = journal_rows(journal)
     assert len(backtest) > 500
     for policy in ("discrete", "proportional"):
-        got = rows[rows.policy == policy]
-        np.testing.assert_array_equal(
-            got["position"].to_numpy()[:-1], backtest[f"position_{policy}"].to_numpy()
-        )
-        want = backtest[f"wealth_{policy}"].to_numpy()
-        np.testing.assert_allclose(got["wealth"].to_numpy()[1:], want, rtol=1e-9, atol=0)
+        assert_policy_equals_backtest(rows[rows.policy == policy], backtest, policy)
     result = invoke("paper", "diff", "--journal", journal, "--run", run, "--data", candles,
                     "--fee-bps", 5, "--json")  # fmt: skip
     assert result.exit_code == 0, result.output
@@ -314,8 +307,6 @@ def test_a_two_symbol_spec_exports_and_replays_like_its_backtest(family, tmp_pat
     """A row of two symbols' columns (BTC's and ETH's ret, ETH's range) x 4 lags: export parity
     within 1e-6 on every validation decision, and a replay over both symbols' files equal to
     `fc backtest --model` to 1e-9 in wealth."""
-    import sqlite3
-
     from test_feature_runs import write_pair
 
     btc, eth = write_pair(tmp_path / "data")
@@ -337,9 +328,7 @@ def test_a_two_symbol_spec_exports_and_replays_like_its_backtest(family, tmp_pat
                     "--journal", journal, "--fee-bps", 5, "--capital", 1,
                     "--start", split)  # fmt: skip
     assert result.exit_code == 0, result.output
-    with sqlite3.connect(journal) as db:
-        rows = pd.read_sql("SELECT * FROM decisions ORDER BY candle_ms", db)
+    rows = journal_rows(journal)
     for policy in ("discrete", "proportional"):
         got = rows[rows.policy == policy]
-        want = backtest[f"wealth_{policy}"].to_numpy()
-        np.testing.assert_allclose(got["wealth"].to_numpy()[1:], want, rtol=1e-9, atol=0)
+        assert_policy_equals_backtest(got, backtest, policy, positions=False)

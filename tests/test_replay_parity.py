@@ -18,6 +18,25 @@ SEQ = 48
 SPLIT = "2023-01-20"
 
 
+def journal_rows(journal) -> pd.DataFrame:
+    with sqlite3.connect(journal) as db:
+        return pd.read_sql("SELECT * FROM decisions ORDER BY candle_ms", db)
+
+
+def assert_policy_equals_backtest(got: pd.DataFrame, backtest: pd.DataFrame, policy: str,
+                                  positions: bool = True) -> None:  # fmt: skip
+    """A policy's journal rows against `fc backtest`'s positions.parquet: positions exactly,
+    wealth to 1e-9. The journal's wealth at candle t is realised at t's close; the backtest's
+    row t holds the wealth after f_t earned R_{t+1}, i.e. the journal's at t+1."""
+    if positions:
+        np.testing.assert_array_equal(
+            got["position"].to_numpy()[:-1], backtest[f"position_{policy}"].to_numpy()
+        )
+    np.testing.assert_allclose(
+        got["wealth"].to_numpy()[1:], backtest[f"wealth_{policy}"].to_numpy(), rtol=1e-9, atol=0
+    )
+
+
 @pytest.fixture(scope="module", params=[(0, 1.0), (3, 0.8)], ids=["single", "ensemble"])
 def exported_run(tmp_path_factory, request):
     root = tmp_path_factory.mktemp("parity")
@@ -63,20 +82,12 @@ def test_replay_equals_backtest_with_the_same_graph(exported_run, tmp_path):
         ],
     )
     assert result.exit_code == 0, result.output
-    with sqlite3.connect(journal) as db:
-        rows = pd.read_sql("SELECT * FROM decisions ORDER BY candle_ms", db)
+    rows = journal_rows(journal)
     times = pd.DatetimeIndex(backtest["time"]).as_unit("ns").asi8 // 1_000_000
     for policy in ("discrete", "proportional"):
         got = rows[rows.policy == policy].set_index("candle_ms")
         assert list(got.index[:-1]) == list(times)  # one row per bar, the last closes the range
-        # the journal's wealth at candle t is realised at t's close; the backtest's row t holds
-        # the wealth after f_t earned R_{t+1}, i.e. the journal's at t+1
-        np.testing.assert_array_equal(
-            got["position"].to_numpy()[:-1], backtest[f"position_{policy}"].to_numpy()
-        )
-        np.testing.assert_allclose(
-            got["wealth"].to_numpy()[1:], backtest[f"wealth_{policy}"].to_numpy(), rtol=1e-9, atol=0
-        )
+        assert_policy_equals_backtest(got, backtest, policy)
 
 
 # the seeded model reads p_up 0.53..0.58: this band leaves the discrete policy flat about half
@@ -104,18 +115,14 @@ def test_replay_equals_backtest_with_non_default_policy_parameters(tmp_path_fact
          "--fee-bps", "5", "--capital", "1", "--start", SPLIT, "--json"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    with sqlite3.connect(journal) as db:
-        rows = pd.read_sql("SELECT * FROM decisions ORDER BY candle_ms", db)
+    rows = journal_rows(journal)
     assert (rows["kind"] == "held").sum() == 4  # the outage's two bars, both policies
     for policy in ("discrete", "proportional"):
         got = rows[rows.policy == policy].set_index("candle_ms")
         used = {json.loads(p)["cap"] for p in got["policy_params"]}
         assert used == {0.1}
         want = backtest[f"position_{policy}"].to_numpy()
-        np.testing.assert_array_equal(got["position"].to_numpy()[:-1], want)
-        np.testing.assert_allclose(
-            got["wealth"].to_numpy()[1:], backtest[f"wealth_{policy}"].to_numpy(), rtol=1e-9, atol=0
-        )
+        assert_policy_equals_backtest(got, backtest, policy)
         changes = np.flatnonzero(np.diff(want, prepend=0.0))
         assert np.diff(changes).min() >= 3  # the minimum hold binds...
         assert 0 < len(changes) < len(want) / 3  # ...and a trade is rarer than every third bar
