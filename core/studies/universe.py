@@ -130,7 +130,7 @@ def backtest_universe(
     shown = STRATEGIES if config.target == "relative" else STRATEGIES[1:]
     if config.target == "next":
         frame = frame.drop(columns=[c for c in frame if "long_short" in c])
-    symbols = _symbol_rows(config, grids, p_up, closes, decide, parts, cfg, test_from, by_policy)
+    symbols = symbol_rows(config, grids, p_up, closes, decide, parts, cfg, test_from, by_policy)
     slug = symbol_slug(config.symbols[0])
     info = range_info(frame.assign(p_up=frame[f"p_up_{slug}"]))  # one decision bar for all
     report = {}
@@ -160,7 +160,7 @@ def backtest_universe(
     return result
 
 
-def _symbol_rows(config, grids, p_up, closes, decide, parts, cfg, test_from, params) -> dict:
+def symbol_rows(config, grids, p_up, closes, decide, parts, cfg, test_from, params) -> dict:
     """{symbol: {range: section}}: for next, run_backtest of the symbol alone (its policies,
     baselines and classifier); for relative, the classifier of the relative label beside the
     class prior and the cross-sectional reversal (bet against the last relative move)."""

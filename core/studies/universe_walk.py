@@ -16,21 +16,22 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fc.core.errors import FcError
 from fc.core.evaluation.backtest import BacktestConfig, trade_mask
 from fc.core.evaluation.policies import PolicyParams
 from fc.core.evaluation.portfolio import BASELINES, STRATEGIES, portfolio_backtest
 from fc.core.learning.config import TrainConfig
 from fc.core.learning.pooled import universe_closes
 from fc.core.studies.runs import read_config
-from fc.core.studies.universe import _symbol_rows, train_universe, universe_p_up
+from fc.core.studies.universe import symbol_rows, train_universe, universe_p_up
 from fc.core.studies.walk import (
+    Fold,
     WalkConfig,
-    _walk_dir,
     fold_config,
     fold_decisions,
     fold_grid,
+    new_walk_dir,
     plan_folds,
+    run_folds,
 )
 from fc.core.studies.walk_report import RANGE, RANGE_TITLE
 
@@ -47,34 +48,22 @@ def walk_universe(
     under "backtest"). Every fold plan error comes before any training."""
     first = next(iter(grids.values()))
     folds = plan_folds(first, walk, base.seq_len)  # the symbols share one grid
-    walk_dir = _walk_dir(Path(runs))
-    started, frames, records = time.perf_counter(), [], []
-    for fold in folds:
-        if on_fold:
-            on_fold(fold, "start", {})
-        t0 = time.perf_counter()
+    walk_dir = new_walk_dir(Path(runs))
+    started = time.perf_counter()
+
+    def train_fold(fold: Fold) -> Path:
         cut = {s: fold_grid(g, fold, base.seq_len) for s, g in grids.items()}
-        try:
-            run = train_universe(fold_config(base, fold), cut, walk_dir)
-        except FcError:  # a bad option shows in the first fold: leave no empty walk
-            if not records:
-                walk_dir.rmdir()
-            raise
-        run = run.rename(walk_dir / fold.name)
-        t1 = time.perf_counter()
+        return train_universe(fold_config(base, fold), cut, walk_dir)
+
+    def predict_fold(fold: Fold, run: Path):
         ends = fold_decisions(first, fold, base.first_decision)
         p_up = fold_p_up(run, grids, ends)
-        for i, symbol in enumerate(grids):
-            frames.append(pd.DataFrame({"time": first.index[ends], "symbol": symbol,
-                                        "p_up": p_up[:, i], "fold": fold.number}))  # fmt: skip
-        record = {"fold": fold.number, **fold.to_dict(), "run": run.name,
-                  "decisions": int(len(ends)), "train_seconds": round(t1 - t0, 2),
-                  "predict_seconds": round(time.perf_counter() - t1, 2)}  # fmt: skip
-        records.append(record)
-        if on_fold:
-            on_fold(fold, "done", record)
-    predictions = pd.concat(frames, ignore_index=True)
-    predictions.to_parquet(walk_dir / "predictions.parquet", index=False)
+        frames = [pd.DataFrame({"time": first.index[ends], "symbol": symbol,
+                                "p_up": p_up[:, i], "fold": fold.number})
+                  for i, symbol in enumerate(grids)]  # fmt: skip
+        return pd.concat(frames, ignore_index=True), {"decisions": int(len(ends))}
+
+    predictions, records = run_folds(folds, walk_dir, train_fold, predict_fold, on_fold)
     t2 = time.perf_counter()
     report = write_universe_backtest(walk_dir, grids, predictions, folds[0].start, base, backtest)
     summary = {
@@ -130,7 +119,7 @@ def write_universe_backtest(walk_dir, grids, predictions, first_start, base, cfg
         frame = frame.drop(columns=[c for c in frame if "long_short" in c])
     config = replace(base, split=first_start.isoformat())
     parts = {"train": ~inside, RANGE: inside}
-    rows = _symbol_rows(config, grids, p_up, closes, decide, parts, cfg, None, by_policy)
+    rows = symbol_rows(config, grids, p_up, closes, decide, parts, cfg, None, by_policy)
     key = "validation" if base.target == "next" else RANGE  # run_backtest's name of the walk
     out = walk_dir / "backtest"
     out.mkdir(exist_ok=True)

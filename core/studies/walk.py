@@ -170,35 +170,22 @@ def walk_forward(
     family_of(base).check(base)  # the family's option checks, before the first fold's line
     check_ensemble_options(base)
     folds = plan_folds(grid, walk, base.seq_len)  # every user error before any training
-    walk_dir = _walk_dir(Path(runs))
+    walk_dir = new_walk_dir(Path(runs))
     features = grid_features(grid)
-    started, frames, records = time.perf_counter(), [], []
-    for fold in folds:
-        if on_fold:
-            on_fold(fold, "start", {})
-        t0 = time.perf_counter()
-        try:
-            config, fold_candles = fold_config(base, fold), fold_grid(grid, fold, base.seq_len)
-            run = train_ensemble(config, fold_candles, walk_dir)  # seeds 1: train() itself
-        except FcError:  # a bad training option shows in the first fold: leave no empty walk
-            if not records:
-                walk_dir.rmdir()
-            raise
-        run = run.rename(walk_dir / fold.name)
-        t1 = time.perf_counter()
+    started = time.perf_counter()
+
+    def train_fold(fold: Fold) -> Path:
+        fold_candles = fold_grid(grid, fold, base.seq_len)
+        return train_ensemble(fold_config(base, fold), fold_candles, walk_dir)  # seeds 1: train()
+
+    def predict_fold(fold: Fold, run: Path):
         config, model, _ = load_run(run, device)
         ends = fold_decisions(grid, fold, base.first_decision)
         p_up = family_of(config).reference_p_up(model, config, features, ends, device)
-        frames.append(pd.DataFrame({"time": grid.index[ends], "p_up": p_up, "fold": fold.number}))
-        record = {"fold": fold.number, **fold.to_dict(), "run": run.name,
-                  **fold_scores(grid, ends, p_up, run),
-                  "train_seconds": round(t1 - t0, 2),
-                  "predict_seconds": round(time.perf_counter() - t1, 2)}  # fmt: skip
-        records.append(record)
-        if on_fold:
-            on_fold(fold, "done", record)
-    predictions = pd.concat(frames, ignore_index=True)
-    predictions.to_parquet(walk_dir / "predictions.parquet", index=False)
+        frame = pd.DataFrame({"time": grid.index[ends], "p_up": p_up, "fold": fold.number})
+        return frame, fold_scores(grid, ends, p_up, run)
+
+    predictions, records = run_folds(folds, walk_dir, train_fold, predict_fold, on_fold)
     t2 = time.perf_counter()
     report = write_backtest(walk_dir, grid, predictions, folds[0].start, base, walk, backtest)
     summary = {
@@ -221,7 +208,38 @@ def walk_forward(
     return walk_dir, {**summary, "backtest": report}
 
 
-def _walk_dir(runs: Path) -> Path:
+def run_folds(folds: list[Fold], walk_dir: Path, train_fold, predict_fold, on_fold=None):
+    """The walk's loop, whatever it trains: per fold train_fold(fold) -> run folder (moved to
+    WALK/<fold name>), then predict_fold(fold, run) -> (predictions frame, scores for its
+    record); on_fold(fold, "start" | "done", record) around each. Returns (every fold's
+    predictions, written to WALK/predictions.parquet; the fold records)."""
+    frames, records = [], []
+    for fold in folds:
+        if on_fold:
+            on_fold(fold, "start", {})
+        t0 = time.perf_counter()
+        try:
+            run = train_fold(fold)
+        except FcError:  # a bad training option shows in the first fold: leave no empty walk
+            if not records:
+                walk_dir.rmdir()
+            raise
+        run = run.rename(walk_dir / fold.name)
+        t1 = time.perf_counter()
+        frame, scores = predict_fold(fold, run)
+        frames.append(frame)
+        record = {"fold": fold.number, **fold.to_dict(), "run": run.name, **scores,
+                  "train_seconds": round(t1 - t0, 2),
+                  "predict_seconds": round(time.perf_counter() - t1, 2)}  # fmt: skip
+        records.append(record)
+        if on_fold:
+            on_fold(fold, "done", record)
+    predictions = pd.concat(frames, ignore_index=True)
+    predictions.to_parquet(walk_dir / "predictions.parquet", index=False)
+    return predictions, records
+
+
+def new_walk_dir(runs: Path) -> Path:
     from datetime import datetime, timezone
 
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
