@@ -27,6 +27,7 @@ Predict = Callable[..., np.ndarray]
 class Family(Protocol):
     name: str
     unused: tuple[str, ...]  # TrainConfig options that mean nothing to it: refused when given
+    files: tuple[str, ...]  # glob patterns of the model files save() writes
 
     def check(self, config: TrainConfig) -> None:
         """Raise FcError for options that mean nothing to this family or are out of range."""
@@ -86,6 +87,11 @@ def _registry() -> dict[str, Family]:
     from fc.core.learning.tabular_family import LIGHTGBM, LOGISTIC
 
     return {family.name: family for family in (GRU, LIGHTGBM, LOGISTIC)}
+
+
+def model_file_patterns() -> tuple[str, ...]:
+    """Every family's model file patterns: what in a run folder is the model."""
+    return tuple(dict.fromkeys(p for family in _registry().values() for p in family.files))
 
 
 def family_names() -> tuple[str, ...]:

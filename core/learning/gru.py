@@ -25,6 +25,7 @@ def member_dirs(run_dir: str | Path, config: TrainConfig) -> list[Path]:
 class GruFamily:
     name = "gru"
     unused = TABULAR_OPTIONS  # options that mean nothing to it (refused when given)
+    files = ("*.pt",)  # model.pt, and each member's under members/
 
     def check(self, config: TrainConfig) -> None:
         from fc.core.learning.losses import LOSSES

@@ -22,6 +22,7 @@ from fc.core.errors import FcError
 from fc.core.learning.tabular import checked_rows, read_state, up_labels
 
 MODEL_FILE, PARAMS_FILE = "model.txt", "lightgbm.json"
+FILES = (MODEL_FILE, PARAMS_FILE)  # what save() writes
 _THRESHOLD = re.compile(r"^threshold=(.*)$", re.MULTILINE)
 _TREE_SIZES = re.compile(r"^tree_sizes=.*\n", re.MULTILINE)  # byte sizes: stale once snapped
 

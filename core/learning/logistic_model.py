@@ -21,6 +21,7 @@ from fc.core.evaluation.metrics import classifier
 from fc.core.learning.tabular import checked_rows, read_state, sigmoid, up_labels
 
 COEF_FILE = "coefficients.json"
+FILES = (COEF_FILE,)  # what save() writes
 C_GRID = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)  # inverse L2 strength, as scikit-learn's C
 
 

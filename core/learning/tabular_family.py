@@ -19,6 +19,7 @@ import pandas as pd
 
 from fc.core.data.lags import lagged_rows
 from fc.core.errors import FcError
+from fc.core.learning import lightgbm_model, logistic_model
 from fc.core.learning.config import TrainConfig
 from fc.core.learning.evaluation import baselines, p_up_result, validation_sample
 from fc.core.learning.family import in_blocks, refuse_unused
@@ -47,8 +48,9 @@ def rows_at(features: np.ndarray, ends: np.ndarray, lags: int) -> np.ndarray:
 class TabularFamily:
     """A family over one of the tabular model classes (LightGBMModel, LogisticModel)."""
 
-    def __init__(self, model_class, own: tuple[str, ...], history_x: str):
+    def __init__(self, model_class, own: tuple[str, ...], history_x: str, files: tuple):
         self.model_class, self.name = model_class, model_class.family
+        self.files = files  # what the model class's save() writes
         self.own = own  # the options of core.learning.config this family reads beyond lags
         self.history_x = history_x  # history.csv's x column: boosting round or C
 
@@ -183,5 +185,6 @@ class TabularFamily:
         return f"{self.name}-lags{config.lags}"
 
 
-LIGHTGBM = TabularFamily(LightGBMModel, ("lr", "num_leaves", "min_data_in_leaf", "seed"), "round")
-LOGISTIC = TabularFamily(LogisticModel, (), "c")
+LIGHTGBM = TabularFamily(LightGBMModel, ("lr", "num_leaves", "min_data_in_leaf", "seed"), "round",
+                         lightgbm_model.FILES)  # fmt: skip
+LOGISTIC = TabularFamily(LogisticModel, (), "c", logistic_model.FILES)

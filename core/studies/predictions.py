@@ -27,14 +27,12 @@ PREDICTION_FIELDS = (
 Progress = Callable[[int, int], None]  # progress(done, total)
 
 
-# the files a model family saves its model in (core.learning.family): the GRU's *.pt, LightGBM's
-# text model and its JSON, the logistic coefficients
-MODEL_FILES = ("*.pt", "model.txt", "lightgbm.json", "coefficients.json")
-
-
 def model_files(run_dir: Path) -> list[Path]:
-    """The run's model files, members' included, outside backtest/ and export/."""
-    found = {p for pattern in MODEL_FILES for p in run_dir.rglob(pattern)}
+    """The run's model files (each family's own patterns, core.learning.family), members'
+    included, outside backtest/ and export/."""
+    from fc.core.learning.family import model_file_patterns
+
+    found = {p for pattern in model_file_patterns() for p in run_dir.rglob(pattern)}
     return sorted(p for p in found if p.relative_to(run_dir).parts[0] not in ("backtest", "export"))
 
 
