@@ -119,7 +119,9 @@ def _print_summary(run_dir: Path) -> None:
 
     metrics = json.loads((run_dir / "metrics.json").read_text())
     val, base = metrics["validation"], metrics["baselines"]
-    family = json.loads((run_dir / "config.json").read_text()).get("family", "gru")
+    from fc.core.studies.runs import read_config
+
+    family = read_config(run_dir).family
     how = "exact windows" if family == "gru" else f"{family}, lagged rows"  # the words only
     table = Table(title=f"validation ({val['decisions']} decisions, {how})")
     members, calibration = metrics.get("members"), metrics.get("calibration")
