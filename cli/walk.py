@@ -1,10 +1,12 @@
 """`fc walk`: parse options, call core.walk.walk_forward, print the folds and the backtest."""
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from fc.cli.executor_options import runs_units, unit_progress
 from fc.cli.train_options import trains
 
 Opt = typer.Option
@@ -15,6 +17,7 @@ WALK_EPOCHS = 4
 
 # a fold's split is set per fold (core.studies.walk.fold_config), and it has no test range
 @trains(skip=("split", "test_from", "calibrate"), defaults={"epochs": WALK_EPOCHS})
+@runs_units
 def walk_command(
     start: Annotated[str, Opt(help="First fold's start (UTC date).")],
     every: Annotated[str, Opt(help="Fold length: 10D, 6W, 3M (months) or 1Y.")] = "3M",
@@ -22,10 +25,14 @@ def walk_command(
     window: Annotated[str, Opt(help="Rolling training window, e.g. 2Y ('': all the past).")] = "",
     fee_bps: Annotated[float, Opt(min=0, help="Backtest fee per unit traded, bps.")] = 0.0,
     slippage_bps: Annotated[float, Opt(min=0, help="Backtest slippage, bps.")] = 0.0,
+    out: Annotated[
+        Path | None, Opt(help="The walk folder; the same command again finishes what is missing.")
+    ] = None,
     quiet: Annotated[bool, Opt(help="No fold progress on stderr.")] = False,
     as_json: Annotated[bool, Opt("--json", help="Print one JSON object.")] = False,
     *,
     given,
+    executor,
 ) -> None:
     """Walk-forward: per fold, train on the past, choose on its last --val, predict the fold;
     backtest the stitched out-of-sample predictions. The last line printed is the walk folder.
@@ -34,16 +41,29 @@ def walk_command(
     Example: fc walk --data ../shared/data/btc_usdt_30m.parquet --start 2023-01-01 --every 3M
     """
     from fc.core.evaluation.backtest import BacktestConfig
-    from fc.core.studies.walk import WalkConfig, walk_forward
+    from fc.core.studies.walk import FoldUnits, WalkConfig
 
     cfg = BacktestConfig(fee_bps=fee_bps, slippage_bps=slippage_bps)
     walk = WalkConfig(start=start, every=every, val=val, window=window)
-    on_fold = None if quiet or as_json else _print_fold
+    # serial: a line a fold, as always; units elsewhere: one progress bar of them all
+    serial = executor.kind == "serial"
+    on_fold = None if quiet or as_json or not serial else _print_fold
+    on_event, progress = unit_progress(quiet or as_json or serial)
+    units = FoldUnits(executor, out, given.data["threads"], on_event)
+    if progress is not None:
+        with progress:
+            return _walk(given, walk, cfg, on_fold, units, as_json)
+    return _walk(given, walk, cfg, on_fold, units, as_json)
+
+
+def _walk(given, walk, cfg, on_fold, units, as_json: bool) -> None:
+    from fc.core.studies.walk import walk_forward
+
     if len(given.symbols()) > 1 or given.fields.get("target") == "relative":
-        return _walk_universe(given, walk, cfg, on_fold, as_json)
+        return _walk_universe(given, walk, cfg, on_fold, units, as_json)
     grid, base = given.load()
     runs = given.data["runs"]
-    walk_dir, result = walk_forward(base, walk, grid, runs, cfg, on_fold)
+    walk_dir, result = walk_forward(base, walk, grid, runs, cfg, on_fold, units)
     if as_json:
         typer.echo(json.dumps(result))
         return
@@ -51,12 +71,12 @@ def walk_command(
     typer.echo(str(walk_dir))
 
 
-def _walk_universe(given, walk, cfg, on_fold, as_json: bool) -> None:
+def _walk_universe(given, walk, cfg, on_fold, units, as_json: bool) -> None:
     """fc walk --symbols: a pooled model per fold (core.studies.universe_walk)."""
     from fc.core.studies.universe_walk import walk_universe
 
     grids, base = given.load_universe()
-    walk_dir, result = walk_universe(base, walk, grids, given.data["runs"], cfg, on_fold)
+    walk_dir, result = walk_universe(base, walk, grids, given.data["runs"], cfg, on_fold, units)
     if as_json:
         typer.echo(json.dumps(result))
         return

@@ -22,17 +22,8 @@ from fc.core.evaluation.portfolio import BASELINES, STRATEGIES, portfolio_backte
 from fc.core.learning.config import TrainConfig
 from fc.core.learning.pooled import universe_closes
 from fc.core.studies.runs import read_config
-from fc.core.studies.universe import symbol_rows, train_universe, universe_p_up
-from fc.core.studies.walk import (
-    Fold,
-    WalkConfig,
-    fold_config,
-    fold_decisions,
-    fold_grid,
-    new_walk_dir,
-    plan_folds,
-    run_folds,
-)
+from fc.core.studies.universe import symbol_rows, universe_p_up
+from fc.core.studies.walk import FoldUnits, WalkConfig, plan_folds, run_folds
 from fc.core.studies.walk_report import RANGE, RANGE_TITLE
 
 
@@ -43,27 +34,15 @@ def walk_universe(
     runs,
     backtest: BacktestConfig = BacktestConfig(),
     on_fold=None,
+    units: FoldUnits = FoldUnits(),
 ) -> tuple[Path, dict]:
-    """Run the pooled walk; returns (walk folder, walk.json's content with the backtest report
-    under "backtest"). Every fold plan error comes before any training."""
+    """Run the pooled walk (its folds run as walk_forward's, through `units`); returns (walk
+    folder, walk.json's content with the backtest report under "backtest"). Every fold plan
+    error comes before any training."""
     first = next(iter(grids.values()))
     folds = plan_folds(first, walk, base.seq_len)  # the symbols share one grid
-    walk_dir = new_walk_dir(Path(runs))
     started = time.perf_counter()
-
-    def train_fold(fold: Fold) -> Path:
-        cut = {s: fold_grid(g, fold, base.seq_len) for s, g in grids.items()}
-        return train_universe(fold_config(base, fold), cut, walk_dir)
-
-    def predict_fold(fold: Fold, run: Path):
-        ends = fold_decisions(first, fold, base.first_decision)
-        p_up = fold_p_up(run, grids, ends)
-        frames = [pd.DataFrame({"time": first.index[ends], "symbol": symbol,
-                                "p_up": p_up[:, i], "fold": fold.number})
-                  for i, symbol in enumerate(grids)]  # fmt: skip
-        return pd.concat(frames, ignore_index=True), {"decisions": int(len(ends))}
-
-    predictions, records = run_folds(folds, walk_dir, train_fold, predict_fold, on_fold)
+    walk_dir, predictions, records = run_folds(base, walk, folds, grids, Path(runs), units, on_fold)
     t2 = time.perf_counter()
     report = write_universe_backtest(walk_dir, grids, predictions, folds[0].start, base, backtest)
     summary = {

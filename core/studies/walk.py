@@ -18,11 +18,11 @@ import numpy as np
 import pandas as pd
 
 from fc.core.data.candles import utc_time
-from fc.core.data.inputs import grid_features
 from fc.core.errors import FcError
 from fc.core.evaluation.backtest import BacktestConfig, trade_mask
 from fc.core.learning.config import TrainConfig
 from fc.core.learning.schemes import make_series
+from fc.core.studies.executor import ExecutorOptions
 
 _UNITS = {"Y": "years", "M": "months", "W": "weeks", "D": "days"}
 # on_fold(fold, event, details): event "start" (details {}) or "done" (the fold's record)
@@ -39,6 +39,17 @@ class WalkConfig:
     every: str = "3M"
     val: str = "3M"
     window: str = ""  # "" = expanding: everything before the validation part
+
+
+@dataclass(frozen=True)
+class FoldUnits:
+    """How a walk's folds run: where (the executor seam's options), the walk folder to write
+    or finish (None: a new one under runs), torch threads a unit (0: leave them), events."""
+
+    executor: ExecutorOptions = ExecutorOptions()
+    out: Path | None = None
+    threads: int = 0
+    on_event: Callable | None = None  # on_event(fold name, "start" | "done" | "failed", info)
 
 
 @dataclass(frozen=True)
@@ -155,37 +166,23 @@ def walk_forward(
     runs: str | Path,
     backtest: BacktestConfig = BacktestConfig(),
     on_fold: FoldEvent | None = None,
+    units: FoldUnits = FoldUnits(),
 ) -> tuple[Path, dict]:
     """Run the walk: one run folder per fold, predictions.parquet, walk.json and the backtest
     of the stitched predictions in WALK/backtest/. Returns (walk folder, walk.json's content
-    with the backtest report under "backtest")."""
+    with the backtest report under "backtest"). `units` says where the folds run and which
+    folder to write (or finish)."""
     from fc.core.learning.ensemble import check_ensemble_options
     from fc.core.learning.family import family_of
     from fc.core.learning.training import resolve_device
-    from fc.core.studies.runs import load_run
-    from fc.core.studies.train import train_ensemble
-    from fc.core.studies.walk_report import fold_scores, write_backtest
+    from fc.core.studies.walk_report import write_backtest
 
-    device = resolve_device(base.device)
+    resolve_device(base.device)
     family_of(base).check(base)  # the family's option checks, before the first fold's line
     check_ensemble_options(base)
     folds = plan_folds(grid, walk, base.seq_len)  # every user error before any training
-    walk_dir = new_walk_dir(Path(runs))
-    features = grid_features(grid)
     started = time.perf_counter()
-
-    def train_fold(fold: Fold) -> Path:
-        fold_candles = fold_grid(grid, fold, base.seq_len)
-        return train_ensemble(fold_config(base, fold), fold_candles, walk_dir)  # seeds 1: train()
-
-    def predict_fold(fold: Fold, run: Path):
-        config, model, _ = load_run(run, device)
-        ends = fold_decisions(grid, fold, base.first_decision)
-        p_up = family_of(config).reference_p_up(model, config, features, ends, device)
-        frame = pd.DataFrame({"time": grid.index[ends], "p_up": p_up, "fold": fold.number})
-        return frame, fold_scores(grid, ends, p_up, run)
-
-    predictions, records = run_folds(folds, walk_dir, train_fold, predict_fold, on_fold)
+    walk_dir, predictions, records = run_folds(base, walk, folds, grid, Path(runs), units, on_fold)
     t2 = time.perf_counter()
     report = write_backtest(walk_dir, grid, predictions, folds[0].start, base, walk, backtest)
     summary = {
@@ -208,35 +205,52 @@ def walk_forward(
     return walk_dir, {**summary, "backtest": report}
 
 
-def run_folds(folds: list[Fold], walk_dir: Path, train_fold, predict_fold, on_fold=None):
-    """The walk's loop, whatever it trains: per fold train_fold(fold) -> run folder (moved to
-    WALK/<fold name>), then predict_fold(fold, run) -> (predictions frame, scores for its
-    record); on_fold(fold, "start" | "done", record) around each. Returns (every fold's
-    predictions, written to WALK/predictions.parquet; the fold records)."""
-    frames, records = [], []
-    for fold in folds:
-        if on_fold:
-            on_fold(fold, "start", {})
-        t0 = time.perf_counter()
+def run_folds(base, walk, folds, grid, runs: Path, units: FoldUnits, on_fold=None):
+    """The walk's loop, whatever it trains (one symbol, or a pooled universe: `grid` then
+    {symbol: grid}): every fold not yet finished in the walk folder runs as a unit of the
+    executor (core.studies.walk_units.fold_unit), and the client writes each as it comes back;
+    on_fold(fold, "start" | "done", record) around each. Returns (walk folder, every fold's
+    predictions in fold order, written to WALK/predictions.parquet; the fold records)."""
+    import shutil
+
+    from fc.core.studies.executor import open_executor
+    from fc.core.studies.unit_grids import grid_source
+    from fc.core.studies.walk_units import (
+        finished_folds,
+        fold_unit,
+        open_walk_dir,
+        walk_plan,
+        write_fold,
+    )
+
+    by_name = {fold.name: fold for fold in folds}
+
+    def on_event(key, event: str, info: dict) -> None:
+        if units.on_event:
+            units.on_event(key, event, info)
+        if on_fold and event == "start" and key is not None:
+            on_fold(by_name[key], "start", {})
+
+    with open_executor(units.executor, on_event) as ex:
+        source = grid_source(base, grid, ex.share)  # each file checked where units read it
+        walk_dir = open_walk_dir(units.out, runs, walk_plan(base, walk, folds, source))
+        done = finished_folds(walk_dir, folds)
+        tasks = {fold.name: {"config": fold_config(base, fold), "fold": fold, "source": source,
+                             "threads": units.threads}
+                 for fold in folds if fold.name not in done}  # fmt: skip
+        on_event(None, "planned", {"units": len(tasks), "finished": len(done)})
         try:
-            run = train_fold(fold)
+            for name, result in ex.run(fold_unit, tasks):
+                done[name] = write_fold(walk_dir, by_name[name], result)
+                if on_fold:
+                    on_fold(by_name[name], "done", done[name][1])
         except FcError:  # a bad training option shows in the first fold: leave no empty walk
-            if not records:
-                walk_dir.rmdir()
+            if not done and units.out is None:
+                shutil.rmtree(walk_dir)
             raise
-        run = run.rename(walk_dir / fold.name)
-        t1 = time.perf_counter()
-        frame, scores = predict_fold(fold, run)
-        frames.append(frame)
-        record = {"fold": fold.number, **fold.to_dict(), "run": run.name, **scores,
-                  "train_seconds": round(t1 - t0, 2),
-                  "predict_seconds": round(time.perf_counter() - t1, 2)}  # fmt: skip
-        records.append(record)
-        if on_fold:
-            on_fold(fold, "done", record)
-    predictions = pd.concat(frames, ignore_index=True)
+    predictions = pd.concat([done[fold.name][0] for fold in folds], ignore_index=True)
     predictions.to_parquet(walk_dir / "predictions.parquet", index=False)
-    return predictions, records
+    return walk_dir, predictions, [done[fold.name][1] for fold in folds]
 
 
 def new_walk_dir(runs: Path) -> Path:
