@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from fc.cli.executor_options import runs_units
 from fc.cli.train_options import trains
 
 Opt = typer.Option
@@ -191,17 +192,17 @@ def _ints(text: str) -> list[int]:
         raise FcError(f"{text!r}: give comma-separated whole numbers, like 8,16,32") from None
 
 
-# each sweep worker sets its own torch threads (core.studies.sweep)
+# each sweep unit sets its own torch threads (core.studies.sweep); --workers: by default one
+# process per core on CPU, one looping on CUDA (core.studies.sweep.sweep_executor)
 @trains(skip=("threads",), defaults={"threads": 0})
+@runs_units
 def sweep_command(
     layers: Annotated[str, Opt(help="Layer counts to try, comma-separated.")] = "1,3",
     hidden: Annotated[str, Opt(help="Hidden sizes to try, comma-separated.")] = "8,16,32",
     loss: Annotated[str, Opt(help="Losses to try: ce, profit or ce,profit.")] = "ce,profit",
-    workers: Annotated[
-        int, Opt(help="Parallel processes (0: one per core on CPU, one looping on CUDA).")
-    ] = 0,
     *,
     given,
+    executor,
 ) -> None:
     """Train the workshop's grid (layers x hidden x loss), then a table and one plot of the
     validation curves (runs/sweep-<time>.png, its path the last line printed).
@@ -240,7 +241,7 @@ def sweep_command(
     configs = sweep_grid(base, _ints(layers), _ints(hidden), losses)
     err = Console(stderr=True, width=120)
     err.print(f"{len(configs)} runs")
-    results = run_sweep(configs, grid, runs, workers,
+    results = run_sweep(configs, grid, runs, executor,
                         on_done=lambda r: err.print(f"done {r['run']}"))  # fmt: skip
     frame = sweep_table(results)
     table = Table(title="fc sweep: validation (exact windows) beside the class prior")

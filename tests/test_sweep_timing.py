@@ -15,6 +15,7 @@ from fc.cli.main import app
 from fc.core.data.candles import to_grid
 from fc.core.learning.config import TrainConfig
 from fc.core.learning.timing import train_timing
+from fc.core.studies.executor import ExecutorOptions
 from fc.core.studies.sweep import run_sweep, sweep_grid
 
 SPLIT = "2024-02-20"
@@ -76,8 +77,8 @@ def test_spawned_sweep_workers_train_what_one_looping_process_trains(tmp_path):
     base = TrainConfig(seq_len=16, chunk=32, batch_size=8, epochs=1, max_steps=3, split=SPLIT,
                        val_size=256, device="cpu")  # fmt: skip
     configs = sweep_grid(base, [1], [2, 4], ["ce"])
-    looped = run_sweep(configs, grid, tmp_path / "looped", workers=1)
-    spawned = run_sweep(configs, grid, tmp_path / "spawned", workers=2, start_method="spawn")
+    looped = run_sweep(configs, grid, tmp_path / "looped", ExecutorOptions(workers=1), threads=1)
+    spawned = run_sweep(configs, grid, tmp_path / "spawned", ExecutorOptions(workers=2))
     for a, b in zip(looped, spawned, strict=True):
         assert a["config"] == b["config"]
         sa = torch.load(f"{a['run']}/model.pt", weights_only=True)

@@ -12,6 +12,7 @@ from fc.core.errors import FcError
 from fc.core.studies.executor import (
     EventSink,
     ExecutorOptions,
+    SerialExecutor,
     UnitFailed,
     one_line,
     worker_name,
@@ -41,10 +42,11 @@ def _cluster_unit(fn, task, identity: dict, data_root, files: dict):
     return f"{get_worker().address} ({worker_name()})", fn(task)
 
 
-class ClusterExecutor:
+class ClusterExecutor(SerialExecutor):
     kind = "cluster"
 
     def __init__(self, options: ExecutorOptions, emit: EventSink):
+        super().__init__(emit)
         try:
             from distributed import Client
             from distributed.security import Security
@@ -93,6 +95,7 @@ class ClusterExecutor:
 
     def close(self) -> None:
         self.client.close()
+        super().close()
 
     def share(self, path) -> DataFile:
         """A data file for the units: checked on every worker under --data-root, or sent to

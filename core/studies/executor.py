@@ -143,21 +143,17 @@ def open_executor(options: ExecutorOptions = ExecutorOptions(), on_event: EventS
     options.check()
     emit = on_event or (lambda key, event, info: None)
     if options.kind == "serial":
-        yield SerialExecutor(emit)
+        executor = SerialExecutor(emit)
     elif options.kind == "local":
         executor = LocalExecutor(options.parallel(), emit)
-        try:
-            yield executor
-        finally:
-            executor.close()
     else:
         from fc.core.studies.cluster import ClusterExecutor
 
         executor = ClusterExecutor(options, emit)
-        try:
-            yield executor
-        finally:
-            executor.close()
+    try:
+        yield executor
+    finally:
+        executor.close()
 
 
 class SerialExecutor:
@@ -166,7 +162,19 @@ class SerialExecutor:
     kind, workers = "serial", 1
 
     def __init__(self, emit: EventSink):
-        self.emit = emit
+        self.emit, self._scratch = emit, None
+
+    def scratch(self) -> Path:
+        """A folder of this client's for files the units read (removed on close)."""
+        if self._scratch is None:
+            import tempfile
+
+            self._scratch = tempfile.TemporaryDirectory(prefix="fc-units-")
+        return Path(self._scratch.name)
+
+    def close(self) -> None:
+        if self._scratch is not None:
+            self._scratch.cleanup()
 
     def share(self, path):
         """A data file for the units (core.studies.unit_inputs.DataFile): path and sha256."""
@@ -208,6 +216,7 @@ class LocalExecutor(SerialExecutor):
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
+        super().close()
 
     def run(self, fn, tasks: dict) -> Iterator[tuple[object, object]]:
         from concurrent.futures import FIRST_COMPLETED, wait

@@ -1,17 +1,16 @@
-"""The workshop's experiment (`fc sweep`): a grid of layers, hidden sizes and losses, trained in
-parallel processes on CPU (one process looping over the runs on a GPU), summarised in a table
-and one plot of the validation curves."""
+"""The workshop's experiment (`fc sweep`): a grid of layers, hidden sizes and losses, trained as
+units of the executor seam (parallel processes on CPU, one process looping over the runs on a
+GPU, or a cluster), summarised in a table and one plot of the validation curves."""
 
 import itertools
-import multiprocessing
-import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 
+from fc.core.errors import FcError
 from fc.core.learning.config import TrainConfig
+from fc.core.studies.executor import ExecutorOptions, available_cores
 
 
 def sweep_grid(base: TrainConfig, layers, hiddens, losses) -> list[TrainConfig]:
@@ -23,62 +22,84 @@ def sweep_grid(base: TrainConfig, layers, hiddens, losses) -> list[TrainConfig]:
     ]
 
 
-def available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def _train_one(config: TrainConfig, grid: pd.DataFrame, runs: str, threads: int) -> dict:
-    import json
+def sweep_unit(task: dict) -> dict:
+    """One run of the sweep wherever it runs: trained in a scratch folder, sent home as bytes."""
+    import tempfile
 
     import torch
 
     from fc.core.studies.train import train_ensemble
+    from fc.core.studies.unit_grids import unit_grid
+    from fc.core.studies.unit_inputs import folder_bytes
 
-    torch.set_num_threads(threads)
-    run_dir = train_ensemble(config, grid, runs)  # one model when config.seeds is 1
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    return {"run": str(run_dir), "config": config, "metrics": metrics}
+    torch.set_num_threads(task["threads"])
+    grid = unit_grid(task["source"])
+    with tempfile.TemporaryDirectory(prefix="fc-sweep-") as scratch:
+        run = train_ensemble(task["config"], grid, scratch)  # one model when config.seeds is 1
+        return {"name": run.name, "files": folder_bytes(run)}
+
+
+def sweep_executor(executor: ExecutorOptions, configs: list[TrainConfig]) -> ExecutorOptions:
+    """Where the runs go: a cluster as given; else --workers processes (none given: one per core
+    and at most one per run, or one process looping on CUDA, where a context is made once),
+    serial where that is one."""
+    if executor.kind == "cluster":
+        return executor
+    on_gpu = any(c.device == "cuda" for c in configs)
+    workers = executor.workers or (1 if on_gpu else min(len(configs), available_cores()))
+    return ExecutorOptions() if workers == 1 else replace(executor, workers=workers)
 
 
 def run_sweep(
     configs: list[TrainConfig],
     grid: pd.DataFrame,
     runs: str | Path,
-    workers: int = 0,
+    executor: ExecutorOptions = ExecutorOptions(),
     on_done=None,
-    start_method: str | None = None,
+    on_event=None,
+    threads: int = 0,
 ) -> list[dict]:
-    """Train every config; `workers` processes (0: one per core, at most one per run), each
-    with cores // workers torch threads, so the processes do not fight over the cores.
+    """Train every config through the executor seam (sweep_executor); each unit with `threads`
+    torch threads (0: cores // processes here, 1 a unit on a cluster), so the processes do not
+    fight over the cores. On CUDA (configs resolved to device "cuda") the default is one process
+    looping over the runs on the one GPU; `--workers` > 1 there spawns processes, each with its
+    own context. The client writes every run folder under `runs`; results in the configs'
+    order, on_done(result) as each arrives."""
+    import json
 
-    On CUDA (configs resolved to device "cuda") the default is one process looping over the runs
-    on the one GPU: its CUDA context is made once, and nothing forks after CUDA is initialised.
-    `workers` > 1 there starts a pool of *spawned* processes (each its own context);
-    `start_method` overrides the choice (tests spawn on CPU)."""
-    cores = available_cores()
-    on_gpu = any(c.device == "cuda" for c in configs)
-    workers = workers or (1 if on_gpu else min(len(configs), cores))
-    threads = max(1, cores // workers)
-    results = []
-    if workers == 1:
-        for config in configs:
-            results.append(_train_one(config, grid, str(runs), threads))
+    from fc.core.studies.executor import open_executor
+    from fc.core.studies.unit_grids import grid_source
+    from fc.core.studies.unit_inputs import write_folder
+
+    executor = sweep_executor(executor, configs)
+    if not threads:
+        threads = (
+            1 if executor.kind == "cluster" else max(1, available_cores() // executor.parallel())
+        )
+    results = {}
+    with open_executor(executor, on_event) as ex:
+        source = grid_source(configs[0], grid, ex)  # the configs differ in model options only
+        tasks = {f"run-{i + 1:02d}": {"config": c, "source": source, "threads": threads}
+                 for i, c in enumerate(configs)}  # fmt: skip
+        if on_event:
+            on_event(None, "planned", {"units": len(tasks), "finished": 0})
+        for key, result in ex.run(sweep_unit, tasks):
+            run_dir = write_folder(_free_name(Path(runs), result["name"]), result["files"])
+            metrics = json.loads((run_dir / "metrics.json").read_text())
+            results[key] = {"run": str(run_dir), "config": tasks[key]["config"], "metrics": metrics}
             if on_done:
-                on_done(results[-1])
-        return results
-    # fork (the platform default, quick) where CUDA is not in use; spawn where it is
-    start_method = start_method or ("spawn" if on_gpu else None)
-    context = multiprocessing.get_context(start_method) if start_method else None
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures = [pool.submit(_train_one, c, grid, str(runs), threads) for c in configs]
-        for future in futures:
-            results.append(future.result())
-            if on_done:
-                on_done(results[-1])
-    return results
+                on_done(results[key])
+    return [results[key] for key in tasks]
+
+
+def _free_name(runs: Path, name: str) -> Path:
+    """runs/name, or name-2, -3, ... when two runs were named in the same second elsewhere."""
+    runs.mkdir(parents=True, exist_ok=True)
+    for i in range(1, 1000):
+        path = runs / (name if i == 1 else f"{name}-{i}")
+        if not path.exists() and not path.with_name(f".{path.name}.partial").exists():
+            return path
+    raise FcError(f"{runs}: cannot name the run {name}")
 
 
 def sweep_table(results: list[dict]) -> pd.DataFrame:

@@ -25,6 +25,7 @@ class GridSource:
     timeframe: str
     files: tuple  # ((symbol, unit_inputs.DataFile), ...) for every symbol the grid reads
     digest: str  # of the client's grid: the worker's must be the same
+    frames: bool = False  # files hold the grid itself (candles made in memory), not candles
 
 
 def grid_digest(grid) -> str:
@@ -37,14 +38,22 @@ def grid_digest(grid) -> str:
     return digest.hexdigest()
 
 
-def grid_source(config: TrainConfig, grid, share) -> GridSource:
-    """The description of the grid the client built for `config`; share(path) -> DataFile makes
-    each file available to the executor's units (core.studies.executor)."""
+def grid_source(config: TrainConfig, grid, executor) -> GridSource:
+    """The description of the grid the client built for `config`, each file shared through the
+    executor (core.studies.executor: checked or sent where units read it). Candles made in
+    memory (no file: tests, benches) travel as the grid itself, one parquet file a symbol."""
     paths = {config.symbol: config.data} | {s: v[0] for s, v in config.inputs.items()}
-    files = tuple((symbol, share(path)) for symbol, path in paths.items() if path)
     symbols = tuple(config.symbols) if len(config.symbols) > 1 else ()
+    frames = not all(paths.values())
+    if frames and executor.kind != "serial":
+        grids = grid if symbols else {config.symbol: grid}
+        paths = {}
+        for symbol, frame in grids.items():
+            paths[symbol] = executor.scratch() / f"{len(paths)}.parquet"
+            frame.to_parquet(paths[symbol])
+    files = tuple((symbol, executor.share(path)) for symbol, path in paths.items() if path)
     source = GridSource(config.symbol, symbols, config.features, config.timeframe, files,
-                        grid_digest(grid))  # fmt: skip
+                        grid_digest(grid), frames)  # fmt: skip
     remember(source, grid)
     return source
 
@@ -63,11 +72,11 @@ def unit_grid(source: GridSource):
     from fc.core.data.inputs import symbol_grids, with_features
     from fc.core.data.universe import universe_grids
 
-    if not source.files:
-        raise FcError("these candles were made in memory, not read from a file: run them "
-                      "without --workers or --cluster")  # fmt: skip
     paths = {symbol: local_path(ref) for symbol, ref in source.files}
-    if source.symbols:
+    if source.frames:
+        grids = {symbol: pd.read_parquet(path) for symbol, path in paths.items()}
+        grid = grids if source.symbols else grids[source.symbol]
+    elif source.symbols:
         grid, _ = universe_grids(source.features, source.symbols, source.timeframe, paths, None)
     else:
         spec = parse_features(source.features, source.symbol)

@@ -1,6 +1,7 @@
 """What a unit of work trusts before it trains: its data files (by sha256, read from the client's
 path, from --data-root, or from bytes the client sent once) and the code it runs (a hash of the
-installed fc package and the versions of the libraries that shape its numbers)."""
+installed fc package and the versions of the libraries that shape its numbers); and the folders
+it sends home as bytes, which only the client writes."""
 
 import hashlib
 import sys
@@ -132,3 +133,26 @@ def identity_difference(client: dict, worker: dict) -> str | None:
             what = "fc code (a hash of its .py files)" if name == "fc" else name
             return f"{what} {theirs} on the worker, {mine} here"
     return None
+
+
+def folder_bytes(folder: Path) -> dict:
+    """A folder a unit wrote, as it travels home: {relative path: bytes}."""
+    return {p.relative_to(folder).as_posix(): p.read_bytes()
+            for p in sorted(Path(folder).rglob("*")) if p.is_file()}  # fmt: skip
+
+
+def write_folder(folder: Path, files: dict) -> Path:
+    """The client's write of a unit's folder: into a hidden sibling, then renamed, so a client
+    killed while writing leaves no half folder under the real name."""
+    import shutil
+
+    folder = Path(folder)
+    partial = folder.with_name(f".{folder.name}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    for relpath, blob in files.items():
+        path = partial / relpath
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(blob)
+    partial.mkdir(parents=True, exist_ok=True)  # a unit that wrote no file still has its folder
+    partial.rename(folder)
+    return folder

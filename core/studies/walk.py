@@ -232,7 +232,7 @@ def run_folds(base, walk, folds, grid, runs: Path, units: FoldUnits, on_fold=Non
             on_fold(by_name[key], "start", {})
 
     with open_executor(units.executor, on_event) as ex:
-        source = grid_source(base, grid, ex.share)  # each file checked where units read it
+        source = grid_source(base, grid, ex)  # each file checked where units read it
         walk_dir = open_walk_dir(units.out, runs, walk_plan(base, walk, folds, source))
         done = finished_folds(walk_dir, folds)
         tasks = {fold.name: {"config": fold_config(base, fold), "fold": fold, "source": source,

@@ -25,6 +25,7 @@ PLAN = "plan.json"  # WALK/units/plan.json: what the walk is, to refuse an --out
 def fold_unit(task: dict) -> dict:
     """Train and predict one fold (one symbol, or a pooled universe) from its description."""
     from fc.core.studies.unit_grids import unit_grid
+    from fc.core.studies.unit_inputs import folder_bytes
 
     if task["threads"] > 0:
         import torch
@@ -36,8 +37,7 @@ def fold_unit(task: dict) -> dict:
         run = _train(task, grid, Path(scratch))
         t1 = time.perf_counter()
         frame, scores = _predict(task, grid, run)
-        files = {p.relative_to(run).as_posix(): p.read_bytes()
-                 for p in sorted(run.rglob("*")) if p.is_file()}  # fmt: skip
+        files = folder_bytes(run)
     buffer = io.BytesIO()
     frame.to_parquet(buffer, index=False)
     return {"files": files, "predictions": buffer.getvalue(), "scores": scores,
@@ -137,13 +137,9 @@ def finished_folds(walk_dir: Path, folds) -> dict:
 
 def write_fold(walk_dir: Path, fold, result: dict) -> tuple[pd.DataFrame, dict]:
     """The client's one write of a fold: its run folder, its predictions, then its record."""
-    partial = walk_dir / f".{fold.name}.partial"
-    shutil.rmtree(partial, ignore_errors=True)
-    for relpath, blob in result["files"].items():
-        path = partial / relpath
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(blob)
-    partial.rename(walk_dir / fold.name)
+    from fc.core.studies.unit_inputs import write_folder
+
+    write_folder(walk_dir / fold.name, result["files"])
     units = walk_dir / "units"
     (units / f"{fold.name}.parquet").write_bytes(result["predictions"])
     record = {"fold": fold.number, **fold.to_dict(), "run": fold.name, **result["scores"],
