@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from binance_fixture import binance_server  # noqa: F401  (a fake Binance on loopback)
+from dask_cluster import dask_cluster  # noqa: F401  (a Dask scheduler and workers on loopback)
 
 from fc.core.data.candles import OHLCV
 

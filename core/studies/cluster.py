@@ -26,7 +26,7 @@ from fc.core.studies.unit_inputs import (
     set_sources,
 )
 
-CONNECT_SECONDS = 5  # an unreachable scheduler is one line within 10 s
+CONNECT_SECONDS = 4  # an unreachable scheduler is one line within 10 s
 WORKER_SECONDS = 10  # a scheduler without workers: say so instead of waiting forever
 POLL_SECONDS = 0.2
 

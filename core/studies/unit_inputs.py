@@ -4,6 +4,7 @@ installed fc package and the versions of the libraries that shape its numbers); 
 it sends home as bytes, which only the client writes."""
 
 import hashlib
+import os
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -49,6 +50,10 @@ def data_file(path, data_root: str | None = None) -> DataFile:
 
 
 def set_sources(data_root: str | None, files: dict) -> None:
+    """In a cluster worker: where the data files are. FC_DATA_ROOT, set on a worker machine,
+    names where that machine has the shared folder (default: the client's --data-root path)."""
+    if data_root is not None:
+        data_root = os.environ.get("FC_DATA_ROOT") or data_root
     _SOURCES.update(data_root=data_root, files=files)
 
 
