@@ -2,6 +2,7 @@
 core.tune / core.tune_report, print."""
 
 import json
+from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
@@ -9,6 +10,7 @@ from typing import Annotated
 import typer
 from typer.core import TyperCommand, TyperGroup
 
+from fc.cli.executor_options import runs_units, unit_progress
 from fc.cli.train_options import trains
 
 Opt = typer.Option
@@ -75,6 +77,7 @@ def _on_trial(trial) -> None:
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
 )
 @trains(training=False)
+@runs_units
 def run_command(
     ctx: typer.Context,
     study: Annotated[str, Opt(help="Study name: the same name resumes or joins it.")] = "fc",
@@ -103,6 +106,7 @@ def run_command(
     ),
     *,
     given,
+    executor,
 ) -> None:
     """Search fc train's parameters with Optuna (TPE, median pruning on the validation losses).
 
@@ -144,6 +148,14 @@ def run_command(
     study_ = tune_study.open_study(
         study, tune_study.open_storage(url), objective, sampler_seed, prune, target
     )
+    if executor.kind != "serial":  # trials as units; quiet with --json
+        from fc.core.studies.tune_units import tune_units
+
+        on_event, progress = unit_progress(as_json)
+        with progress or nullcontext():
+            tune_units(study_, url, base, space, grid, runs, objective, n_trials, timeout or None,
+                       _on_trial, target, executor, threads, on_event, sampler_seed)  # fmt: skip
+        return _finish(study_, as_json)
     if threads > 0:
         import torch
 

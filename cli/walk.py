@@ -1,6 +1,7 @@
 """`fc walk`: parse options, call core.walk.walk_forward, print the folds and the backtest."""
 
 import json
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated
 
@@ -50,10 +51,8 @@ def walk_command(
     on_fold = None if quiet or as_json or not serial else _print_fold
     on_event, progress = unit_progress(quiet or as_json or serial)
     units = FoldUnits(executor, out, given.data["threads"], on_event)
-    if progress is not None:
-        with progress:
-            return _walk(given, walk, cfg, on_fold, units, as_json)
-    return _walk(given, walk, cfg, on_fold, units, as_json)
+    with progress or nullcontext():
+        return _walk(given, walk, cfg, on_fold, units, as_json)
 
 
 def _walk(given, walk, cfg, on_fold, units, as_json: bool) -> None:

@@ -232,3 +232,33 @@ def test_a_worker_with_other_fc_code_is_refused_in_one_line(dask_cluster, candle
         assert not list(out.glob("fold-*"))
     finally:
         dask_cluster.kill("odd")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("where", ["workers", "cluster"])
+def test_tune_trials_as_units_are_each_recorded_once(dask_cluster, where, tmp_path):
+    """fc tune --workers 2 | --cluster: three trials against the runs folder's SQLite study,
+    each recorded once, complete, with its run folder written by the client where it says."""
+    import optuna
+
+    candles = tmp_path / "candles.parquet"
+    make_candles(3000, "30min", seed=3).to_parquet(candles)
+    more = ["--workers", "2"] if where == "workers" else ["--cluster", dask_cluster.address]
+    args = ["tune", "--data", str(candles), "--runs", str(tmp_path / "runs"), "--study", "s",
+            "--split", "2024-02-20", "--seq-len", "16", "--chunk", "32", "--batch-size", "8",
+            "--layers", "1", "--val-size", "256", "--device", "cpu", "--epochs", "1",
+            "--max-steps", "2", "--hidden", "2,4", "--n-trials", "3", "--pruner", "none",
+            "--json", *more]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert sorted(row["number"] for row in report["table"]) == [0, 1, 2]
+    study = optuna.load_study(
+        study_name="s", storage=f"sqlite:///{tmp_path / 'runs' / 'tune.sqlite3'}"
+    )
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 3
+    runs = [Path(t.user_attrs["run_dir"]) for t in study.trials]
+    assert len(set(runs)) == 3 and all((run / "metrics.json").is_file() for run in runs)
+    for trial, run in zip(study.trials, runs, strict=True):
+        metrics = json.loads((run / "metrics.json").read_text())
+        assert metrics["validation"]["ce"] == trial.value and run.name.endswith(f"-t{trial.number}")

@@ -49,9 +49,14 @@ def open_storage(url: str):
         try:
             with warnings.catch_warnings():  # the heartbeat is experimental: no warning a call
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                # a trial whose worker died is marked failed and enqueued again, 3 times at most
+                # (the callback's name since Optuna 4.9; the older one before)
+                retry = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback",
+                                optuna.storages.RetryFailedTrialCallback)(max_retry=3)  # fmt: skip
                 return optuna.storages.RDBStorage(
-                    url, engine_kwargs=engine, heartbeat_interval=60, grace_period=180
-                )
+                    url, engine_kwargs=engine, heartbeat_interval=60, grace_period=180,
+                    heartbeat_stale_trial_callback=retry,
+                )  # fmt: skip
         except (SQLAlchemyError, ImportError, ValueError, OSError) as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             if not _creation_race(exc):
