@@ -34,7 +34,7 @@ class DaskCluster:
     def __init__(self, folder: Path, workers: int = 2):
         self.folder, self.port = folder, free_port()
         self.data_root = folder / "data-root"
-        self.data_root.mkdir()
+        self.data_root.mkdir(parents=True)
         self.address = f"tcp://127.0.0.1:{self.port}"
         self.scheduler = self._start("scheduler", ["scheduler", "--host", "127.0.0.1", "--port",
                                                    str(self.port), "--no-dashboard"])  # fmt: skip

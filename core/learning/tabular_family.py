@@ -83,6 +83,8 @@ class TabularFamily:
             num_leaves=config.num_leaves,
             min_data_in_leaf=config.min_data_in_leaf,
             seed=config.seed,
+            # fixed, so a model is the same wherever it trains; a study of units may set it
+            threads=int(config.extra.get("lightgbm_threads", 2)),
         )
 
     def fit(self, config, grid, on_progress=None, on_validation=None, timing=None):

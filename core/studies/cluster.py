@@ -5,7 +5,7 @@ only through core.studies.executor. Before any unit it checks that every worker 
 client's fc code and library versions and can read the data files; the units then carry the
 client's identity and check it again, for workers that join later."""
 
-import time
+import queue
 import uuid
 
 from fc.core.errors import FcError
@@ -112,37 +112,42 @@ class ClusterExecutor(SerialExecutor):
         return ref
 
     def run(self, fn, tasks: dict):
-        from distributed import as_completed
-
         token = uuid.uuid4().hex[:8]
-        keys = {}
+        keys, finished = {}, queue.Queue()
         for key, task in tasks.items():
             future = self.client.submit(
                 _cluster_unit, fn, task, self.identity, self.data_root, self.files,
                 key=f"fc-{key}-{token}", pure=False,
             )  # fmt: skip
             keys[future] = key
-        pending = as_completed(list(keys), loop=self.client.loop)
-        started, finished = set(), set()
+            future.add_done_callback(finished.put)  # called from Dask's thread
+        pending, started = set(keys), set()
         try:
-            while not pending.is_empty():
+            while pending:
                 self._started(keys, started)
-                for future in pending.next_batch(block=False):
-                    key = keys[future]
-                    finished.add(future)
-                    if future not in started:  # it ran between two looks at the workers
-                        started.add(future)
-                        self.emit(key, "start", {"worker": None})
-                    if future.status != "finished":
-                        message = one_line(future.exception())
-                        self.emit(key, "failed", {"worker": None, "error": message})
-                        raise UnitFailed(key, message)
-                    worker, result = future.result()
-                    self.emit(key, "done", {"worker": worker})
-                    yield key, result
-                time.sleep(POLL_SECONDS)
+                try:  # back as soon as one finishes; every POLL_SECONDS to see what started
+                    done = [finished.get(timeout=POLL_SECONDS)]
+                except queue.Empty:
+                    continue
+                while not finished.empty():
+                    done.append(finished.get())
+                for future in sorted(done, key=lambda f: list(tasks).index(keys[f])):
+                    pending.discard(future)
+                    yield from self._result(future, keys[future], started)
         finally:  # a failure, or a caller that stopped reading: nothing left running for us
-            self.client.cancel([f for f in keys if f not in finished])
+            self.client.cancel(list(pending))
+
+    def _result(self, future, key, started: set):
+        if future not in started:  # it ran between two looks at the workers
+            started.add(future)
+            self.emit(key, "start", {"worker": None})
+        if future.status != "finished":
+            message = one_line(future.exception())
+            self.emit(key, "failed", {"worker": None, "error": message})
+            raise UnitFailed(key, message)
+        worker, result = future.result()
+        self.emit(key, "done", {"worker": worker})
+        yield key, result
 
     def _started(self, keys: dict, started: set) -> None:
         """ "start" for each unit a worker now processes, with that worker's name."""

@@ -195,6 +195,11 @@ class SerialExecutor:
             yield key, result
 
 
+def idle_unit(task):
+    """A unit that trains nothing: what the seam itself costs a unit (bench/cluster_speed.py)."""
+    return task
+
+
 def _local_unit(fn, task):
     return worker_name(), fn(task)
 

@@ -235,9 +235,11 @@ def run_folds(base, walk, folds, grid, runs: Path, units: FoldUnits, on_fold=Non
         source = grid_source(base, grid, ex)  # each file checked where units read it
         walk_dir = open_walk_dir(units.out, runs, walk_plan(base, walk, folds, source))
         done = finished_folds(walk_dir, folds)
+        todo = [fold for fold in folds if fold.name not in done]
+        if ex.kind != "serial":  # the longest training first: the last to start is a short one
+            todo.sort(key=lambda fold: fold.start - fold.train_start, reverse=True)
         tasks = {fold.name: {"config": fold_config(base, fold), "fold": fold, "source": source,
-                             "threads": units.threads}
-                 for fold in folds if fold.name not in done}  # fmt: skip
+                             "threads": units.threads} for fold in todo}  # fmt: skip
         on_event(None, "planned", {"units": len(tasks), "finished": len(done)})
         try:
             for name, result in ex.run(fold_unit, tasks):
