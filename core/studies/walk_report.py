@@ -53,6 +53,23 @@ def stitched_p_up(grid: pd.DataFrame, predictions: pd.DataFrame, seq_len: int) -
     return p_up
 
 
+def stitched_backtest(
+    grid: pd.DataFrame, predictions: pd.DataFrame, first_start: pd.Timestamp, base, cfg
+) -> tuple[pd.DataFrame, dict]:
+    """(positions, report section) of the stitched predictions backtested as one range from
+    the first fold on, beside the baselines; the positions' range is named RANGE."""
+    p_up = stitched_p_up(grid, predictions, base.first_decision)
+    # run_backtest's "train" range is the history before the first fold (no predictions there,
+    # only the class prior comes from it); its "validation" range is the stitched walk
+    split = first_start.isoformat()
+    positions, ranges = run_backtest(grid, p_up, base.first_decision, split, cfg, base.timeframe)
+    if ranges["validation"]["discrete"]["decisions"] != len(predictions):
+        raise AssertionError("the stitched walk must be one backtest range, from the first fold on")
+    positions = positions[positions["range"] == "validation"].reset_index(drop=True)
+    positions["range"] = RANGE
+    return positions, ranges["validation"]
+
+
 def write_backtest(
     walk_dir: Path,
     grid: pd.DataFrame,
@@ -67,20 +84,13 @@ def write_backtest(
     WALK/backtest/ as `fc backtest` writes RUN/backtest/. Returns the report."""
     from fc.core.evaluation.backtest_plots import drawdown_figure, equity_figure, save_figure
 
-    p_up = stitched_p_up(grid, predictions, base.first_decision)
-    # run_backtest's "train" range is the history before the first fold (no predictions there,
-    # only the class prior comes from it); its "validation" range is the stitched walk
+    positions, section = stitched_backtest(grid, predictions, first_start, base, cfg)
     split = first_start.isoformat()
-    positions, ranges = run_backtest(grid, p_up, base.first_decision, split, cfg, base.timeframe)
-    if ranges["validation"]["discrete"]["decisions"] != len(predictions):
-        raise AssertionError("the stitched walk must be one backtest range, from the first fold on")
-    positions = positions[positions["range"] == "validation"].reset_index(drop=True)
-    positions["range"] = RANGE
     out = walk_dir / "backtest"
     out.mkdir(exist_ok=True)
     positions.to_parquet(out / "positions.parquet")
     report = {
-        RANGE: ranges["validation"],
+        RANGE: section,
         "range": RANGE_TITLE,
         "class_prior": "training frequency of up before the first fold",
         "config": cfg.to_dict(),
