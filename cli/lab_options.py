@@ -58,7 +58,8 @@ def resolve(given: dict, where: dict, base: Path, name: str) -> dict:
     except typer.TyperException as exc:
         param = getattr(exc, "param", None)
         key = param.name if param is not None else ""
-        at = f"[{where.get(key, 'grid')}] {key}: " if key else ""
+        value = f" = {given[key]!r}" if key in given else ""
+        at = f"[{where.get(key, 'grid')}] {key}{value}: " if key else ""
         raise FcError(f"{name}: {at}{exc.format_message()}") from None
     values = {k: v for k, v in ctx.params.items() if k not in NOT_KEYS}
     data = {o.name: values.pop(o.name) for o in DATA if o.name in values}
