@@ -32,12 +32,10 @@ def report_html(report: dict, stored: dict, lab_text: str) -> str:
              "is annualised; intervals are 95 % stationary block bootstraps.</p>"]  # fmt: skip
     if report["unfinished"]:
         parts.append(f"<p>Not finished: {escape(', '.join(report['unfinished']))}.</p>")
-    for title, head, rows in report_tables(report):
-        parts.append(_table(title, head, rows))
+    # the headline and the deflated Sharpe first, the charts, then each fee's strategies
+    headline, *by_fee, deflated = report_tables(report)
+    parts += [_table(*headline), _table(*deflated)]
     calibration = {v["name"]: stored[v["id"]]["calibration"] for v in report["variants"]}
-    parts.append("<h2>Calibration</h2>")
-    parts.append(_charts([("calibration", lab_charts.calibration_figure(
-        calibration, "reliability of the stitched out-of-sample predictions"))]))  # fmt: skip
     for v in report["variants"]:
         s = stored[v["id"]]
         at = s["fees"][first]
@@ -52,6 +50,10 @@ def report_html(report: dict, stored: dict, lab_text: str) -> str:
             ("fold-log-loss", lab_charts.fold_loss_figure(s["folds"],
                                                           f"{name}: log loss per fold")),
         ]))  # fmt: skip
+    parts.append("<h2>Calibration</h2>")
+    parts.append(_charts([("calibration", lab_charts.calibration_figure(
+        calibration, "reliability of the stitched out-of-sample predictions"))]))  # fmt: skip
+    parts += [_table(*table) for table in by_fee]
     parts.append(f"<h2>The lab file</h2><pre>{escape(lab_text)}</pre>")
     body = "\n".join(parts)
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'

@@ -154,13 +154,10 @@ def report_tables(report: dict) -> list[tuple[str, list[str], list[list[str]]]]:
     tables = [(f"Walk-forward, {lead['first_decision'][:10]} to {lead['last_decision'][:10]}",
                head, rows)]  # fmt: skip
     for fee in fees:
-        rows = []
-        for v in report["variants"]:
-            for name in (*POLICIES, *ONE_LINERS):
-                st = v["fees"][fee]["strategies"][name]
-                rows.append([v["name"], TITLES[name], f"{st['final_wealth']:.4f}",
-                             _sharpe_ci(st), _num(st["psr"], 3), _bps(st),
-                             f"{st['turnover']:.3f}"])  # fmt: skip
+        rows = [[v["name"], *_strategy_cells(name, v["fees"][fee]["strategies"][name])]
+                for v in report["variants"] for name in POLICIES]  # fmt: skip
+        rows += [[f"{TITLES[name]} (one-liner)", *_strategy_cells(name, lead["fees"][fee][
+                 "strategies"][name])] for name in ONE_LINERS]  # fmt: skip
         tables.append(
             (
                 f"Strategies at {fee} bps",
@@ -201,6 +198,11 @@ def report_tables(report: dict) -> list[tuple[str, list[str], list[list[str]]]]:
         )
     )
     return tables
+
+
+def _strategy_cells(name: str, st: dict) -> list[str]:
+    return [TITLES[name], f"{st['final_wealth']:.4f}", _sharpe_ci(st), _num(st["psr"], 3),
+            _bps(st), f"{st['turnover']:.3f}"]  # fmt: skip
 
 
 def report_markdown(report: dict) -> str:
