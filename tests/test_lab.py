@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 from statistics import NormalDist
 
 import numpy as np
@@ -210,3 +211,12 @@ def test_bad_folders_are_one_line_and_lose_nothing(lab, tmp_path):
     one_line_error(runner.invoke(app, ["lab", "run", str(path), "--out", str(tmp_path / "junk")]),
                    "not a lab folder")  # fmt: skip
     assert (tmp_path / "junk" / "notes.txt").read_text() == "mine"
+
+
+def test_the_docs_example_is_the_committed_lab_file():
+    """docs/lab-files.md shows docs/labs/example.toml and its block writes the same file."""
+    root = Path(__file__).resolve().parents[1]
+    lab = (root / "docs" / "labs" / "example.toml").read_text()
+    page = (root / "docs" / "lab-files.md").read_text()
+    assert f"```toml\n{lab}```" in page
+    assert f"cat > example.toml <<'EOF'\n{lab}EOF" in page
