@@ -122,10 +122,16 @@ class LabFolder:
         info = json.loads(path.read_text())
         return info["units"] if _alive(info) else []
 
+    def note_running(self, keys: list[str]) -> None:
+        path = self.path / RUNNING
+        info = json.loads(path.read_text())
+        write_atomic(path, json.dumps({**info, "units": keys}))
+
     @contextmanager
-    def run_lock(self, keys: list[str]):
+    def run_lock(self):
         """Hold the folder for one `fc lab run`: refuse when a live process holds it, clear
-        what a killed one left half-written, note the units in flight, release at the end."""
+        what a killed one left half-written, release at the end (note_running names the units
+        in flight meanwhile)."""
         path = self.path / RUNNING
         if path.is_file() and _alive(json.loads(path.read_text())):
             raise FcError(f"{self.path} is being run by another process now (see {RUNNING}); "
@@ -133,7 +139,7 @@ class LabFolder:
         for tmp in [*self.path.glob(f"{TMP}*"), *(self.path / UNITS).glob(f"{TMP}*")]:
             shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
         me = {"pid": os.getpid(), "host": socket.gethostname()}
-        write_atomic(path, json.dumps({**me, "units": keys}))
+        write_atomic(path, json.dumps({**me, "units": []}))
         try:
             yield
         finally:

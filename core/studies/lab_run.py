@@ -108,14 +108,19 @@ def lab_plan(lab: Lab, out: Path) -> dict:
             "estimate_seconds": round(estimate, 1) if measured or not left else None}  # fmt: skip
 
 
-def serial_units(fn, tasks: dict):
+def serial_units(fn, tasks: dict, on_event=None):
     """The executor seam's serial path (fc.core.studies.executor's contract): fn(task) per key
-    in dict order, yielding (key, result) as each completes."""
+    in dict order, yielding (key, result) as each completes; on_event(key, "start" | "done",
+    info) around each."""
     for key, task in tasks.items():
+        if on_event:
+            on_event(key, "start", {})
         try:
             result = fn(task)
         except FcError as exc:
             raise FcError(f"unit {key}: {exc}") from None
+        if on_event:
+            on_event(key, "done", {})
         yield key, result
 
 
@@ -131,8 +136,16 @@ def run_lab(lab: Lab, out: Path, on_unit=None, run_units=serial_units) -> dict:
     folder.write_manifest(manifest_of(lab, folder, variants), lab.text)
     todo = {k: t for k, t in tasks.items() if not folder.has_unit(k)}
     owner = {k: (v, i + 1) for v in variants for i, k in enumerate(v.units)}
-    with folder.run_lock(list(todo)):
-        for done, (key, result) in enumerate(run_units(run_unit, todo), start=1):
+    in_flight: set[str] = set()
+
+    def on_event(key: str, event: str, info: dict) -> None:
+        # running.json names the units in flight, for fc lab status
+        (in_flight.add if event == "start" else in_flight.discard)(key)
+        folder.note_running(sorted(in_flight))
+
+    with folder.run_lock():
+        units = run_units(run_unit, todo, on_event)
+        for done, (key, result) in enumerate(units, start=1):
             variant, fold = owner[key]
             folder.save_unit(key, result, {"variant": variant.name, "fold": tasks[key]["fold"]})
             if on_unit:
