@@ -21,7 +21,10 @@ from conftest import one_line_error
 from lab_files import LAB, lab_file
 from typer.testing import CliRunner
 
+from fc.cli.lab_options import resolver
 from fc.cli.main import app
+from fc.core.studies.lab import read_lab
+from fc.core.studies.lab_run import lab_status, run_lab, serial_units
 from fc.core.studies.ledger import look, record_looks
 
 runner = CliRunner()
@@ -105,8 +108,20 @@ def test_editing_one_variant_reruns_its_units_only(lab, tmp_path):
     shutil.copytree(path.parent, copy, ignore=shutil.ignore_patterns("again", "runs"))
     edited = copy / path.name
     edited.write_text(LAB.replace("min-data-in-leaf = 20", "min-data-in-leaf = 30"))
-    answer = run_json("run", edited)
+    seen = []
+
+    def watched(fn, tasks, on_event):  # fc lab status while each unit is being computed
+        def unit(task):
+            seen.append(lab_status(copy / "study"))
+            return fn(task)
+
+        return serial_units(unit, tasks, on_event)
+
+    answer = run_lab(read_lab(edited, resolver(edited)), copy / "study", run_units=watched)
     assert (answer["computed"], answer["reused"], answer["summarised"]) == (4, 8, 1)
+    assert [(s["done"], s["running"], s["left"]) for s in seen] == [
+        (8 + k, 1, 3 - k) for k in range(4)
+    ]
     # other fees re-summarise every variant from its units, refitting nothing
     edited.write_text(edited.read_text().replace("fees = [0, 2]", "fees = [0, 5]"))
     answer = run_json("run", edited)
