@@ -42,6 +42,7 @@ def lab_report(folder: LabFolder) -> tuple[dict, dict]:
         c = s["classifier"]
         variants.append({
             "name": v["name"], "id": v["id"], "options": v["options"],
+            "walk_command": walk_command(v["options"]),
             "folds": len(s["folds"]), "decisions": s["decisions"],
             "first_decision": s["first_decision"], "last_decision": s["last_decision"],
             "classifier": c,
@@ -50,7 +51,9 @@ def lab_report(folder: LabFolder) -> tuple[dict, dict]:
             "fees": {f: {"strategies": s["fees"][f]["strategies"],
                          "best": _best(v, s, f, manifest, stored)} for f in fees},
         })  # fmt: skip
-    report = {"lab": manifest["name"], "fees_bps": manifest["fees"],
+    lab_file = manifest.get("lab_file", manifest["lab"])
+    report = {"lab": manifest["name"], "command": f"fc lab run {lab_file}",
+              "fees_bps": manifest["fees"],
               "variants_declared": len(manifest["variants"]), "variants_finished": len(finished),
               "unfinished": [v["name"] for v in manifest["variants"] if stored[v["id"]] is None],
               "variants": variants}  # fmt: skip
@@ -212,11 +215,34 @@ def report_markdown(report: dict) -> str:
              "annualised; intervals are 95 % stationary block bootstraps."]  # fmt: skip
     if report["unfinished"]:
         lines.append(f"Not finished: {', '.join(report['unfinished'])}.")
+    lines += ["", f"Made by `{report['command']}`."]
     for title, head, rows in report_tables(report):
         lines += ["", f"## {title}", "", "| " + " | ".join(head) + " |",
                   "| --- |" + " ---: |" * (len(head) - 1)]  # fmt: skip
         lines += ["| " + " | ".join(row) + " |" for row in rows]
+    lines += [
+        "",
+        "## Each variant as one fc walk",
+        "",
+        "Paths are relative to the lab file; add `--fee-bps F` for each fee.",
+        "",
+    ]
+    lines += [f"- {v['name']}: `{v['walk_command']}`" for v in report["variants"]]
     return "\n".join(lines) + "\n"
+
+
+def walk_command(options: dict) -> str:
+    """The `fc walk` command line of a variant's lab keys (what a reader reruns for one row)."""
+    words = ["fc walk"]
+    for key, value in options.items():
+        flag = "--" + key.replace("_", "-")
+        for one in value if isinstance(value, list) else [value]:
+            if isinstance(one, bool):
+                words.append(flag if one else f"--no-{flag[2:]}")
+            else:
+                text = str(one)
+                words += [flag, text if text and " " not in text else repr(text)]
+    return " ".join(words)
 
 
 def _pct(x) -> str:

@@ -68,6 +68,7 @@ def manifest_of(lab: Lab, folder: LabFolder, variants: list[PlannedVariant]) -> 
     return {
         "lab": os.path.relpath(lab.path, folder.path.resolve()),
         "name": lab.name,
+        "lab_file": lab.path.name,
         "fees": list(lab.fees),
         "variants": [
             {
