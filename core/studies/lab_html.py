@@ -54,7 +54,13 @@ def report_html(report: dict, stored: dict, lab_text: str) -> str:
     parts.append(_charts([("calibration", lab_charts.calibration_figure(
         calibration, "reliability of the stitched out-of-sample predictions"))]))  # fmt: skip
     parts += [_table(*table) for table in by_fee]
-    parts.append(f"<h2>The lab file</h2><pre>{escape(lab_text)}</pre>")
+    parts.append(
+        f"<h2>The lab file</h2><p>Made by <code>{escape(report['command'])}</code>."
+        f"</p><pre>{escape(lab_text)}</pre><h2>Each variant as one fc walk</h2><ul>"
+    )
+    parts += [f"<li>{escape(v['name'])}: <code>{escape(v['walk_command'])}</code></li>"
+              for v in report["variants"]]  # fmt: skip
+    parts.append("</ul>")
     body = "\n".join(parts)
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f"<title>Lab {escape(report['lab'])}</title><style>{STYLE}</style></head>"
