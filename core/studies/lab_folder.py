@@ -136,8 +136,8 @@ class LabFolder:
         if path.is_file() and _alive(json.loads(path.read_text())):
             raise FcError(f"{self.path} is being run by another process now (see {RUNNING}); "
                           "wait for it or stop it")  # fmt: skip
-        for tmp in [*self.path.glob(f"{TMP}*"), *(self.path / UNITS).glob(f"{TMP}*")]:
-            shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
+        for tmp in sorted(self.path.rglob(f"{TMP}*"), reverse=True):  # inner ones first
+            shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink(missing_ok=True)
         me = {"pid": os.getpid(), "host": socket.gethostname()}
         write_atomic(path, json.dumps({**me, "units": []}))
         try:
