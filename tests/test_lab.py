@@ -23,8 +23,10 @@ from typer.testing import CliRunner
 
 from fc.cli.lab_options import resolver
 from fc.cli.main import app
+from fc.core.studies import lab_run
 from fc.core.studies.lab import read_lab
-from fc.core.studies.lab_run import lab_status, run_lab, serial_units
+from fc.core.studies.lab_run import lab_status
+from fc.core.studies.lab_units import run_unit
 from fc.core.studies.ledger import look, record_looks
 
 runner = CliRunner()
@@ -102,7 +104,7 @@ def test_kill_9_resumes_with_exactly_the_missing_units(lab):
     assert (again / "report.json").read_bytes() == (out / "report.json").read_bytes()
 
 
-def test_editing_one_variant_reruns_its_units_only(lab, tmp_path):
+def test_editing_one_variant_reruns_its_units_only(lab, tmp_path, monkeypatch):
     path, out, _ = lab
     copy = tmp_path / "copy"
     shutil.copytree(path.parent, copy, ignore=shutil.ignore_patterns("again", "runs"))
@@ -110,14 +112,12 @@ def test_editing_one_variant_reruns_its_units_only(lab, tmp_path):
     edited.write_text(LAB.replace("min-data-in-leaf = 20", "min-data-in-leaf = 30"))
     seen = []
 
-    def watched(fn, tasks, on_event):  # fc lab status while each unit is being computed
-        def unit(task):
-            seen.append(lab_status(copy / "study"))
-            return fn(task)
+    def watched(task):  # fc lab status while each unit is being computed
+        seen.append(lab_status(copy / "study"))
+        return run_unit(task)
 
-        return serial_units(unit, tasks, on_event)
-
-    answer = run_lab(read_lab(edited, resolver(edited)), copy / "study", run_units=watched)
+    monkeypatch.setattr(lab_run, "run_unit", watched)
+    answer = lab_run.run_lab(read_lab(edited, resolver(edited)), copy / "study")
     assert (answer["computed"], answer["reused"], answer["summarised"]) == (4, 8, 1)
     assert [(s["done"], s["running"], s["left"]) for s in seen] == [
         (8 + k, 1, 3 - k) for k in range(4)

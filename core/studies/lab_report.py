@@ -11,6 +11,7 @@ cost that are none of this lab's own.
 
 import json
 import math
+from pathlib import Path
 
 import pandas as pd
 
@@ -51,7 +52,7 @@ def lab_report(folder: LabFolder) -> tuple[dict, dict]:
             "fees": {f: {"strategies": s["fees"][f]["strategies"],
                          "best": _best(v, s, f, manifest, stored)} for f in fees},
         })  # fmt: skip
-    lab_file = manifest.get("lab_file", manifest["lab"])
+    lab_file = manifest.get("lab_file", Path(manifest["lab"]).name)
     report = {"lab": manifest["name"], "command": f"fc lab run {lab_file}",
               "fees_bps": manifest["fees"],
               "variants_declared": len(manifest["variants"]), "variants_finished": len(finished),

@@ -1,9 +1,9 @@
 """`fc lab plan | run | status`: a lab file's variants as (variant, fold) units, computed once each.
 
 plan_lab reads every variant's candles and plans its folds (every user error shows here, before
-any training); run_lab computes the units the folder lacks through the executor's shape
-(fn(task) -> result, yielded per key; the client alone writes the folder), summarises each
-variant whose units are all done and writes the reports.
+any training); run_lab computes the units the folder lacks through the executor seam
+(core.studies.executor: serial here, local processes or a Dask cluster; the client alone writes
+the folder), summarises each variant whose units are all done and writes the reports.
 """
 
 import hashlib
@@ -12,7 +12,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from fc.core.data.inputs import parse_data
 from fc.core.errors import FcError
+from fc.core.studies.executor import ExecutorOptions, open_executor
 from fc.core.studies.lab import Lab
 from fc.core.studies.lab_folder import LabFolder
 from fc.core.studies.lab_units import run_unit, unit_key, unit_task, variant_inputs
@@ -109,29 +111,15 @@ def lab_plan(lab: Lab, out: Path) -> dict:
             "estimate_seconds": round(estimate, 1) if measured or not left else None}  # fmt: skip
 
 
-def serial_units(fn, tasks: dict, on_event=None):
-    """The executor seam's serial path (fc.core.studies.executor's contract): fn(task) per key
-    in dict order, yielding (key, result) as each completes; on_event(key, "start" | "done",
-    info) around each."""
-    for key, task in tasks.items():
-        if on_event:
-            on_event(key, "start", {})
-        try:
-            result = fn(task)
-        except FcError as exc:
-            raise FcError(f"unit {key}: {exc}") from None
-        if on_event:
-            on_event(key, "done", {})
-        yield key, result
-
-
-def run_lab(lab: Lab, out: Path, on_unit=None, run_units=serial_units) -> dict:
-    """Compute the units the folder lacks, summarise every variant whose units are all done
-    and whose summary is missing or stale, write the reports. on_unit(done, total, name, fold)
-    after each unit. Returns counts: units computed now and reused from the folder."""
+def run_lab(lab: Lab, out: Path, on_unit=None, executor: ExecutorOptions = ExecutorOptions()):
+    """Compute the units the folder lacks through the executor seam (every variant's folds in
+    one pool), summarise every variant whose units are all done and whose summary is missing or
+    stale, write the reports. on_unit(done, total, name, fold) after each unit. Returns counts:
+    units computed now and reused from the folder."""
     from fc.core.studies.lab_report import write_reports
     from fc.core.studies.lab_variant import summarise_variant
 
+    executor.check()
     variants, tasks = plan_lab(lab)  # every user error before any work
     folder = LabFolder.for_lab(out, lab.path, create=True)
     folder.write_manifest(manifest_of(lab, folder, variants), lab.text)
@@ -144,9 +132,10 @@ def run_lab(lab: Lab, out: Path, on_unit=None, run_units=serial_units) -> dict:
         (in_flight.add if event == "start" else in_flight.discard)(key)
         folder.note_running(sorted(in_flight))
 
-    with folder.run_lock():
-        units = run_units(run_unit, todo, on_event)
-        for done, (key, result) in enumerate(units, start=1):
+    with folder.run_lock(), open_executor(executor, on_event) as ex:
+        if executor.kind == "cluster":  # workers read each file under --data-root, or sent
+            _share_files(todo, ex.share)
+        for done, (key, result) in enumerate(ex.run(run_unit, todo), start=1):
             variant, fold = owner[key]
             folder.save_unit(key, result, {"variant": variant.name, "fold": tasks[key]["fold"]})
             if on_unit:
@@ -165,6 +154,15 @@ def run_lab(lab: Lab, out: Path, on_unit=None, run_units=serial_units) -> dict:
     return {"out": str(folder.path), "units": len(tasks), "computed": len(todo),
             "reused": len(tasks) - len(todo), "variants": len(variants),
             "summarised": summarised, "report": report}  # fmt: skip
+
+
+def _share_files(tasks: dict, share) -> None:
+    """Each task's --data files as the executor's DataFile references (one per file)."""
+    shared: dict = {}
+    for task in tasks.values():
+        plain, pairs = parse_data(task["data"]["data"])
+        paths = [str(p) for p in ([plain] if plain else []) + list(pairs.values())]
+        task["files"] = {p: shared.setdefault(p, share(p)) for p in paths}
 
 
 def lab_status(out: Path) -> dict:

@@ -18,7 +18,7 @@ from fc.core.evaluation.calibration import reliability
 from fc.core.evaluation.policies import POLICIES
 from fc.core.studies.lab_folder import write_atomic
 from fc.core.studies.looks import policy_looks, record_walk
-from fc.core.studies.walk import Fold, WalkConfig
+from fc.core.studies.walk import WalkConfig
 from fc.core.studies.walk_report import RANGE, stitched_backtest
 
 SERIES_POINTS = 400  # per equity line in the page: enough for its shape, small enough to embed
@@ -52,7 +52,7 @@ def summarise_variant(
     predictions = pd.concat(frames, ignore_index=True)
     out.mkdir(parents=True, exist_ok=True)
     predictions.to_parquet(out / "predictions.parquet", index=False)
-    first_start = Fold.from_dict(units[0]["fold"]).start
+    first_start = pd.Timestamp(units[0]["fold"]["start"])
     by_fee, moments, positions0 = {}, {}, None
     for fee in fees:
         cfg = BacktestConfig(fee_bps=fee, slippage_bps=slippage_bps)

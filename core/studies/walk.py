@@ -57,12 +57,6 @@ class Fold:
         return {k: v.isoformat() if isinstance(v, pd.Timestamp) else v
                 for k, v in asdict(self).items()}  # fmt: skip
 
-    @classmethod
-    def from_dict(cls, values: dict) -> "Fold":
-        """The fold to_dict wrote (a task's description of it)."""
-        return cls(int(values["number"]), *(pd.Timestamp(values[k]) for k in
-                   ("start", "end", "validation_start", "train_start")))  # fmt: skip
-
 
 def parse_duration(text: str, option: str) -> pd.DateOffset:
     """'10D', '6W', '3M', '2Y' (days, weeks, calendar months, years) as a pandas DateOffset;
@@ -165,22 +159,33 @@ def walk_forward(
     """Run the walk: one run folder per fold, predictions.parquet, walk.json and the backtest
     of the stitched predictions in WALK/backtest/. Returns (walk folder, walk.json's content
     with the backtest report under "backtest")."""
+    from fc.core.learning.ensemble import check_ensemble_options
+    from fc.core.learning.family import family_of
     from fc.core.learning.training import resolve_device
-    from fc.core.studies.walk_report import write_backtest
+    from fc.core.studies.runs import load_run
+    from fc.core.studies.train import train_ensemble
+    from fc.core.studies.walk_report import fold_scores, write_backtest
 
     device = resolve_device(base.device)
-    check_walk_options(base)
+    family_of(base).check(base)  # the family's option checks, before the first fold's line
+    check_ensemble_options(base)
     folds = plan_folds(grid, walk, base.seq_len)  # every user error before any training
     walk_dir = new_walk_dir(Path(runs))
     features = grid_features(grid)
     started = time.perf_counter()
-    predictions, records = run_folds(
-        folds,
-        walk_dir,
-        lambda fold: train_fold(base, grid, fold, walk_dir),
-        lambda fold, run: predict_fold(base, grid, features, fold, run, device),
-        on_fold,
-    )
+
+    def train_fold(fold: Fold) -> Path:
+        fold_candles = fold_grid(grid, fold, base.seq_len)
+        return train_ensemble(fold_config(base, fold), fold_candles, walk_dir)  # seeds 1: train()
+
+    def predict_fold(fold: Fold, run: Path):
+        config, model, _ = load_run(run, device)
+        ends = fold_decisions(grid, fold, base.first_decision)
+        p_up = family_of(config).reference_p_up(model, config, features, ends, device)
+        frame = pd.DataFrame({"time": grid.index[ends], "p_up": p_up, "fold": fold.number})
+        return frame, fold_scores(grid, ends, p_up, run)
+
+    predictions, records = run_folds(folds, walk_dir, train_fold, predict_fold, on_fold)
     t2 = time.perf_counter()
     report = write_backtest(walk_dir, grid, predictions, folds[0].start, base, walk, backtest)
     summary = {
@@ -201,38 +206,6 @@ def walk_forward(
     }
     (walk_dir / "walk.json").write_text(json.dumps(summary, indent=2) + "\n")
     return walk_dir, {**summary, "backtest": report}
-
-
-def check_walk_options(base: TrainConfig) -> None:
-    """The family's and the ensemble's option checks, before the first fold's line."""
-    from fc.core.learning.ensemble import check_ensemble_options
-    from fc.core.learning.family import family_of
-
-    family_of(base).check(base)
-    check_ensemble_options(base)
-
-
-def train_fold(base: TrainConfig, grid: pd.DataFrame, fold: Fold, runs: Path) -> Path:
-    """The fold's model, trained on what fold_grid leaves of the grid, in a new run folder under
-    `runs` (seeds 1: core.studies.train.train)."""
-    from fc.core.studies.train import train_ensemble
-
-    return train_ensemble(fold_config(base, fold), fold_grid(grid, fold, base.seq_len), runs)
-
-
-def predict_fold(base: TrainConfig, grid: pd.DataFrame, features: np.ndarray, fold: Fold,
-                 run: Path, device) -> tuple[pd.DataFrame, dict]:  # fmt: skip
-    """The fold's decisions predicted by its run folder's model (window semantics on the full
-    grid): (frame of time, p_up, fold; the fold's scores for its record)."""
-    from fc.core.learning.family import family_of
-    from fc.core.studies.runs import load_run
-    from fc.core.studies.walk_report import fold_scores
-
-    config, model, _ = load_run(run, device)
-    ends = fold_decisions(grid, fold, base.first_decision)
-    p_up = family_of(config).reference_p_up(model, config, features, ends, device)
-    frame = pd.DataFrame({"time": grid.index[ends], "p_up": p_up, "fold": fold.number})
-    return frame, fold_scores(grid, ends, p_up, run)
 
 
 def run_folds(folds: list[Fold], walk_dir: Path, train_fold, predict_fold, on_fold=None):
