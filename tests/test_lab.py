@@ -24,6 +24,7 @@ from typer.testing import CliRunner
 from fc.cli.lab_options import resolver
 from fc.cli.main import app
 from fc.core.studies import lab_run
+from fc.core.studies.executor import ExecutorOptions
 from fc.core.studies.lab import read_lab
 from fc.core.studies.lab_run import lab_status
 from fc.core.studies.lab_units import run_unit
@@ -102,6 +103,20 @@ def test_kill_9_resumes_with_exactly_the_missing_units(lab):
     # the same report as the uninterrupted run's, both rendered from their folders now
     run_json("report", out)
     assert (again / "report.json").read_bytes() == (out / "report.json").read_bytes()
+
+
+@pytest.mark.slow  # two spawned processes (imports ~5 s each) and twelve units
+def test_two_local_workers_give_the_serial_lab_byte_for_byte(lab):
+    path, out, _ = lab
+    pooled = path.parent / "pooled"
+    answer = lab_run.run_lab(read_lab(path, resolver(path)), pooled, executor=ExecutorOptions(
+        workers=2))  # fmt: skip
+    assert answer["computed"] == UNITS
+    for variant in (out / "variants").iterdir():
+        mine = pooled / "variants" / variant.name / "predictions.parquet"
+        assert mine.read_bytes() == (variant / "predictions.parquet").read_bytes()
+    run_json("report", out)
+    assert (pooled / "report.json").read_bytes() == (out / "report.json").read_bytes()
 
 
 def test_editing_one_variant_reruns_its_units_only(lab, tmp_path, monkeypatch):
