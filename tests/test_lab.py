@@ -214,6 +214,8 @@ BAD = [
     (LAB.replace("lags = [4, 8]", f"lags = {list(range(1, 202))}"), ("--max-variants 200",)),
     (LAB.replace("fees = [0, 2]", "fees = [-1]"), ("fees",)),
     (LAB.replace('every = "1W"', 'every = "1X"'), ("1X", "duration")),
+    (LAB.replace('timeframe = "1h"', 'symbols = "SYNTH/USDT,ETH/USDT"'), ("pooled universes",)),
+    (LAB.replace('data = "candles.parquet"', 'data = "absent.parquet"'), ("absent.parquet",)),
 ]
 
 
