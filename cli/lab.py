@@ -41,7 +41,7 @@ def run_command(
     write report.json, report.md and report.html; run again to resume. The last line printed
     is the lab folder.
 
-    Example: fc lab run docs/labs/example.toml
+    Example: fc lab run example.toml (docs/lab-files.md makes it)
     """
     from fc.core.studies.lab_run import run_lab
 
@@ -73,7 +73,7 @@ def plan_command(
     """List the variants and their (variant, fold) units, those done, and an estimate of the
     time left from the units already measured; computes nothing.
 
-    Example: fc lab plan docs/labs/example.toml
+    Example: fc lab plan example.toml
     """
     from fc.core.studies.lab_run import lab_plan
 
@@ -97,7 +97,7 @@ def status_command(
 ) -> None:
     """Units done, running and left, per variant.
 
-    Example: fc lab status docs/labs/example
+    Example: fc lab status example
     """
     from fc.core.studies.lab_run import lab_status
 
@@ -118,7 +118,7 @@ def report_command(
 ) -> None:
     """Re-render report.json, report.md and report.html from the lab folder (nothing refitted).
 
-    Example: fc lab report docs/labs/example
+    Example: fc lab report example
     """
     from fc.core.studies.lab_folder import LabFolder
     from fc.core.studies.lab_report import write_reports
