@@ -2,10 +2,13 @@
 core.studies.lab_report); each command parses options, calls one function and prints."""
 
 import json
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from fc.cli.executor_options import runs_units, unit_progress
 
 Opt = typer.Option
 Arg = typer.Argument
@@ -30,12 +33,15 @@ def _out(lab, out: Path | None) -> Path:
 
 
 @app.command("run")
+@runs_units
 def run_command(
     lab_file: Annotated[Path, Arg(help="The lab file (TOML).")],
     out: Annotated[Path | None, Opt(help=OUT_HELP)] = None,
     max_variants: Annotated[int, Opt(min=1, help=MAX_HELP)] = 200,
     quiet: Annotated[bool, Opt(help="No unit progress on stderr.")] = False,
     as_json: Annotated[bool, Opt("--json", help="Print one JSON object.")] = False,
+    *,
+    executor,
 ) -> None:
     """Run every (variant, fold) unit the lab folder lacks, summarise the finished variants and
     write report.json, report.md and report.html; run again to resume. The last line printed
@@ -46,8 +52,12 @@ def run_command(
     from fc.core.studies.lab_run import run_lab
 
     lab = _lab(lab_file, max_variants)
-    on_unit = None if quiet or as_json else _print_unit
-    result = run_lab(lab, _out(lab, out), on_unit)
+    # serial: a line a unit; units elsewhere (--workers, --cluster): one progress bar of them all
+    serial = executor.kind == "serial"
+    on_unit = None if quiet or as_json or not serial else _print_unit
+    on_event, progress = unit_progress(quiet or as_json or serial)
+    with progress or nullcontext():
+        result = run_lab(lab, _out(lab, out), on_unit, executor, on_event)
     if as_json:
         typer.echo(json.dumps(result))
         return

@@ -9,11 +9,13 @@ from pathlib import Path
 import typer
 from typer.core import TyperOption
 
+from fc.cli.executor_options import OPTIONS
 from fc.cli.train_options import CONTEXT, DATA, TRAINING, _without_unused
 from fc.core.errors import FcError
 
-# fc walk's options a lab sets another way: the fees come from [report], output is the lab's
-NOT_KEYS = ("fee_bps", "quiet", "as_json", CONTEXT)
+# fc walk's options a lab sets another way: the fees come from [report]; output, folder and
+# where units run are the lab command's own
+NOT_KEYS = ("fee_bps", "quiet", "as_json", "out", CONTEXT, *(name for name, _, _ in OPTIONS))
 
 
 def walk_click_command():

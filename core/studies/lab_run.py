@@ -111,11 +111,18 @@ def lab_plan(lab: Lab, out: Path) -> dict:
             "estimate_seconds": round(estimate, 1) if measured or not left else None}  # fmt: skip
 
 
-def run_lab(lab: Lab, out: Path, on_unit=None, executor: ExecutorOptions = ExecutorOptions()):
+def run_lab(
+    lab: Lab,
+    out: Path,
+    on_unit=None,
+    executor: ExecutorOptions = ExecutorOptions(),
+    on_event=None,
+) -> dict:
     """Compute the units the folder lacks through the executor seam (every variant's folds in
     one pool), summarise every variant whose units are all done and whose summary is missing or
-    stale, write the reports. on_unit(done, total, name, fold) after each unit. Returns counts:
-    units computed now and reused from the folder."""
+    stale, write the reports. on_unit(done, total, name, fold) after each unit; on_event the
+    executor's events (a progress bar), with "planned" first. Returns counts: units computed
+    now and reused from the folder."""
     from fc.core.studies.lab_report import write_reports
     from fc.core.studies.lab_variant import summarise_variant
 
@@ -127,12 +134,16 @@ def run_lab(lab: Lab, out: Path, on_unit=None, executor: ExecutorOptions = Execu
     owner = {k: (v, i + 1) for v in variants for i, k in enumerate(v.units)}
     in_flight: set[str] = set()
 
-    def on_event(key: str, event: str, info: dict) -> None:
+    def events(key: str, event: str, info: dict) -> None:
         # running.json names the units in flight, for fc lab status
         (in_flight.add if event == "start" else in_flight.discard)(key)
         folder.note_running(sorted(in_flight))
+        if on_event:
+            on_event(key, event, info)
 
-    with folder.run_lock(), open_executor(executor, on_event) as ex:
+    with folder.run_lock(), open_executor(executor, events) as ex:
+        if on_event:
+            on_event(None, "planned", {"units": len(todo), "finished": len(tasks) - len(todo)})
         if executor.kind == "cluster":  # workers read each file under --data-root, or sent
             _share_files(todo, ex.share)
         for done, (key, result) in enumerate(ex.run(run_unit, todo), start=1):
