@@ -77,6 +77,11 @@ def test_a_variant_is_fc_walk_byte_for_byte(lab):
         assert ours["sharpe"] == theirs[strategy]["sharpe"]
         assert ours["sharpe_ci95"] == list(theirs[strategy]["sharpe_ci95"])
     assert lags4["classifier"]["model"]["accuracy"] == theirs["classifier"]["model"]["accuracy"]
+    # the lab's paired intervals against every one-liner agree with the backtest's two
+    for mine, other in (("mean_reversion", "mean_reversion"), ("class_prior", "prior")):
+        against = lags4["classifier"]["accuracy_minus"][mine]
+        assert against["difference"] == theirs["classifier"][f"accuracy_minus_{other}"]
+        assert against["ci95"] == list(theirs["classifier"][f"accuracy_minus_{other}_ci95"])
     plan = run_json("plan", path)
     assert plan["done"] == UNITS and plan["left"] == 0 and plan["estimate_seconds"] == 0.0
 

@@ -78,7 +78,10 @@ def summarise_variant(
         "first_decision": report["first_decision"],
         "last_decision": report["last_decision"],
         "data_hash": report["ledger"]["data_hash"],
-        "classifier": _classifier(section["classifier"]),
+        "classifier": {
+            **_classifier(section["classifier"]),
+            "accuracy_minus": _accuracy_minus(grid, predictions, section["classifier"]),
+        },
         "calibration": _calibration(grid, predictions),
         "sharpe_by_fee": _sharpe_curve(positions0, fees, slippage_bps, base.timeframe, by_fee),
         "fees": by_fee,
@@ -111,6 +114,30 @@ def _classifier(block: dict) -> dict:
         out[f"accuracy_minus_{other}"] = block[f"accuracy_minus_{other}"]
         out[f"accuracy_minus_{other}_ci95"] = block[f"accuracy_minus_{other}_ci95"]
     return out
+
+
+def _accuracy_minus(grid: pd.DataFrame, predictions: pd.DataFrame, block: dict) -> dict:
+    """{one-liner: {"difference", "ci95"}}: the model's accuracy minus each one-liner's on the
+    same scored decisions, with the paired stationary-bootstrap interval the backtest gives the
+    mean reversion's (BacktestConfig's repetitions and block)."""
+    from fc.core.data.features import direction
+    from fc.core.evaluation.metrics import bootstrap_cis, mean_rows
+
+    ends = grid.index.get_indexer(pd.DatetimeIndex(predictions["time"]))
+    close = grid["close"].to_numpy()
+    scored = ~grid["filled"].to_numpy()[ends + 1]
+    ends = ends[scored]
+    up = direction_class(close)[ends + 1] == 0
+    last_up = direction(close)[ends] >= 0
+    model = (predictions["p_up"].to_numpy()[scored] >= 0.5) == up
+    prior_up = block["class_prior"]["p_up"] >= 0.5
+    right = {"mean_reversion": ~last_up == up, "last_direction": last_up == up,
+             "always_up": up, "class_prior": up == prior_up}  # fmt: skip
+    diffs = [model.astype(np.float64) - r.astype(np.float64) for r in right.values()]
+    cfg = BacktestConfig()
+    cis = bootstrap_cis(diffs, mean_rows, cfg.bootstrap_reps, cfg.bootstrap_block)
+    return {name: {"difference": float(d.mean()), "ci95": list(ci)}
+            for name, d, ci in zip(right, diffs, cis, strict=True)}  # fmt: skip
 
 
 def _equity_series(positions: pd.DataFrame) -> dict:
