@@ -35,16 +35,17 @@ min-data-in-leaf = 20
 """
 
 
-def candle_file(folder: Path, seed: int = 7) -> Path:
+def candle_file(folder: Path, seed: int = 7, weeks: int = WEEKS) -> Path:
+    """Hourly candles from 2024-01-01: `weeks` - 5 weekly folds from 2024-02-05."""
     path = folder / "candles.parquet"
-    make_candles(WEEKS * 7 * 24, timeframe="1h", seed=seed).to_parquet(path)
+    make_candles(weeks * 7 * 24, timeframe="1h", seed=seed).to_parquet(path)
     return path
 
 
-def lab_file(folder: Path, text: str = LAB, name: str = "study.toml") -> Path:
+def lab_file(folder: Path, text: str = LAB, name: str = "study.toml", weeks: int = WEEKS) -> Path:
     """A lab file in `folder` beside its candles (made once)."""
     if not (folder / "candles.parquet").is_file():
-        candle_file(folder)
+        candle_file(folder, weeks=weeks)
     path = folder / name
     path.write_text(text)
     return path

@@ -31,7 +31,8 @@ from fc.core.studies.lab_units import run_unit
 from fc.core.studies.ledger import look, record_looks
 
 runner = CliRunner()
-UNITS = 12  # 3 variants x 4 folds
+UNITS = 6  # 3 variants x 2 folds (7 weeks of candles); the slow tests' lab: 3 x 4
+BIG = 12
 
 
 def run_json(*args) -> dict:
@@ -40,15 +41,22 @@ def run_json(*args) -> dict:
     return json.loads(result.stdout)
 
 
+def ran_lab(folder: Path, weeks: int, units: int):
+    """The lab file run once, uninterrupted: (lab file, its folder, run_lab's answer)."""
+    path = lab_file(folder, weeks=weeks)
+    plan = run_json("plan", path)
+    assert (plan["units"], plan["done"], plan["estimate_seconds"]) == (units, 0, None)
+    return path, folder / "study", run_json("run", path)
+
+
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    """The lab file run once, uninterrupted: (lab file, its folder, run_lab's answer)."""
-    folder = tmp_path_factory.mktemp("lab")
-    path = lab_file(folder)
-    plan = run_json("plan", path)
-    assert (plan["units"], plan["done"], plan["estimate_seconds"]) == (UNITS, 0, None)
-    answer = run_json("run", path)
-    return path, folder / "study", answer
+    return ran_lab(tmp_path_factory.mktemp("lab"), weeks=7, units=UNITS)
+
+
+@pytest.fixture(scope="module")
+def big_lab(tmp_path_factory):
+    return ran_lab(tmp_path_factory.mktemp("big"), weeks=9, units=BIG)
 
 
 def variant(report: dict, name: str) -> dict:
@@ -87,8 +95,8 @@ def test_a_variant_is_fc_walk_byte_for_byte(lab):
 
 
 @pytest.mark.slow  # a second process (imports alone ~5 s) and ten more units: ~20 s on 2 cores
-def test_kill_9_resumes_with_exactly_the_missing_units(lab):
-    path, out, _ = lab
+def test_kill_9_resumes_with_exactly_the_missing_units(big_lab):
+    path, out, _ = big_lab
     again = path.parent / "again"
     command = [sys.executable, "-m", "fc", "lab", "run", str(path), "--out", str(again), "--quiet"]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -99,11 +107,11 @@ def test_kill_9_resumes_with_exactly_the_missing_units(lab):
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
     done = len(list(again.glob("units/*/unit.json")))
-    assert 2 <= done < UNITS
+    assert 2 <= done < BIG
     status = run_json("status", again)  # the killed process holds nothing any more
-    assert (status["done"], status["running"], status["left"]) == (done, 0, UNITS - done)
+    assert (status["done"], status["running"], status["left"]) == (done, 0, BIG - done)
     answer = run_json("run", path, "--out", again)
-    assert (answer["computed"], answer["reused"]) == (UNITS - done, done)
+    assert (answer["computed"], answer["reused"]) == (BIG - done, done)
     assert not list(again.rglob(".tmp-*"))
     # the same report as the uninterrupted run's, both rendered from their folders now
     run_json("report", out)
@@ -111,12 +119,12 @@ def test_kill_9_resumes_with_exactly_the_missing_units(lab):
 
 
 @pytest.mark.slow  # two spawned processes (imports ~5 s each) and twelve units
-def test_two_local_workers_give_the_serial_lab_byte_for_byte(lab):
-    path, out, _ = lab
+def test_two_local_workers_give_the_serial_lab_byte_for_byte(big_lab):
+    path, out, _ = big_lab
     pooled = path.parent / "pooled"
     answer = lab_run.run_lab(read_lab(path, resolver(path)), pooled, executor=ExecutorOptions(
         workers=2))  # fmt: skip
-    assert answer["computed"] == UNITS
+    assert answer["computed"] == BIG
     for variant in (out / "variants").iterdir():
         mine = pooled / "variants" / variant.name / "predictions.parquet"
         assert mine.read_bytes() == (variant / "predictions.parquet").read_bytes()
@@ -138,10 +146,8 @@ def test_editing_one_variant_reruns_its_units_only(lab, tmp_path, monkeypatch):
 
     monkeypatch.setattr(lab_run, "run_unit", watched)
     answer = lab_run.run_lab(read_lab(edited, resolver(edited)), copy / "study")
-    assert (answer["computed"], answer["reused"], answer["summarised"]) == (4, 8, 1)
-    assert [(s["done"], s["running"], s["left"]) for s in seen] == [
-        (8 + k, 1, 3 - k) for k in range(4)
-    ]
+    assert (answer["computed"], answer["reused"], answer["summarised"]) == (2, 4, 1)
+    assert [(s["done"], s["running"], s["left"]) for s in seen] == [(4, 1, 1), (5, 1, 0)]
     # other fees re-summarise every variant from its units, refitting nothing
     edited.write_text(edited.read_text().replace("fees = [0, 2]", "fees = [0, 5]"))
     answer = run_json("run", edited)
@@ -204,7 +210,7 @@ def test_the_page_is_one_self_contained_file(lab):
         assert remote not in html
     assert "[[variant]]" in html and (out / "report.html").stat().st_size < 5e6
     md = (out / "report.md").read_text()
-    assert "| family=logistic lags=4 | 4 |" in md and "N (lab + earlier looks)" in md
+    assert "| family=logistic lags=4 | 2 |" in md and "N (lab + earlier looks)" in md
 
 
 BAD = [
