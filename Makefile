@@ -65,7 +65,7 @@ export NO_MKDOCS_2_WARNING ?= 1
 
 docs:
 	$(DOCS_CHECK)
-	$(BIN)/python -m mkdocs build --strict --quiet
+	$(BIN)/python -m mkdocs build --strict
 
 docs-serve:
 	$(DOCS_CHECK)

@@ -100,7 +100,7 @@ def read_page(html: str) -> _PageText:
 
 def build_site(out: Path) -> subprocess.CompletedProcess:
     """`mkdocs build --strict` of the checkout into `out` (the same build `make docs` runs)."""
-    command = [sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet", "--site-dir", out]
+    command = [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", out]
     return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
 
 

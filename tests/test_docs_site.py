@@ -5,6 +5,7 @@ command and option of the app. The site is built once per session (a few seconds
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 
@@ -125,3 +126,15 @@ def test_headless_chromium_shows_the_home_and_a_results_page(site, tmp_path):
     assert all(p.is_file() for p in committed)
     contributing = (ROOT / "docs" / "contributing.md").read_text()
     assert all(f"(img/{p.name})" in contributing for p in committed)
+
+
+def test_make_docs_fails_on_a_broken_anchor(tmp_path):
+    """What CI relies on: `make docs` is strict (a --quiet would hide the warning it counts)."""
+    shutil.copytree(ROOT / "docs", tmp_path / "docs")
+    shutil.copy(ROOT / "mkdocs.yml", tmp_path)
+    with (tmp_path / "docs" / "paper.md").open("a") as page:
+        page.write("\n[the results](results.md#no-such-anchor)\n")
+    make = ["make", "--no-print-directory", "-f", ROOT / "Makefile", "docs", f"VENV={sys.prefix}"]
+    done = subprocess.run(make, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2
+    assert "does not contain an anchor '#no-such-anchor'" in done.stdout + done.stderr
