@@ -6,6 +6,7 @@ validation; keeps the predictions in RUN/backtest/predictions-*.parquet for the 
 (core.predictions)."""
 
 import json
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -88,6 +89,23 @@ def torch_predict(run_dir: str | Path):
     return lambda features, ends: window_p_up(model, features, ends, config.seq_len, scaling)
 
 
+def with_schedule(config, schedule: dict | None):
+    """The run's config with `fc backtest --cadence N | --sleeves N` in place of its own
+    schedule (checked: a bad one is one line)."""
+    if not schedule or all(v is None for v in schedule.values()):
+        return config
+    config = replace(config, cadence=schedule.get("cadence"), sleeves=schedule.get("sleeves"))
+    config.schedule  # noqa: B018  (checks the values)
+    return config
+
+
+def horizon_record(config) -> dict:
+    """The report's horizon and schedule, only when not the default (H = 1, every candle)."""
+    if config.horizon == 1 and config.schedule.is_default:
+        return {}
+    return {"horizon": config.horizon, **config.schedule.to_dict()}
+
+
 def decision_ranges(config, grid: pd.DataFrame, cfg: BacktestConfig):
     """(decision bars, test start, {range: bar mask}, bars to predict) of a run's backtest on
     `grid`; FcError when the chosen range holds no decision."""
@@ -122,6 +140,7 @@ def backtest_run(
     progress=None,
     predictor_key: str | None = None,
     importance: bool = False,
+    schedule: dict | None = None,
 ) -> dict:
     """Backtest a run folder. `predict(features, ends) -> p_up` defaults to the run's torch model
     on `device`; an exported graph's predictor gives the live service's own numbers. Predictions
@@ -130,11 +149,12 @@ def backtest_run(
     core.policy_grid.PolicyGrid) sets the policy parameters; a grid of several settings is
     chosen on validation and written to RUN/backtest/chosen_policy.json. `importance`: the
     permutation importance of each feature group on every range (core.studies.importance),
-    under "importance" and in importance.png."""
+    under "importance" and in importance.png. `schedule` {"cadence": N} or {"sleeves": N}
+    re-scores the run on another schedule than its own (no retraining)."""
     from fc.core.evaluation.backtest_plots import drawdown_figure, equity_figure, save_figure
 
     run_dir = Path(run_dir)
-    config = read_config(run_dir)
+    config = with_schedule(read_config(run_dir), schedule)
     data_file, input_files = run_files(config, data)
     grid = run_grid(config, data)
     decide, test_from, parts, need = decision_ranges(config, grid, cfg)
@@ -162,6 +182,7 @@ def backtest_run(
         grid, p_up, config.first_decision, config.split, cfg, config.timeframe, test_from,
         _training_prior(run_dir), params,
         None if fitted is None else {"calibrated_mean_reversion": fitted},
+        config.horizon, config.schedule,
     )  # fmt: skip
     for name, info in range_info(positions).items():
         report[name]["range"] = info
@@ -183,6 +204,7 @@ def backtest_run(
         "predictions": predictions,
         "prediction_cache": cached,
         "policy_params": {p: params[p].to_dict() for p in POLICIES},
+        **horizon_record(config),
         **({"policy_grid": chosen} if chosen else {}),
         **looked,
     }
@@ -193,7 +215,7 @@ def backtest_run(
     for name, figure in (("equity.png", equity_figure), ("drawdown.png", drawdown_figure)):
         save_figure(figure(positions, config.split, title), out / name)
     prior = report[next(iter(report))]["classifier"]["class_prior"]["p_up"]
-    scored = scored_predictions(grid, p_up, config.first_decision, parts)
+    scored = scored_predictions(grid, p_up, config.first_decision, parts, config.horizon)
     save_figure(calibration_figure(scored, prior, title=f"Reliability of p_up: {title}"),
                 out / "calibration.png")  # fmt: skip
     return result

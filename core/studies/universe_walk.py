@@ -47,7 +47,7 @@ def walk_universe(
     """Run the pooled walk; returns (walk folder, walk.json's content with the backtest report
     under "backtest"). Every fold plan error comes before any training."""
     first = next(iter(grids.values()))
-    folds = plan_folds(first, walk, base.seq_len)  # the symbols share one grid
+    folds = plan_folds(first, walk, base.seq_len, base.horizon)  # the symbols share one grid
     walk_dir = new_walk_dir(Path(runs))
     started = time.perf_counter()
 
@@ -69,7 +69,7 @@ def walk_universe(
     summary = {
         "walk": str(walk_dir),
         "config": {"walk": asdict(walk), "backtest": backtest.to_dict(),
-                   "train": {**asdict(base), "split": "per fold: its start - val"}},
+                   "train": {**base.as_dict(), "split": "per fold: its start - val"}},
         "folds": records,
         "decisions": int(len(predictions)),
         "timing": {"train_seconds": round(sum(r["train_seconds"] for r in records), 2),
