@@ -247,9 +247,10 @@ def backtest(
     if read_config(run).symbols:
         from fc.cli.universe_report import backtest_universe_command
 
+        schedule = {"cadence": cadence, "sleeves": sleeves}
         with ProgressAfter("predicting p_up") as progress:
             return backtest_universe_command(run, cfg, data, model, policies, device, as_json,
-                                             progress)  # fmt: skip
+                                             progress, schedule)  # fmt: skip
     if k is not None:
         from fc.core.errors import FcError
 

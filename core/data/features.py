@@ -102,13 +102,13 @@ def next_returns(closes: np.ndarray) -> np.ndarray:
     return next_return(_universe(closes))
 
 
-def relative_return(closes: np.ndarray) -> np.ndarray:
-    """Candle t's return of each symbol minus the equal-weight mean of the universe's:
-    (close_{s,t} / close_{s,t-1} - 1) - mean_s(...), (n, S); the first row 0 (no candle before).
-    Causal: row t uses closes t-1 and t only."""
+def relative_return(closes: np.ndarray, horizon: int = 1) -> np.ndarray:
+    """The return of the H candles up to t of each symbol minus the equal-weight mean of the
+    universe's: (close_{s,t} / close_{s,t-H} - 1) - mean_s(...), (n, S); the first H rows 0 (no
+    candle H before). Causal: row t uses closes t-H and t only."""
     closes = _universe(closes)
     change = np.zeros_like(closes)
-    change[1:] = closes[1:] / closes[:-1] - 1.0
+    change[horizon:] = closes[horizon:] / closes[:-horizon] - 1.0
     return change - change.mean(axis=1, keepdims=True)
 
 

@@ -46,6 +46,13 @@ class BacktestConfig:
         return asdict(self)
 
 
+def blocks_for(cfg: BacktestConfig, horizon: int) -> BacktestConfig:
+    """cfg with bootstrap blocks at least H bars long: labels H candles ahead overlap."""
+    if cfg.bootstrap_block < horizon:
+        return replace(cfg, bootstrap_block=float(horizon))
+    return cfg
+
+
 def trade_mask(filled: np.ndarray, seq_len: int) -> np.ndarray:
     """Bars where a decision is made: a full window of real changes, a real candle, a next bar."""
     n = len(filled)
@@ -160,8 +167,7 @@ def run_backtest(
     decide = trade_mask(filled, seq_len)
     label_next, real = label_ahead(close, filled, horizon)
     scored = decide & real  # a filled bar H ahead is no direction to score
-    if cfg.bootstrap_block < horizon:  # labels overlap over H bars: blocks at least that long
-        cfg = replace(cfg, bootstrap_block=float(horizon))
+    cfg = blocks_for(cfg, horizon)
     per_year = metrics.bars_per_year(timeframe_delta(timeframe) / pd.Timedelta(1, "min"))
     parts = segments(grid.index, decide, split, cfg, test_from)
     train_up = label_next[parts["train"] & scored]

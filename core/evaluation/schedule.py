@@ -93,4 +93,11 @@ class Schedule:
         books = [decided(mask) for mask in self.sleeve_masks(decide, times, timeframe)]
         if len(books) == 1:
             return books[0]
-        return sum(books[1:], books[0]) / len(books)
+        if isinstance(books[0], dict):  # {strategy: book}: each strategy's mean of its sleeves
+            return {key: _mean([b[key] for b in books]) for key in books[0]}
+        return _mean(books)
+
+
+def _mean(books: list) -> np.ndarray:
+    """The book of the sleeves: their mean, summed in sleeve order."""
+    return sum(books[1:], books[0]) / len(books)

@@ -19,6 +19,7 @@ from fc.core.data.ranges import backtest_test_from, range_info
 from fc.core.errors import FcError
 from fc.core.evaluation.backtest import (
     BacktestConfig,
+    label_ahead,
     run_backtest,
     scored_predictions,
     segments,
@@ -224,14 +225,12 @@ def backtest_run(
 def _importance(config, grid, p_up, decide, parts, predict, out: Path) -> dict:
     """Permutation importance per feature group on the decisions each range scores (a real
     next candle), test first; its bar plot in importance.png."""
-    from fc.core.data.features import direction_class
     from fc.core.evaluation.backtest_plots import save_figure
     from fc.core.evaluation.importance import importance_figure
     from fc.core.studies.importance import permutation_importance
 
-    filled = grid["filled"].to_numpy(dtype=bool)
-    scored = decide & np.r_[~filled[1:], False]
-    labels = np.r_[direction_class(grid["close"].to_numpy())[1:], 1]
+    labels, real = label_ahead(grid["close"].to_numpy(), grid["filled"].to_numpy(), config.horizon)
+    scored = decide & real
     masks = {name: part & scored for name, part in parts.items()}
     report = permutation_importance(predict, grid_features(grid), labels, p_up, masks,
                                     config.spec)  # fmt: skip
@@ -242,16 +241,15 @@ def _importance(config, grid, p_up, decide, parts, predict, out: Path) -> dict:
 
 def calibrated_mean_reversion(config, grid: pd.DataFrame) -> np.ndarray | None:
     """P(up) per bar of the calibrated mean reversion (issue 21): a LogisticModel on one column,
-    the sign of the last candle's change (+1, -1, 0), fitted on the run's training decisions of
-    these candles, its C chosen on their validation decisions. None when the candles hold no
-    training or validation decision (later candles given with --data)."""
-    from fc.core.data.features import direction
+    the sign of the last H candles' change (+1, -1, 0; H the run's horizon), fitted on the
+    run's training decisions of these candles, its C chosen on their validation decisions. None
+    when the candles hold no training or validation decision (later candles given with --data)."""
     from fc.core.learning.logistic_model import LogisticModel
     from fc.core.learning.training import checked_series
 
     try:
         series, _ = checked_series(config, grid)
-        sign = direction(grid["close"].to_numpy()).astype(np.float64)[:, None]
+        sign = last_move_sign(grid["close"].to_numpy(), config.horizon)[:, None]
         train, val = np.flatnonzero(series.train), np.flatnonzero(series.validation)
         model = LogisticModel().fit(
             sign[train], series.labels[train] == 0, sign[val], series.labels[val] == 0
@@ -259,6 +257,14 @@ def calibrated_mean_reversion(config, grid: pd.DataFrame) -> np.ndarray | None:
     except FcError:
         return None
     return model.p_up(sign)
+
+
+def last_move_sign(close: np.ndarray, horizon: int) -> np.ndarray:
+    """sign(close_t - close_{t-H}) (0 before the H-th candle); at H = 1 features.direction."""
+    close = np.asarray(close, dtype=np.float64)
+    out = np.zeros(len(close))
+    out[horizon:] = np.sign(close[horizon:] - close[:-horizon])
+    return out
 
 
 def _training_prior(run_dir: Path) -> float | None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fc.core.evaluation.backtest import BacktestConfig, trade_mask
+from fc.core.evaluation.backtest import BacktestConfig, blocks_for, trade_mask
 from fc.core.evaluation.policies import PolicyParams
 from fc.core.evaluation.portfolio import BASELINES, STRATEGIES, portfolio_backtest
 from fc.core.learning.config import TrainConfig
@@ -112,8 +112,10 @@ def write_universe_backtest(walk_dir, grids, predictions, first_start, base, cfg
     by_policy = {"discrete": params, "proportional": params, "long_short": params}
     closes = universe_closes(grids)
     symbols = list(grids)
+    cfg = blocks_for(cfg, base.horizon)
     frame, portfolio = portfolio_backtest(first.index, closes, p_up, decide, {RANGE: inside},
-                                          cfg, base.timeframe, symbols, by_policy)  # fmt: skip
+                                          cfg, base.timeframe, symbols, by_policy, base.horizon,
+                                          base.schedule)  # fmt: skip
     shown = STRATEGIES if base.target == "relative" else STRATEGIES[1:]
     if base.target == "next":
         frame = frame.drop(columns=[c for c in frame if "long_short" in c])

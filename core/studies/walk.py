@@ -186,7 +186,7 @@ def walk_forward(
         ends = fold_decisions(grid, fold, base.first_decision)
         p_up = family_of(config).reference_p_up(model, config, features, ends, device)
         frame = pd.DataFrame({"time": grid.index[ends], "p_up": p_up, "fold": fold.number})
-        return frame, fold_scores(grid, ends, p_up, run)
+        return frame, fold_scores(grid, ends, p_up, run, base.horizon)
 
     predictions, records = run_folds(folds, walk_dir, train_fold, predict_fold, on_fold)
     t2 = time.perf_counter()
