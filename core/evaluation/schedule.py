@@ -68,8 +68,8 @@ class Schedule:
         """Each candle's phase: its open time in candles since the Unix epoch, mod the cadence."""
         from fc.core.data.candles import timeframe_delta
 
-        step = timeframe_delta(timeframe).value
-        count = np.asarray(pd.DatetimeIndex(times).asi8, dtype=np.int64) // step
+        since = pd.DatetimeIndex(times) - pd.Timestamp(0, tz="UTC")  # any time unit
+        count = np.asarray(since // timeframe_delta(timeframe), dtype=np.int64)
         return count % self.cadence
 
     def sleeve_masks(self, decide: np.ndarray, times, timeframe: str) -> list[np.ndarray]:
