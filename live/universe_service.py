@@ -22,6 +22,7 @@ import logging
 import numpy as np
 
 from fc.core.data.features import price_change
+from fc.core.errors import FcError
 from fc.core.evaluation.policies import POLICIES, book_moves
 from fc.core.evaluation.portfolio import STRATEGIES, equal_weight, next_sides, side_weights
 from fc.live.journal import Row
@@ -36,6 +37,11 @@ class UniverseService(PaperService):
     """Decides every symbol of a UniversePredictor (live/universe_model.py) at candle closes."""
 
     def __init__(self, config, source, predictor, journal, clock, metrics=None):
+        if not config.schedule.is_default:
+            raise FcError(
+                f"a universe graph on {config.schedule.to_dict()}: fc paper trades a universe at "
+                "every candle yet; export a run of the default schedule to paper-trade it"
+            )
         self.universe = list(predictor.symbols)
         super().__init__(config, source, predictor, journal, clock, metrics)
         self.symbols = self.universe  # _fetch asks each of them, concurrently

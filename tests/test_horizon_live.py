@@ -1,0 +1,113 @@
+"""A horizon-4 graph traded on a cadence of 4 (issue 25): its metadata says so, `fc paper`
+decides on decision candles only and journals the candles between as held, a replay equals
+`fc backtest --model` (positions exact, wealth 1e-9, `fc paper diff` 0 differences), a service
+restarted in the middle of a holding period decides on the same candles, and a journal decided
+on another cadence is refused in one line."""
+
+import json
+import sqlite3
+
+import onnx
+import pandas as pd
+import pytest
+from conftest import one_line_error
+from export_runs import make_run
+from test_replay_parity import assert_policy_equals_backtest
+from typer.testing import CliRunner
+
+from fc.cli.main import app
+from fc.core.data.synth import synth_candles
+
+runner = CliRunner()
+SEQ, SPLIT, H = 24, "2023-01-12", 4
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def h4_graph(tmp_path_factory):
+    root = tmp_path_factory.mktemp("h4")
+    data = root / "synth-30m.parquet"
+    frame = synth_candles(days=16, timeframe="30m", seed=2)
+    frame.drop(frame.index[[600, 601]]).to_parquet(data)  # an outage in the replayed range
+    config = dict(hidden=8, layers=2, seq_len=SEQ, data=str(data), timeframe="30m", split=SPLIT,
+                  scale_center=1.0, scale_scale=0.003, horizon=H, cadence=H)  # fmt: skip
+    make_run(root / "run", **config)
+    make_run(root / "every", **{**config, "horizon": 1, "cadence": None})
+    for run in ("run", "every"):
+        out = invoke("export", root / run, "--onnx", "--json")
+        assert out.exit_code == 0, out.output
+    return root, data
+
+
+def journal_rows(journal):
+    with sqlite3.connect(journal) as db:
+        return pd.read_sql("SELECT * FROM decisions ORDER BY candle_ms", db)
+
+
+def replay(data, model, journal, *extra):
+    return invoke("paper", "--replay", data, "--model", model, "--journal", journal, "--fee-bps",
+                  5, "--capital", 1, "--start", SPLIT, *extra)  # fmt: skip
+
+
+def test_the_graph_carries_horizon_and_cadence(h4_graph):
+    root, _ = h4_graph
+    meta = {
+        p.key: p.value for p in onnx.load(root / "run" / "export" / "model.onnx").metadata_props
+    }
+    assert meta["horizon"] == "4" and meta["cadence"] == "4" and "sleeves" not in meta
+    plain = onnx.load(root / "every" / "export" / "model.onnx").metadata_props
+    assert not {"horizon", "cadence", "sleeves"} & {p.key for p in plain}
+
+
+def test_replay_equals_backtest_on_a_cadence_and_diff_finds_nothing(h4_graph, tmp_path):
+    root, data = h4_graph
+    run, model = root / "run", root / "run" / "export" / "model.onnx"
+    out = invoke("backtest", run, "--model", model, "--fee-bps", 5, "--start", SPLIT, "--json")
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.stdout)["cadence"] == H
+    backtest = pd.read_parquet(run / "backtest" / "positions.parquet")
+    journal = tmp_path / "j.sqlite"
+    out = replay(data, model, journal)
+    assert out.exit_code == 0, out.output
+    rows = journal_rows(journal)
+    for policy in ("discrete", "proportional"):
+        got = rows[rows.policy == policy].reset_index(drop=True)
+        assert_policy_equals_backtest(got, backtest, policy)
+        decided = got[got.kind == "decision"]
+        steps = (decided.candle_ms // 1_800_000) % H
+        assert len(decided) > 50 and (steps == 0).all()  # decisions on decision candles only
+        assert got.loc[got.kind == "held", "p_up"].isna().all()
+    diff = invoke("paper", "diff", "--journal", journal, "--run", run, "--data", data, "--json")
+    assert diff.exit_code == 0, diff.output
+    report = json.loads(diff.stdout)
+    assert report["differing"] == 0 and report["compared"] == len(rows) // 2
+
+
+def test_a_restart_mid_holding_decides_on_the_same_candles(h4_graph, tmp_path):
+    root, data = h4_graph
+    model = root / "run" / "export" / "model.onnx"
+    whole, parts = tmp_path / "whole.sqlite", tmp_path / "parts.sqlite"
+    assert replay(data, model, whole).exit_code == 0
+    stop = "2023-01-14T01:30:00"  # 3 candles after a decision candle (01:00 - 1.5 h)
+    assert replay(data, model, parts, "--end", stop).exit_code == 0
+    out = invoke("paper", "--replay", data, "--model", model, "--journal", parts, "--fee-bps", 5,
+                 "--capital", 1, "--start", stop)  # fmt: skip
+    assert out.exit_code == 0, out.output
+    a, b = journal_rows(whole), journal_rows(parts)
+    columns = ["policy", "candle_ms", "kind", "position", "p_up"]
+    pd.testing.assert_frame_equal(a[columns], b[columns])
+    pd.testing.assert_series_equal(a["wealth"], b["wealth"], rtol=1e-12)
+
+
+def test_a_journal_of_another_cadence_is_refused_and_kept(h4_graph, tmp_path):
+    root, data = h4_graph
+    journal = tmp_path / "j.sqlite"
+    assert replay(data, root / "run" / "export" / "model.onnx", journal, "--end",
+                  "2023-01-13").exit_code == 0  # fmt: skip
+    before = journal.read_bytes()
+    out = replay(data, root / "every" / "export" / "model.onnx", journal, "--new-model")
+    one_line_error(out, "a cadence of 4 candles", "a cadence of 1 candles")
+    assert journal.read_bytes() == before
