@@ -60,11 +60,6 @@ class PaperConfig:
     schedule: Schedule = Schedule()  # the graph's: decide on its decision candles, hold between
 
     def __post_init__(self):
-        if self.schedule.sleeves > 1:
-            raise FcError(
-                f"a graph of {self.schedule.sleeves} sleeves: fc paper trades a cadence yet; "
-                "export the run with its default schedule (--cadence) to paper-trade it"
-            )
         if not self.fee_bps >= 0:
             raise FcError(f"--fee-bps {self.fee_bps} must be >= 0, e.g. 5 for 0.05 %")
         if not self.capital > 0:
@@ -138,7 +133,37 @@ class PaperService:
         c = self.config
         self.state = {p: self.journal.last(c.symbol, c.timeframe, p) for p in POLICIES}
         self.changed = {p: self.journal.last_change(c.symbol, c.timeframe, p) for p in POLICIES}
+        self.sleeves = {p: self._restored_sleeves(p) for p in POLICIES}
         self.metrics.restored([r for r in self.state.values() if r is not None])
+
+    def _restored_sleeves(self, policy: str) -> list | None:
+        """With sleeves: each sleeve's [position, candle it last changed (None: never)], rebuilt
+        from the journal's decisions (the p_up journalled at each, the sleeve of its candle)
+        by the very rule that made them; None for a cadence."""
+        c = self.config
+        if c.schedule.sleeves == 1:
+            return None
+        sleeves = [[0.0, None] for _ in range(c.schedule.sleeves)]
+        rows = self.journal.decisions(c.symbol, c.timeframe)
+        for t, p_up in rows.loc[(rows.policy == policy) & (rows.kind == "decision"),
+                                ["candle_ms", "p_up"]].itertuples(index=False):  # fmt: skip
+            self._sleeve_step(policy, float(p_up), int(t), sleeves)
+        return sleeves
+
+    def _sleeve_step(self, policy: str, p_up: float, t: int, sleeves: list) -> float:
+        """The sleeve of candle t decides by next_position from its own position and the bars
+        since it changed; the book is the sleeves' mean (summed in sleeve order, as
+        core.evaluation.schedule sums them)."""
+        tf = self.config.timeframe_ms
+        mine = sleeves[(t // tf) % len(sleeves)]
+        bars = math.inf if mine[1] is None else (t - mine[1]) // tf
+        f = float(next_position(policy, p_up, mine[0], bars, self.config.params(policy)))
+        if f != mine[0]:
+            mine[0], mine[1] = f, t
+        total = sleeves[0][0]
+        for other in sleeves[1:]:
+            total = total + other[0]
+        return total / len(sleeves)
 
     @property
     def last_candle_ms(self) -> int | None:
@@ -245,7 +270,8 @@ class PaperService:
     def is_decision_candle(self, t: int) -> bool:
         """Whether the schedule re-decides at candle t (open time, ms): its count of candles
         since the epoch is a multiple of the cadence, so a restart decides on the same ones."""
-        return (t // self.config.timeframe_ms) % self.config.schedule.cadence == 0
+        schedule = self.config.schedule
+        return schedule.sleeves > 1 or (t // self.config.timeframe_ms) % schedule.cadence == 0
 
     def _decide(self, t: int, grid: pd.DataFrame, window: np.ndarray, now: int) -> Decision | None:
         c = self.config
@@ -260,7 +286,12 @@ class PaperService:
         for policy in POLICIES:
             prev = self.state[policy]
             held_f = 0.0 if prev is None else prev.position
-            f = self._position(policy, p_up, prev, t) if decides else held_f
+            if not decides:
+                f = held_f
+            elif self.sleeves.get(policy) is not None:
+                f = self._sleeve_step(policy, p_up, t, self.sleeves[policy])
+            else:
+                f = self._position(policy, p_up, prev, t)
             if prev is None:
                 wealth, trade = c.capital, f
             else:

@@ -35,8 +35,9 @@ def h4_graph(tmp_path_factory):
     config = dict(hidden=8, layers=2, seq_len=SEQ, data=str(data), timeframe="30m", split=SPLIT,
                   scale_center=1.0, scale_scale=0.003, horizon=H, cadence=H)  # fmt: skip
     make_run(root / "run", **config)
+    make_run(root / "sleeves", **{**config, "cadence": None, "sleeves": H})
     make_run(root / "every", **{**config, "horizon": 1, "cadence": None})
-    for run in ("run", "every"):
+    for run in ("run", "sleeves", "every"):
         out = invoke("export", root / run, "--onnx", "--json")
         assert out.exit_code == 0, out.output
     return root, data
@@ -62,12 +63,14 @@ def test_the_graph_carries_horizon_and_cadence(h4_graph):
     assert not {"horizon", "cadence", "sleeves"} & {p.key for p in plain}
 
 
-def test_replay_equals_backtest_on_a_cadence_and_diff_finds_nothing(h4_graph, tmp_path):
+@pytest.mark.parametrize("name", ["run", "sleeves"])
+def test_replay_equals_backtest_on_a_schedule_and_diff_finds_nothing(h4_graph, tmp_path, name):
+    """--cadence 4 (run) and --sleeves 4: the journal's book is the backtest's."""
     root, data = h4_graph
-    run, model = root / "run", root / "run" / "export" / "model.onnx"
+    run, model = root / name, root / name / "export" / "model.onnx"
     out = invoke("backtest", run, "--model", model, "--fee-bps", 5, "--start", SPLIT, "--json")
     assert out.exit_code == 0, out.output
-    assert json.loads(out.stdout)["cadence"] == H
+    assert json.loads(out.stdout)["cadence" if name == "run" else "sleeves"] == H
     backtest = pd.read_parquet(run / "backtest" / "positions.parquet")
     journal = tmp_path / "j.sqlite"
     out = replay(data, model, journal)
@@ -78,17 +81,23 @@ def test_replay_equals_backtest_on_a_cadence_and_diff_finds_nothing(h4_graph, tm
         assert_policy_equals_backtest(got, backtest, policy)
         decided = got[got.kind == "decision"]
         steps = (decided.candle_ms // 1_800_000) % H
-        assert len(decided) > 50 and (steps == 0).all()  # decisions on decision candles only
-        assert got.loc[got.kind == "held", "p_up"].isna().all()
+        if name == "run":  # decisions on decision candles only
+            assert len(decided) > 50 and (steps == 0).all()
+            assert got.loc[got.kind == "held", "p_up"].isna().all()
+        else:  # a sleeve re-decides at every candle: the book moves at most 1/4 at a time
+            assert set(steps) == set(range(H))
+            moves = got["position"].diff().abs().dropna()
+            assert moves.max() <= 2 / H + 1e-12 and (moves > 0).any()
     diff = invoke("paper", "diff", "--journal", journal, "--run", run, "--data", data, "--json")
     assert diff.exit_code == 0, diff.output
     report = json.loads(diff.stdout)
     assert report["differing"] == 0 and report["compared"] == len(rows) // 2
 
 
-def test_a_restart_mid_holding_decides_on_the_same_candles(h4_graph, tmp_path):
+@pytest.mark.parametrize("name", ["run", "sleeves"])
+def test_a_restart_mid_holding_decides_on_the_same_candles(h4_graph, tmp_path, name):
     root, data = h4_graph
-    model = root / "run" / "export" / "model.onnx"
+    model = root / name / "export" / "model.onnx"
     whole, parts = tmp_path / "whole.sqlite", tmp_path / "parts.sqlite"
     assert replay(data, model, whole).exit_code == 0
     stop = "2023-01-14T01:30:00"  # 3 candles after a decision candle (01:00 - 1.5 h)
