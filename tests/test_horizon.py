@@ -212,3 +212,13 @@ def test_horizon_bad_input_is_one_line(tmp_path):
     ):  # fmt: skip
         one_line_error(runner.invoke(app, [*args, *extra]), words)
     assert not runs.exists() or not any(runs.iterdir())
+
+
+def test_rescoring_on_a_bad_schedule_is_one_line_and_keeps_the_backtest(h24_runs):
+    clean = h24_runs[0]
+    assert runner.invoke(app, ["backtest", str(clean), "--json"]).exit_code == 0
+    before = (clean / "backtest" / "positions.parquet").read_bytes()
+    for extra, words in ((["--cadence", "0"], "--cadence 0"), (["--sleeves", "0"], "--sleeves 0"),
+                         (["--cadence", "2", "--sleeves", "2"], "give one of them")):  # fmt: skip
+        one_line_error(runner.invoke(app, ["backtest", str(clean), *extra]), *words.split(", "))
+    assert (clean / "backtest" / "positions.parquet").read_bytes() == before
