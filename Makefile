@@ -17,7 +17,7 @@ export OMP_WAIT_POLICY ?= PASSIVE
 install:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet $(PIP_TORCH_FLAGS) "$(TORCH)"
-	$(BIN)/pip install --quiet -e ".[train,tune,dev]"
+	$(BIN)/pip install --quiet -e ".[train,tune,cluster,dev]"
 	@$(MAKE) --no-print-directory shell
 	$(BIN)/fc --version
 

@@ -16,6 +16,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 FOLDERS = ("cli", "export", "live", "core")
 CORE_ORDER = ("studies", "learning", "evaluation", "data")  # each imports only those after it
+# the executor seam's cluster half: the one module that imports dask, lazily
+DASK_HOME = "fc.core.studies.cluster"
+SEAM = "fc.core.studies.executor"
 
 
 def modules(folder: str) -> list[str]:
@@ -80,6 +83,8 @@ def violations(graph: dict[str, set[str]]) -> list[str]:
             if not target.startswith("fc."):
                 if here == "live" and target == "torch":
                     bad.append(f"{module} -> torch: live never imports torch")
+                if target in ("dask", "distributed") and module != DASK_HOME:
+                    bad.append(f"{module} -> {target}: dask only behind the executor seam")
                 continue
             there = part(target)
             if here == "core.errors" and target != module:
@@ -122,6 +127,8 @@ def test_every_import_points_the_right_way():
         ("fc.live.service", "fc.export.run", "live imports neither export"),
         ("fc.live.predictor", "torch", "live never imports torch"),
         ("fc.core.errors", "fc.core.data.candles", "core/errors.py imports nothing"),
+        ("fc.core.studies.walk", "distributed", "dask only behind the executor seam"),
+        ("fc.live.service", "dask", "dask only behind the executor seam"),
     ],
 )
 def test_the_check_catches_each_wrong_way(module, target, rule):
@@ -154,10 +161,19 @@ def test_live_service_and_cli_root_run_without_torch():
     live = modules("live")
     loaded = loaded_by([*live, "fc.cli.paper", "fc.cli.main"])
     assert "torch" not in loaded
+    assert not {"dask", "distributed"} & loaded  # the cluster extra: never the live service's
 
 
 def test_core_imports_no_cli_exchange_runtime_or_scheduler():
     loaded = loaded_by(modules("core"))
-    assert "fc.core.learning.model" in loaded
-    for banned in ("typer", "ccxt", "onnxruntime", "apscheduler"):
+    assert "fc.core.learning.model" in loaded and DASK_HOME in loaded
+    for banned in ("typer", "ccxt", "onnxruntime", "apscheduler", "dask", "distributed"):
         assert banned not in loaded, f"core imports {banned}"
+
+
+def test_only_the_seam_reaches_dask():
+    """Dask is the cluster extra: the seam's cluster half imports it inside its functions (the
+    two tests above see that importing fc loads no dask) and only the seam imports that half."""
+    graph = import_graph()
+    assert {m for m, targets in graph.items() if DASK_HOME in targets} == {SEAM}
+    assert "distributed" in graph[DASK_HOME]
