@@ -21,6 +21,7 @@ from fc.core.evaluation.policies import PolicyParams
 from fc.core.evaluation.portfolio import BASELINES, STRATEGIES, portfolio_backtest
 from fc.core.learning.config import TrainConfig
 from fc.core.learning.pooled import universe_closes
+from fc.core.studies.backtest_run import horizon_record
 from fc.core.studies.runs import read_config
 from fc.core.studies.universe import symbol_rows, train_universe, universe_p_up
 from fc.core.studies.walk import (
@@ -135,6 +136,7 @@ def write_universe_backtest(walk_dir, grids, predictions, first_start, base, cfg
         "symbols": symbols,
         "target": base.target,
         "timeframe": base.timeframe,
+        **horizon_record(base),
         "first_decision": predictions["time"].min().isoformat(),
         "last_decision": predictions["time"].max().isoformat(),
     }  # fmt: skip

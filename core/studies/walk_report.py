@@ -16,6 +16,7 @@ from fc.core.evaluation.backtest import (
     run_backtest,
     trade_mask,
 )
+from fc.core.studies.backtest_run import horizon_record
 from fc.core.studies.looks import record_walk
 
 RANGE = "walk_forward"
@@ -96,6 +97,7 @@ def write_backtest(
         "loss": base.loss,
         "symbol": base.symbol,
         "timeframe": base.timeframe,
+        **horizon_record(base),
         "first_decision": positions["time"].iloc[0].isoformat(),
         "last_decision": predictions["time"].iloc[-1].isoformat(),
     }
