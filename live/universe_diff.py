@@ -42,7 +42,8 @@ def universe_diff(rows, config, candles_from, predictor, fee_bps: float | None) 
             return predictor.p_up_at(s, features, ends)
 
         tables[symbol] = backtest_table(candles, predict, config.seq_len, config.timeframe, first,
-                                        last, fee, capital, params)  # fmt: skip
+                                        last, fee, capital, params, None,
+                                        predictor.meta["schedule"])  # fmt: skip
         c = compare(journal, tables[symbol], seq_len=config.seq_len, model_sha256="", fee_bps=fee,
                     fee_journal=fee_journal, predictions=str(predictor.path),
                     policy_params=params)  # fmt: skip
@@ -60,7 +61,7 @@ def portfolio_diff(rows, tables: dict, predictor, fee_bps: float) -> dict:
     index = tables[symbols[0]].index
     p_up = np.column_stack([tables[s]["b_p_up"].to_numpy(float) for s in symbols])
     closes = np.column_stack([tables[s]["b_close"].to_numpy(float) for s in symbols])
-    decide = tables[symbols[0]]["b_decided"].to_numpy(bool)
+    decide = tables[symbols[0]]["b_decided"].to_numpy(bool)  # the schedule's decision candles
     part = np.ones(len(index), bool)
     book = predictor.portfolio_params
     params = {"discrete": predictor.meta["policy_params"]["discrete"],

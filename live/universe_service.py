@@ -37,10 +37,10 @@ class UniverseService(PaperService):
     """Decides every symbol of a UniversePredictor (live/universe_model.py) at candle closes."""
 
     def __init__(self, config, source, predictor, journal, clock, metrics=None):
-        if not config.schedule.is_default:
+        if config.schedule.sleeves > 1:
             raise FcError(
-                f"a universe graph on {config.schedule.to_dict()}: fc paper trades a universe at "
-                "every candle yet; export a run of the default schedule to paper-trade it"
+                f"a universe graph of {config.schedule.sleeves} sleeves: fc paper trades a "
+                "universe on a cadence yet; export the run with --cadence to paper-trade it"
             )
         self.universe = list(predictor.symbols)
         super().__init__(config, source, predictor, journal, clock, metrics)
@@ -76,23 +76,25 @@ class UniverseService(PaperService):
 
     def _decide(self, t: int, grid, windows: dict, now: int) -> Decision | None:
         times, closes = grid
-        p_up = self.predictor.p_up_row(windows)
+        # between decision candles every book is held: no prediction, held rows
+        decides = self.is_decision_candle(t)
+        p_up = self.predictor.p_up_row(windows) if decides else np.full(len(self.universe), np.nan)
         rows, positions = [], {}
         for i, symbol in enumerate(self.universe):
             for policy in POLICIES:
                 row, held = self._symbol_row(symbol, policy, float(p_up[i]), t, times,
-                                             closes[:, i], now)  # fmt: skip
+                                             closes[:, i], now, decides)  # fmt: skip
                 rows += held + [row]
                 positions[symbol, policy] = row.position
-        rows += self._portfolio_rows(t, times, closes, p_up, positions, now)
+        rows += self._portfolio_rows(t, times, closes, p_up, positions, now, decides)
         if self.journal.record(rows) == 0:
             log_event(logging.INFO, "duplicate", f"candle {iso(t)} journalled by another job")
             self.restore()
             return None
         self.metrics.journalled(rows, t + self.config.timeframe_ms, self.clock.now_ms())
-        self.state = {(r.symbol, r.policy): r for r in rows if r.kind == "decision"}
+        self.state = {(r.symbol, r.policy): r for r in rows if r.candle_ms == t}
         self.changed.update({k: t for k, r in self.state.items() if r.trade != 0})
-        book = {r.policy: r for r in rows if r.symbol == PORTFOLIO and r.kind == "decision"}
+        book = {r.policy: r for r in rows if r.symbol == PORTFOLIO and r.candle_ms == t}
         decision = Decision(candle_ms=t, close=0.0, p_up=float(np.mean(p_up)))
         decision.positions = {q: r.position for q, r in book.items()}
         decision.wealth = {q: r.wealth for q, r in book.items()}
@@ -101,10 +103,14 @@ class UniverseService(PaperService):
                   wealth=decision.wealth)  # fmt: skip
         return decision
 
-    def _symbol_row(self, symbol, policy, p_up, t, times, closes, now) -> tuple[Row, list]:
-        """A one-symbol service's decision row of (symbol, policy) and the held rows before it."""
+    def _symbol_row(self, symbol, policy, p_up, t, times, closes, now, decides=True):
+        """A one-symbol service's row of (symbol, policy) at t and the held rows before it: a
+        decision, or (not a decision candle) the position held."""
         c, prev = self.config, self.state[symbol, policy]
-        f = self._position(policy, p_up, prev, t, key=(symbol, policy))
+        if decides:
+            f = self._position(policy, p_up, prev, t, key=(symbol, policy))
+        else:
+            f = 0.0 if prev is None else prev.position
         held, wealth, trade = [], c.capital, f
         if prev is not None:
             held, wealth = self._carry(prev, times, closes)
@@ -112,17 +118,23 @@ class UniverseService(PaperService):
             wealth = wealth * (step - c.cost * abs(held_trade(prev, held)))
             trade = f - prev.position
         params = self._params_json(policy)
-        row = Row(symbol, c.timeframe, policy, t, "decision", now, float(closes[-1]), p_up, f,
+        kind, p_up = ("decision", p_up) if decides else ("held", None)
+        row = Row(symbol, c.timeframe, policy, t, kind, now, float(closes[-1]), p_up, f,
                   trade, wealth, c.model, c.model_sha256, policy_params=params)  # fmt: skip
         return row, held
 
-    def _portfolio_rows(self, t, times, closes, p_up, positions: dict, now) -> list[Row]:
-        """Each strategy's held rows since its last row and its decision row at t."""
+    def _portfolio_rows(self, t, times, closes, p_up, positions: dict, now, decides=True):
+        """Each strategy's held rows since its last row and its row at t (a decision, or the
+        book held on a candle the schedule does not decide)."""
         c, rows = self.config, []
+        kind = "decision" if decides else "held"
         for strategy in STRATEGIES:
             prev = self.state[PORTFOLIO, strategy]
             before = _book(prev, self.universe)
-            weights, changed = self._weights(strategy, p_up, positions, before, t)
+            if decides:
+                weights, changed = self._weights(strategy, p_up, positions, before, t)
+            else:
+                weights, changed = before["weights"], before["changed"]
             wealth = c.capital
             if prev is not None:
                 held, wealth = self._carry_book(prev, before["weights"], times, closes, now)
@@ -132,7 +144,7 @@ class UniverseService(PaperService):
                       "weights": dict(zip(self.universe, weights.tolist(), strict=True)),
                       "changed": dict(zip(self.universe, changed, strict=True))}  # fmt: skip
             text = json.dumps(detail, sort_keys=True)
-            rows.append(Row(PORTFOLIO, c.timeframe, strategy, t, "decision", now, 0.0, None,
+            rows.append(Row(PORTFOLIO, c.timeframe, strategy, t, kind, now, 0.0, None,
                             float(np.abs(weights).sum()), turnover, wealth, c.model,
                             c.model_sha256, policy_params=text))  # fmt: skip
         return rows

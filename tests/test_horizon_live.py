@@ -7,6 +7,7 @@ on another cadence is refused in one line."""
 import json
 import sqlite3
 
+import numpy as np
 import onnx
 import pandas as pd
 import pytest
@@ -120,3 +121,44 @@ def test_a_journal_of_another_cadence_is_refused_and_kept(h4_graph, tmp_path):
     out = replay(data, root / "every" / "export" / "model.onnx", journal, "--new-model")
     one_line_error(out, "a cadence of 4 candles", "a cadence of 1 candles")
     assert journal.read_bytes() == before
+
+
+def test_a_five_symbol_universe_replays_its_backtest_on_a_cadence(tmp_path):
+    """A pooled relative model at H = 4, --cadence 4: the journal's books equal fc backtest
+    --model's (weights exact, wealth 1e-9), decisions only on decision candles, paper diff 0."""
+    from test_universe_live import CAPITAL, QUICK, SYMBOLS, write_universe
+
+    files = write_universe(tmp_path / "data")
+    data = [a for s, p in files.items() for a in ("--data", f"{s}={p}")]
+    args = ["train", "--symbols", ",".join(SYMBOLS), "--target", "relative", "--horizon", H,
+            *data, *QUICK, "--threads", 1, "--runs", tmp_path / "runs"]  # fmt: skip
+    out = invoke(*args)
+    assert out.exit_code == 0, out.output
+    run = tmp_path / "runs" / out.stdout.strip().splitlines()[-1].split("/")[-1]
+    assert invoke("export", run, "--onnx").exit_code == 0
+    model = run / "export" / "model.onnx"
+    out = invoke("backtest", run, "--model", model, "--fee-bps", 2, "--json")
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.stdout)["cadence"] == H
+    test = pd.read_parquet(run / "backtest" / "positions.parquet")
+    test = test[test["range"] == "test"].reset_index(drop=True)
+    journal = tmp_path / "paper.sqlite"
+    replay_args = [a for s, p in files.items() for a in ("--replay", f"{s}={p}")]
+    start = test.time.iloc[0].strftime("%Y-%m-%dT%H:%M")
+    out = invoke("paper", *replay_args, "--model", model, "--journal", journal, "--fee-bps", 2,
+                 "--capital", CAPITAL, "--start", start)  # fmt: skip
+    assert out.exit_code == 0, out.output
+    rows = journal_rows(journal)
+    book = rows[(rows.symbol == "portfolio") & (rows.policy == "long_short")].reset_index()
+    want = np.r_[1.0, test["wealth_long_short"].to_numpy()]
+    np.testing.assert_allclose(book.wealth / CAPITAL, want, rtol=0, atol=1e-9)
+    weights = np.array([[json.loads(p)["weights"][s] for s in SYMBOLS]
+                        for p in book.policy_params.iloc[:-1]])  # fmt: skip
+    columns = [f"weight_long_short_{s.replace('/', '_')}" for s in SYMBOLS]
+    np.testing.assert_array_equal(weights, test[columns].to_numpy())
+    decided = book[book.kind == "decision"]
+    assert len(decided) > 20 and ((decided.candle_ms // 1_800_000) % H == 0).all()
+    assert set(book.kind) == {"decision", "held"}
+    diff = invoke("paper", "diff", "--run", run, "--journal", journal, *data, "--json")
+    assert diff.exit_code == 0, diff.output
+    assert json.loads(diff.stdout)["differing"] == 0
