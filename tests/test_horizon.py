@@ -222,3 +222,29 @@ def test_rescoring_on_a_bad_schedule_is_one_line_and_keeps_the_backtest(h24_runs
                          (["--cadence", "2", "--sleeves", "2"], "give one of them")):  # fmt: skip
         one_line_error(runner.invoke(app, ["backtest", str(clean), *extra]), *words.split(", "))
     assert (clean / "backtest" / "positions.parquet").read_bytes() == before
+
+
+def test_same_horizon_one_liners_read_nothing_after_their_candle():
+    """Momentum, mean reversion and the cross-sectional reversal at H = 24, on a cadence and in
+    sleeves: every position at or before T is the same when every close after T is replaced."""
+    from fc.core.evaluation.backtest import baseline_positions, scheduled_books
+    from fc.core.evaluation.portfolio import cross_sectional_reversal
+    from fc.core.evaluation.schedule import Schedule
+
+    rng = np.random.default_rng(3)
+    closes = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, (400, 4)), axis=0))
+    dirty = closes.copy()
+    dirty[250:] = rng.uniform(50, 150, (150, 4))
+    times = pd.date_range("2024-01-01", periods=400, freq="1h", tz="UTC")
+    decide = np.r_[np.zeros(30, bool), np.ones(369, bool), False]
+    for schedule in (Schedule.of(H), Schedule.of(H, sleeves=6)):
+        got = []
+        for c in (closes, dirty):
+            base = baseline_positions(c[:, 0], True, H)
+            _, held = scheduled_books(np.full(400, 0.5), base, decide, {}, schedule, times, "1h")
+            xs = schedule.book(lambda m, c=c: cross_sectional_reversal(c, m, 1, H), decide, times,
+                               "1h")  # fmt: skip
+            got.append({**held, "xs": xs})
+        for key in got[0]:
+            np.testing.assert_array_equal(got[0][key][:250], got[1][key][:250])
+        assert not np.array_equal(got[0]["momentum"], got[1]["momentum"])  # it was poisoned
