@@ -22,9 +22,9 @@ import logging
 import numpy as np
 
 from fc.core.data.features import price_change
-from fc.core.errors import FcError
 from fc.core.evaluation.policies import POLICIES, book_moves
 from fc.core.evaluation.portfolio import STRATEGIES, equal_weight, next_sides, side_weights
+from fc.core.evaluation.schedule import mean_book
 from fc.live.journal import Row
 from fc.live.logs import log_event
 from fc.live.service import Decision, PaperService, held_close, held_trade, iso
@@ -37,11 +37,6 @@ class UniverseService(PaperService):
     """Decides every symbol of a UniversePredictor (live/universe_model.py) at candle closes."""
 
     def __init__(self, config, source, predictor, journal, clock, metrics=None):
-        if config.schedule.sleeves > 1:
-            raise FcError(
-                f"a universe graph of {config.schedule.sleeves} sleeves: fc paper trades a "
-                "universe on a cadence yet; export the run with --cadence to paper-trade it"
-            )
         self.universe = list(predictor.symbols)
         super().__init__(config, source, predictor, journal, clock, metrics)
         self.symbols = self.universe  # _fetch asks each of them, concurrently
@@ -54,7 +49,52 @@ class UniverseService(PaperService):
         self.changed = {
             (s, p): j.last_change(s, c.timeframe, p) for s in self.universe for p in POLICIES
         }
+        self.book_sleeves = None
+        if c.schedule.sleeves > 1:
+            self._rebuild_sleeves()
         self.metrics.restored([r for r in self.state.values() if r is not None])
+
+    def _rebuild_sleeves(self) -> None:
+        """With sleeves: every symbol's and the long-short's sleeve states, rebuilt by replaying
+        the journal's decided candles (each symbol's p_up there) through _sleeve_candle."""
+        n, size = self.config.schedule.sleeves, len(self.universe)
+        self.symbol_sleeves = {(s, p): [[0.0, None] for _ in range(n)]
+                               for s in self.universe for p in POLICIES}  # fmt: skip
+        self.book_sleeves = [{"sides": [0] * size, "changed": [None] * size} for _ in range(n)]
+        rows = self.journal.decisions(timeframe=self.config.timeframe)
+        mine = rows[(rows.policy == POLICIES[0]) & (rows.kind == "decision")
+                    & rows.symbol.isin(self.universe)]  # fmt: skip
+        table = mine.pivot(index="candle_ms", columns="symbol", values="p_up")
+        table = table.reindex(columns=self.universe).dropna()  # a fresh journal: nothing
+        for t, p_up in zip(table.index, table.to_numpy(dtype=np.float64), strict=True):
+            self._sleeve_candle(int(t), p_up)
+
+    def _sleeve_candle(self, t: int, p_up) -> tuple[dict, dict]:
+        """({(symbol, policy): book position}, {strategy: weights}) at candle t with sleeves:
+        the sleeve of t re-decides (each symbol by next_position, the long-short by
+        next_sides), every book is the mean of its sleeves' (core.evaluation.schedule)."""
+        positions = {}
+        for i, symbol in enumerate(self.universe):
+            for policy in POLICIES:
+                sleeves = self.symbol_sleeves[symbol, policy]
+                positions[symbol, policy] = self._sleeve_step(policy, float(p_up[i]), t, sleeves)
+        tf, params = self.config.timeframe_ms, self.predictor.portfolio_params
+        mine = self.book_sleeves[(t // tf) % len(self.book_sleeves)]
+        since = [-np.inf if m is None else m // tf for m in mine["changed"]]
+        new = next_sides(np.nan_to_num(p_up, nan=0.5).tolist(), mine["sides"], since, t // tf,
+                         params)  # fmt: skip
+        mine["changed"] = [t if a != b else m for a, b, m in
+                           zip(new, mine["sides"], mine["changed"], strict=True)]  # fmt: skip
+        mine["sides"] = new
+        books = {"long_short": mean_book([side_weights(b["sides"], params)
+                                          for b in self.book_sleeves])}  # fmt: skip
+        for strategy, policy in EQUAL_WEIGHT.items():
+            books[strategy] = mean_book([
+                equal_weight(np.array([[self.symbol_sleeves[s, policy][k][0]
+                                        for s in self.universe]]))[0]
+                for k in range(len(self.book_sleeves))
+            ])  # fmt: skip
+        return positions, books
 
     @property
     def last_candle_ms(self) -> int | None:
@@ -79,6 +119,9 @@ class UniverseService(PaperService):
         # between decision candles every book is held: no prediction, held rows
         decides = self.is_decision_candle(t)
         p_up = self.predictor.p_up_row(windows) if decides else np.full(len(self.universe), np.nan)
+        self.sleeve_books = None
+        if self.book_sleeves is not None:  # sleeves: every candle re-decides one of them
+            self.sleeve_positions, self.sleeve_books = self._sleeve_candle(t, p_up)
         rows, positions = [], {}
         for i, symbol in enumerate(self.universe):
             for policy in POLICIES:
@@ -107,10 +150,12 @@ class UniverseService(PaperService):
         """A one-symbol service's row of (symbol, policy) at t and the held rows before it: a
         decision, or (not a decision candle) the position held."""
         c, prev = self.config, self.state[symbol, policy]
-        if decides:
-            f = self._position(policy, p_up, prev, t, key=(symbol, policy))
-        else:
+        if not decides:
             f = 0.0 if prev is None else prev.position
+        elif self.book_sleeves is not None:
+            f = self.sleeve_positions[symbol, policy]
+        else:
+            f = self._position(policy, p_up, prev, t, key=(symbol, policy))
         held, wealth, trade = [], c.capital, f
         if prev is not None:
             held, wealth = self._carry(prev, times, closes)
@@ -131,10 +176,14 @@ class UniverseService(PaperService):
         for strategy in STRATEGIES:
             prev = self.state[PORTFOLIO, strategy]
             before = _book(prev, self.universe)
-            if decides:
-                weights, changed = self._weights(strategy, p_up, positions, before, t)
-            else:
+            if not decides:
                 weights, changed = before["weights"], before["changed"]
+            elif self.sleeve_books is not None:
+                weights = self.sleeve_books[strategy]
+                moved = zip(weights != before["weights"], before["changed"], strict=True)
+                changed = [t if m else old for m, old in moved]
+            else:
+                weights, changed = self._weights(strategy, p_up, positions, before, t)
             wealth = c.capital
             if prev is not None:
                 held, wealth = self._carry_book(prev, before["weights"], times, closes, now)

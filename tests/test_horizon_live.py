@@ -123,15 +123,17 @@ def test_a_journal_of_another_cadence_is_refused_and_kept(h4_graph, tmp_path):
     assert journal.read_bytes() == before
 
 
-def test_a_five_symbol_universe_replays_its_backtest_on_a_cadence(tmp_path):
-    """A pooled relative model at H = 4, --cadence 4: the journal's books equal fc backtest
-    --model's (weights exact, wealth 1e-9), decisions only on decision candles, paper diff 0."""
+@pytest.mark.parametrize("how", ["cadence", "sleeves"])
+def test_a_five_symbol_universe_replays_its_backtest_on_a_schedule(tmp_path, how):
+    """A pooled relative model at H = 4, --cadence 4 or --sleeves 4: the journal's books equal
+    fc backtest --model's (weights exact, wealth 1e-9), a cadence's decisions only on decision
+    candles, paper diff 0."""
     from test_universe_live import CAPITAL, QUICK, SYMBOLS, write_universe
 
     files = write_universe(tmp_path / "data")
     data = [a for s, p in files.items() for a in ("--data", f"{s}={p}")]
     args = ["train", "--symbols", ",".join(SYMBOLS), "--target", "relative", "--horizon", H,
-            *data, *QUICK, "--threads", 1, "--runs", tmp_path / "runs"]  # fmt: skip
+            f"--{how}", H, *data, *QUICK, "--threads", 1, "--runs", tmp_path / "runs"]  # fmt: skip
     out = invoke(*args)
     assert out.exit_code == 0, out.output
     run = tmp_path / "runs" / out.stdout.strip().splitlines()[-1].split("/")[-1]
@@ -139,7 +141,7 @@ def test_a_five_symbol_universe_replays_its_backtest_on_a_cadence(tmp_path):
     model = run / "export" / "model.onnx"
     out = invoke("backtest", run, "--model", model, "--fee-bps", 2, "--json")
     assert out.exit_code == 0, out.output
-    assert json.loads(out.stdout)["cadence"] == H
+    assert json.loads(out.stdout)[how] == H
     test = pd.read_parquet(run / "backtest" / "positions.parquet")
     test = test[test["range"] == "test"].reset_index(drop=True)
     journal = tmp_path / "paper.sqlite"
@@ -157,8 +159,20 @@ def test_a_five_symbol_universe_replays_its_backtest_on_a_cadence(tmp_path):
     columns = [f"weight_long_short_{s.replace('/', '_')}" for s in SYMBOLS]
     np.testing.assert_array_equal(weights, test[columns].to_numpy())
     decided = book[book.kind == "decision"]
-    assert len(decided) > 20 and ((decided.candle_ms // 1_800_000) % H == 0).all()
-    assert set(book.kind) == {"decision", "held"}
+    phases = set((decided.candle_ms // 1_800_000) % H)
+    assert len(decided) > 20 and phases == ({0} if how == "cadence" else set(range(H)))
+    assert set(book.kind) == ({"decision", "held"} if how == "cadence" else {"decision"})
     diff = invoke("paper", "diff", "--run", run, "--journal", journal, *data, "--json")
     assert diff.exit_code == 0, diff.output
     assert json.loads(diff.stdout)["differing"] == 0
+    # a service restarted in the middle of a holding period continues the same books
+    parts, stop = tmp_path / "parts.sqlite", (test.time.iloc[0] + pd.Timedelta("41h")).isoformat()
+    common = [*replay_args, "--model", model, "--journal", parts, "--fee-bps", 2, "--capital",
+              CAPITAL]  # fmt: skip
+    assert invoke("paper", *common, "--start", start, "--end", stop).exit_code == 0
+    assert invoke("paper", *common, "--start", stop).exit_code == 0
+    columns = ["symbol", "policy", "candle_ms", "kind", "position", "p_up", "policy_params"]
+    both = [
+        journal_rows(j).sort_values(["symbol", "policy", "candle_ms"]) for j in (journal, parts)
+    ]
+    pd.testing.assert_frame_equal(*(b[columns].reset_index(drop=True) for b in both))

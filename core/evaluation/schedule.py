@@ -94,10 +94,10 @@ class Schedule:
         if len(books) == 1:
             return books[0]
         if isinstance(books[0], dict):  # {strategy: book}: each strategy's mean of its sleeves
-            return {key: _mean([b[key] for b in books]) for key in books[0]}
-        return _mean(books)
+            return {key: mean_book([b[key] for b in books]) for key in books[0]}
+        return mean_book(books)
 
 
-def _mean(books: list) -> np.ndarray:
+def mean_book(books: list):
     """The book of the sleeves: their mean, summed in sleeve order."""
     return sum(books[1:], books[0]) / len(books)
