@@ -29,6 +29,7 @@ from fc.live.journal import Journal, Row
 from fc.live.logs import LOGGER, log_event
 from fc.live.market_inputs import bars_needed, decision_window, fetch_all, model_spec
 from fc.live.metrics import NoMetrics
+from fc.live.sleeves import Sleeves
 
 MAX_FETCH = 5000  # candles asked at most; a longer downtime is bridged by one held step
 
@@ -136,34 +137,16 @@ class PaperService:
         self.sleeves = {p: self._restored_sleeves(p) for p in POLICIES}
         self.metrics.restored([r for r in self.state.values() if r is not None])
 
-    def _restored_sleeves(self, policy: str) -> list | None:
-        """With sleeves: each sleeve's [position, candle it last changed (None: never)], rebuilt
-        from the journal's decisions (the p_up journalled at each, the sleeve of its candle)
-        by the very rule that made them; None for a cadence."""
+    def _restored_sleeves(self, policy: str):
+        """With sleeves: the policy's Sleeves rebuilt from the journal's decisions (the p_up
+        journalled at each) by the very rule that made them; None for a cadence."""
         c = self.config
         if c.schedule.sleeves == 1:
             return None
-        sleeves = [[0.0, None] for _ in range(c.schedule.sleeves)]
         rows = self.journal.decisions(c.symbol, c.timeframe)
-        for t, p_up in rows.loc[(rows.policy == policy) & (rows.kind == "decision"),
-                                ["candle_ms", "p_up"]].itertuples(index=False):  # fmt: skip
-            self._sleeve_step(policy, float(p_up), int(t), sleeves)
-        return sleeves
-
-    def _sleeve_step(self, policy: str, p_up: float, t: int, sleeves: list) -> float:
-        """The sleeve of candle t decides by next_position from its own position and the bars
-        since it changed; the book is the sleeves' mean (summed in sleeve order, as
-        core.evaluation.schedule sums them)."""
-        tf = self.config.timeframe_ms
-        mine = sleeves[(t // tf) % len(sleeves)]
-        bars = math.inf if mine[1] is None else (t - mine[1]) // tf
-        f = float(next_position(policy, p_up, mine[0], bars, self.config.params(policy)))
-        if f != mine[0]:
-            mine[0], mine[1] = f, t
-        total = sleeves[0][0]
-        for other in sleeves[1:]:
-            total = total + other[0]
-        return total / len(sleeves)
+        decided = rows.loc[(rows.policy == policy) & (rows.kind == "decision"),
+                           ["candle_ms", "p_up"]].itertuples(index=False)  # fmt: skip
+        return Sleeves(c.schedule.sleeves, policy, c.params(policy), c.timeframe_ms).replay(decided)
 
     @property
     def last_candle_ms(self) -> int | None:
@@ -289,7 +272,7 @@ class PaperService:
             if not decides:
                 f = held_f
             elif self.sleeves.get(policy) is not None:
-                f = self._sleeve_step(policy, p_up, t, self.sleeves[policy])
+                f = self.sleeves[policy].step(p_up, t)
             else:
                 f = self._position(policy, p_up, prev, t)
             if prev is None:

@@ -28,6 +28,7 @@ from fc.core.evaluation.schedule import mean_book
 from fc.live.journal import Row
 from fc.live.logs import log_event
 from fc.live.service import Decision, PaperService, held_close, held_trade, iso
+from fc.live.sleeves import Sleeves
 
 PORTFOLIO = "portfolio"  # the journal's symbol of the portfolio's rows
 EQUAL_WEIGHT = {"equal_weight_discrete": "discrete", "equal_weight_proportional": "proportional"}
@@ -57,8 +58,9 @@ class UniverseService(PaperService):
     def _rebuild_sleeves(self) -> None:
         """With sleeves: every symbol's and the long-short's sleeve states, rebuilt by replaying
         the journal's decided candles (each symbol's p_up there) through _sleeve_candle."""
-        n, size = self.config.schedule.sleeves, len(self.universe)
-        self.symbol_sleeves = {(s, p): [[0.0, None] for _ in range(n)]
+        c = self.config
+        n, size = c.schedule.sleeves, len(self.universe)
+        self.symbol_sleeves = {(s, p): Sleeves(n, p, c.params(p), c.timeframe_ms)
                                for s in self.universe for p in POLICIES}  # fmt: skip
         self.book_sleeves = [{"sides": [0] * size, "changed": [None] * size} for _ in range(n)]
         rows = self.journal.decisions(timeframe=self.config.timeframe)
@@ -76,8 +78,9 @@ class UniverseService(PaperService):
         positions = {}
         for i, symbol in enumerate(self.universe):
             for policy in POLICIES:
-                sleeves = self.symbol_sleeves[symbol, policy]
-                positions[symbol, policy] = self._sleeve_step(policy, float(p_up[i]), t, sleeves)
+                positions[symbol, policy] = self.symbol_sleeves[symbol, policy].step(
+                    float(p_up[i]), t
+                )
         tf, params = self.config.timeframe_ms, self.predictor.portfolio_params
         mine = self.book_sleeves[(t // tf) % len(self.book_sleeves)]
         since = [-np.inf if m is None else m // tf for m in mine["changed"]]
@@ -90,7 +93,7 @@ class UniverseService(PaperService):
                                           for b in self.book_sleeves])}  # fmt: skip
         for strategy, policy in EQUAL_WEIGHT.items():
             books[strategy] = mean_book([
-                equal_weight(np.array([[self.symbol_sleeves[s, policy][k][0]
+                equal_weight(np.array([[self.symbol_sleeves[s, policy].positions[k]
                                         for s in self.universe]]))[0]
                 for k in range(len(self.book_sleeves))
             ])  # fmt: skip
