@@ -35,7 +35,7 @@ from fc.core.learning.schemes import (
 SCHEMES = ("sequence", "window")
 # (rows per step, learning rate). window: the workshop's 64 windows at 1e-3. sequence: 32 chunks
 # of 512 scored steps (16k targets a step, so far less gradient noise and far fewer steps) at
-# 3e-2, chosen by measurement on the 30m file (README, "Training speed").
+# 3e-2, chosen by measurement on the 30m file (docs/training.md).
 SCHEME_DEFAULTS = {"window": (64, 1e-3), "sequence": (32, 3e-2)}
 
 
