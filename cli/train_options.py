@@ -71,6 +71,21 @@ TRAINING = (
         "next (the symbol's next candle) or relative (its next return against the equal-weight"
         " mean of --symbols).",
     ),
+    Option(
+        "horizon",
+        int,
+        1,
+        "Candles ahead the label reads: the sign of close[t+H]/close[t]-1 (or against the"
+        " universe's mean with --target relative); ranges are purged by H.",
+    ),
+    Option(
+        "cadence",
+        int | None,
+        None,
+        "Re-decide the book every N candles (open time a multiple of N since the epoch), hold"
+        " between; default: the horizon.",
+    ),
+    Option("sleeves", int | None, None, "N overlapping sub-books, one re-decided each candle."),
     Option("hidden", int, 16, "GRU hidden size."),
     Option("layers", int, 3, "GRU layers."),
     Option("seq_len", int, 512, "Window length: features a prediction reads."),

@@ -24,6 +24,7 @@ from fc.core.studies.ledger import ledger_rows
 
 TITLES = {"discrete": "discrete", "proportional": "proportional", "buy_and_hold": "buy and hold",
           "mean_reversion": "mean reversion", "last_direction": "last direction",
+          "momentum": "momentum",
           "class_prior": "class prior"}  # fmt: skip
 
 
@@ -151,7 +152,9 @@ def report_tables(report: dict) -> list[tuple[str, list[str], list[list[str]]]]:
                      f"{_bps(s['discrete'])} / {_bps(s['proportional'])}"])  # fmt: skip
     lead = report["variants"][0]
     c, s = lead["classifier"], lead["fees"][first]["strategies"]
-    for name in ("mean_reversion", "last_direction", "buy_and_hold"):
+    for name in [
+        n for n in ("mean_reversion", "last_direction", "momentum", "buy_and_hold") if n in s
+    ]:
         acc = _pct(c[name]["accuracy"]) if name in c else ""
         rows.append([f"{TITLES[name]} (one-liner)", "", acc, "", "", "", "", _sharpe_ci(s[name]),
                      "", _bps(s[name])])  # fmt: skip
@@ -161,7 +164,8 @@ def report_tables(report: dict) -> list[tuple[str, list[str], list[list[str]]]]:
         rows = [[v["name"], *_strategy_cells(name, v["fees"][fee]["strategies"][name])]
                 for v in report["variants"] for name in POLICIES]  # fmt: skip
         rows += [[f"{TITLES[name]} (one-liner)", *_strategy_cells(name, lead["fees"][fee][
-                 "strategies"][name])] for name in ONE_LINERS]  # fmt: skip
+                 "strategies"][name])] for name in ONE_LINERS
+                 if name in lead["fees"][fee]["strategies"]]  # fmt: skip
         tables.append(
             (
                 f"Strategies at {fee} bps",

@@ -50,7 +50,7 @@ def plan_lab(lab: Lab) -> tuple[list[PlannedVariant], dict[str, dict]]:
                 loaded[source] = variant_inputs(resolved)
             grid, base = loaded[source]
             walk = WalkConfig(**resolved["walk"])
-            folds = plan_folds(grid, walk, base.seq_len)
+            folds = plan_folds(grid, walk, base.seq_len, base.horizon)
         except FcError as exc:
             raise FcError(f"{lab.path.name}, variant {variant.name!r}: {exc}") from None
         keys = []

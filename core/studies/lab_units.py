@@ -125,7 +125,7 @@ def run_unit(task: dict) -> dict:
         ends = fold_decisions(grid, fold, base.first_decision)
         p_up = family_of(config).reference_p_up(model, config, grid_features(grid), ends, device)
         frame = pd.DataFrame({"time": grid.index[ends], "p_up": p_up, "fold": fold.number})
-        scores = fold_scores(grid, ends, p_up, run)
+        scores = fold_scores(grid, ends, p_up, run, base.horizon)
     buffer = io.BytesIO()
     frame.to_parquet(buffer, index=False)
     return {

@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fc.core.data.features import direction_class
 from fc.core.evaluation.backtest import BacktestConfig
 from fc.core.evaluation.calibration import reliability
 from fc.core.evaluation.policies import POLICIES
@@ -26,7 +25,9 @@ CURVE_FEES = 41  # points of each Sharpe-against-fee curve
 # what the report keeps of each strategy at each fee
 STRATEGY_KEYS = ("final_wealth", "sharpe", "sharpe_ci95", "psr", "break_even_fee_bps",
                  "turnover", "max_drawdown", "trades")  # fmt: skip
-ONE_LINERS = ("buy_and_hold", "mean_reversion", "last_direction", "class_prior")
+# the one-liners beside every variant; the one that follows the last move is last_direction at
+# H = 1 and momentum beyond (core.evaluation.backtest.follow_name)
+ONE_LINERS = ("buy_and_hold", "mean_reversion", "last_direction", "momentum", "class_prior")
 
 
 def fee_name(fee: float) -> str:
@@ -48,6 +49,7 @@ def summarise_variant(
     in RUNS/ledger.sqlite under the name `look`, write OUT/predictions.parquet (fc walk's file,
     byte for byte), positions-<fee>bps.parquet and variant.json; return variant.json's content."""
     units = sorted(units, key=lambda u: u["fold"]["number"])
+    horizon = getattr(base, "horizon", 1)
     frames = [u["frame"] for u in units]
     predictions = pd.concat(frames, ignore_index=True)
     out.mkdir(parents=True, exist_ok=True)
@@ -66,8 +68,10 @@ def summarise_variant(
                                   "kurtosis")} for p in POLICIES}  # fmt: skip
         by_fee[fee_name(fee)] = {
             "strategies": {
-                s: {k: section[s].get(k) for k in STRATEGY_KEYS} for s in (*POLICIES, *ONE_LINERS)
-            },  # fmt: skip
+                s: {k: section[s].get(k) for k in STRATEGY_KEYS}
+                for s in (*POLICIES, *ONE_LINERS)
+                if s in section
+            },
             "equity": _equity_series(positions),
             "variant_hash": report["ledger"]["config_hash"],
         }
@@ -80,9 +84,9 @@ def summarise_variant(
         "data_hash": report["ledger"]["data_hash"],
         "classifier": {
             **_classifier(section["classifier"]),
-            "accuracy_minus": _accuracy_minus(grid, predictions, section["classifier"]),
+            "accuracy_minus": _accuracy_minus(grid, predictions, section["classifier"], horizon),
         },
-        "calibration": _calibration(grid, predictions),
+        "calibration": _calibration(grid, predictions, horizon),
         "sharpe_by_fee": _sharpe_curve(positions0, fees, slippage_bps, base.timeframe, by_fee),
         "fees": by_fee,
         "moments": moments,
@@ -108,30 +112,40 @@ def _fold_row(unit: dict) -> dict:
 def _classifier(block: dict) -> dict:
     """The stitched walk's direction scores: the model, each one-liner, the differences."""
     out = {"scored": block["scored"]}
-    for name in ("model", "class_prior", "always_up", "last_direction", "mean_reversion"):
-        out[name] = {k: block[name].get(k) for k in ("accuracy", "log_loss", "brier")}
+    for name in ("model", "class_prior", "always_up", *ONE_LINERS):
+        if name in block:
+            out[name] = {k: block[name].get(k) for k in ("accuracy", "log_loss", "brier")}
     for other in ("prior", "mean_reversion"):
         out[f"accuracy_minus_{other}"] = block[f"accuracy_minus_{other}"]
         out[f"accuracy_minus_{other}_ci95"] = block[f"accuracy_minus_{other}_ci95"]
     return out
 
 
-def _accuracy_minus(grid: pd.DataFrame, predictions: pd.DataFrame, block: dict) -> dict:
-    """{one-liner: {"difference", "ci95"}}: the model's accuracy minus each one-liner's on the
-    same scored decisions, with the paired stationary-bootstrap interval the backtest gives the
-    mean reversion's (BacktestConfig's repetitions and block)."""
-    from fc.core.data.features import direction
-    from fc.core.evaluation.metrics import bootstrap_cis, mean_rows
+def _scored(grid: pd.DataFrame, predictions: pd.DataFrame, horizon: int):
+    """(p_up, up, last move up) at the stitched decisions whose candle H ahead is real, as the
+    classifier block scores them."""
+    from fc.core.evaluation.backtest import label_ahead, last_move_up
 
     ends = grid.index.get_indexer(pd.DatetimeIndex(predictions["time"]))
     close = grid["close"].to_numpy()
-    scored = ~grid["filled"].to_numpy()[ends + 1]
+    labels, real = label_ahead(close, grid["filled"].to_numpy(), horizon)
+    scored = real[ends]
     ends = ends[scored]
-    up = direction_class(close)[ends + 1] == 0
-    last_up = direction(close)[ends] >= 0
-    model = (predictions["p_up"].to_numpy()[scored] >= 0.5) == up
+    p_up = predictions["p_up"].to_numpy()[scored]
+    return p_up, labels[ends] == 0, last_move_up(close, horizon)[ends] == 1.0
+
+
+def _accuracy_minus(grid, predictions, block: dict, horizon: int) -> dict:
+    """{one-liner: {"difference", "ci95"}}: the model's accuracy minus each one-liner's on the
+    same scored decisions, with the paired stationary-bootstrap interval the backtest gives the
+    mean reversion's (BacktestConfig's repetitions and block)."""
+    from fc.core.evaluation.backtest import follow_name
+    from fc.core.evaluation.metrics import bootstrap_cis, mean_rows
+
+    p_up, up, last_up = _scored(grid, predictions, horizon)
+    model = (p_up >= 0.5) == up
     prior_up = block["class_prior"]["p_up"] >= 0.5
-    right = {"mean_reversion": ~last_up == up, "last_direction": last_up == up,
+    right = {"mean_reversion": ~last_up == up, follow_name(horizon): last_up == up,
              "always_up": up, "class_prior": up == prior_up}  # fmt: skip
     diffs = [model.astype(np.float64) - r.astype(np.float64) for r in right.values()]
     cfg = BacktestConfig()
@@ -175,13 +189,10 @@ def _sharpe_curve(positions, fees, slippage_bps, timeframe, by_fee) -> dict:
     return out
 
 
-def _calibration(grid: pd.DataFrame, predictions: pd.DataFrame) -> dict:
-    """The reliability bins of the stitched predictions at the decisions whose next candle is
-    real (as the classifier block scores them)."""
-    ends = grid.index.get_indexer(pd.DatetimeIndex(predictions["time"]))
-    scored = ~grid["filled"].to_numpy()[ends + 1]
-    up = direction_class(grid["close"].to_numpy())[ends + 1] == 0
-    bins = reliability(predictions["p_up"].to_numpy()[scored], up[scored])
+def _calibration(grid: pd.DataFrame, predictions: pd.DataFrame, horizon: int) -> dict:
+    """The reliability bins of the stitched predictions at the scored decisions."""
+    p_up, up, _ = _scored(grid, predictions, horizon)
+    bins = reliability(p_up, up)
     # an empty bin has no mean: null in JSON, not NaN
     return {k: [None if np.isnan(v) else v for v in np.asarray(a, dtype=np.float64).tolist()]
             for k, a in bins.items()}  # fmt: skip

@@ -106,7 +106,8 @@ def option_values(args: list[str]) -> dict[str, str]:
 
 
 def _typed(name: str, text: str):
-    kind = type(_defaults()[name])
+    default = _defaults()[name]
+    kind = int if default is None else type(default)  # --cadence, --sleeves: None = not given
     try:
         if kind is bool:
             if text.lower() not in ("true", "false", "1", "0"):
