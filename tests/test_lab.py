@@ -94,6 +94,25 @@ def test_a_variant_is_fc_walk_byte_for_byte(lab):
     assert plan["done"] == UNITS and plan["left"] == 0 and plan["estimate_seconds"] == 0.0
 
 
+@pytest.mark.slow  # its own lab and fc walk: ~15 s
+def test_a_variant_at_horizon_4_is_fc_walk_at_horizon_4(tmp_path):
+    """--horizon is a lab key with no line of the lab for it (fc walk's own options)."""
+    text = LAB.split("[grid]")[0] + "[grid]\nfamily = ['logistic']\nhorizon = [4]\n"
+    path = lab_file(tmp_path, text, weeks=7)
+    report = run_json("run", path)["report"]
+    variant = json.loads(Path(report["json"]).read_text())["variants"][0]
+    args = ["walk", "--data", tmp_path / "candles.parquet", "--symbol", "SYNTH/USDT",
+            "--timeframe", "1h", "--seq-len", "24", "--start", "2024-02-05", "--every", "1W",
+            "--val", "1W", "--family", "logistic", "--horizon", "4", "--runs", tmp_path / "w",
+            "--quiet"]  # fmt: skip
+    result = runner.invoke(app, list(map(str, args)))
+    assert result.exit_code == 0, result.output
+    walk = Path(result.stdout.strip().splitlines()[-1])
+    mine = tmp_path / "study" / "variants" / variant["id"] / "predictions.parquet"
+    assert mine.read_bytes() == (walk / "predictions.parquet").read_bytes()
+    assert "momentum" in variant["classifier"]["accuracy_minus"]
+
+
 @pytest.mark.slow  # a second process (imports alone ~5 s) and ten more units: ~20 s on 2 cores
 def test_kill_9_resumes_with_exactly_the_missing_units(big_lab):
     path, out, _ = big_lab
