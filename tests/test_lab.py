@@ -59,6 +59,16 @@ def big_lab(tmp_path_factory):
     return ran_lab(tmp_path_factory.mktemp("big"), weeks=9, units=BIG)
 
 
+def fc_walk(folder: Path, runs: Path, *options) -> Path:
+    """`fc walk` over lab_files' candles with the lab file's [data] and [walk]; its folder."""
+    args = ["walk", "--data", folder / "candles.parquet", "--symbol", "SYNTH/USDT",
+            "--timeframe", "1h", "--seq-len", "24", "--start", "2024-02-05", "--every", "1W",
+            "--val", "1W", "--runs", runs, "--quiet", *options]  # fmt: skip
+    result = runner.invoke(app, list(map(str, args)))
+    assert result.exit_code == 0, result.output
+    return runs / Path(result.stdout.strip().splitlines()[-1]).name
+
+
 def variant(report: dict, name: str) -> dict:
     return next(v for v in report["variants"] if v["name"] == name)
 
@@ -69,13 +79,7 @@ def test_a_variant_is_fc_walk_byte_for_byte(lab):
     report = json.loads((out / "report.json").read_text())
     lags4 = variant(report, "family=logistic lags=4")
     folder = path.parent
-    args = ["walk", "--data", folder / "candles.parquet", "--symbol", "SYNTH/USDT",
-            "--timeframe", "1h", "--seq-len", "24", "--start", "2024-02-05", "--every", "1W",
-            "--val", "1W", "--family", "logistic", "--lags", "4", "--runs", folder / "runs",
-            "--quiet"]  # fmt: skip
-    result = runner.invoke(app, list(map(str, args)))
-    assert result.exit_code == 0, result.output
-    walk = folder / "runs" / result.stdout.strip().splitlines()[-1].split("/")[-1]
+    walk = fc_walk(folder, folder / "runs", "--family", "logistic", "--lags", "4")
     mine = out / "variants" / lags4["id"] / "predictions.parquet"
     assert mine.read_bytes() == (walk / "predictions.parquet").read_bytes()
     # and its backtest at 0 bps is fc walk's (the same function, the same numbers)
@@ -101,13 +105,7 @@ def test_a_variant_at_horizon_4_is_fc_walk_at_horizon_4(tmp_path):
     path = lab_file(tmp_path, text, weeks=7)
     report = run_json("run", path)["report"]
     variant = json.loads(Path(report["json"]).read_text())["variants"][0]
-    args = ["walk", "--data", tmp_path / "candles.parquet", "--symbol", "SYNTH/USDT",
-            "--timeframe", "1h", "--seq-len", "24", "--start", "2024-02-05", "--every", "1W",
-            "--val", "1W", "--family", "logistic", "--horizon", "4", "--runs", tmp_path / "w",
-            "--quiet"]  # fmt: skip
-    result = runner.invoke(app, list(map(str, args)))
-    assert result.exit_code == 0, result.output
-    walk = Path(result.stdout.strip().splitlines()[-1])
+    walk = fc_walk(tmp_path, tmp_path / "w", "--family", "logistic", "--horizon", "4")
     mine = tmp_path / "study" / "variants" / variant["id"] / "predictions.parquet"
     assert mine.read_bytes() == (walk / "predictions.parquet").read_bytes()
     assert "momentum" in variant["classifier"]["accuracy_minus"]
