@@ -12,12 +12,12 @@ PIP_TORCH_FLAGS := $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX),)
 # See __init__.py: spinning OpenMP threads are 20x slower on a shared 2-core machine.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: install shell test test-all lint bench demo clean
+.PHONY: install shell test test-all lint bench demo docs docs-serve docs-screenshots clean
 
 install:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet $(PIP_TORCH_FLAGS) "$(TORCH)"
-	$(BIN)/pip install --quiet -e ".[train,tune,cluster,dev]"
+	$(BIN)/pip install --quiet -e ".[train,tune,cluster,dev,docs]"
 	@$(MAKE) --no-print-directory shell
 	$(BIN)/fc --version
 
@@ -57,5 +57,23 @@ demo:
 		--fee-bps 5 --journal $(DEMO)/paper.sqlite && \
 	$(BIN)/fc paper report --journal $(DEMO)/paper.sqlite
 
+# The documentation site (mkdocs.yml): docs/ into site/, the command reference generated from the
+# Typer app by docs/hooks/reference.py at every build. --strict: a broken link or anchor fails it.
+DOCS_CHECK = $(if $(shell $(BIN)/python -c "import mkdocs, material" 2>/dev/null && echo ok),,\
+  $(error make docs: MkDocs is not installed in $(VENV): run make install, or $(BIN)/pip install -e '.[docs]'))
+export NO_MKDOCS_2_WARNING ?= 1
+
+docs:
+	$(DOCS_CHECK)
+	$(BIN)/python -m mkdocs build --strict
+
+docs-serve:
+	$(DOCS_CHECK)
+	$(BIN)/python -m mkdocs serve --strict --dev-addr 127.0.0.1:8000
+
+# docs/img/*.png: the built site in headless Chromium (Debian's `chromium`), home and a results page
+docs-screenshots: docs
+	$(BIN)/python tests/site_browser.py site docs/img
+
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache demo-out
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache demo-out site

@@ -21,8 +21,16 @@ ROWS = (
     ("buy_and_hold", "buy and hold"),
     ("mean_reversion", "mean reversion"),
     ("last_direction", "last direction"),
+    ("momentum", "momentum"),  # at a horizon H > 1, in place of the last direction
     ("class_prior", "class prior"),
 )
+Cadence = Annotated[
+    int | None,
+    typer.Option(help="Re-score on another cadence: re-decide every N candles, hold between."),
+]
+Sleeves = Annotated[
+    int | None, typer.Option(help="Re-score with N overlapping sleeves, one re-decided a candle.")
+]
 
 
 PROGRESS_DELAY = 2.0  # seconds of work before a progress bar is worth showing
@@ -72,22 +80,28 @@ def _num(value, fmt: str) -> str:
     return "-" if value is None or value != value else format(value, fmt)
 
 
-def _range_tables(name: str, part: dict) -> tuple[Table, Table]:
+def _range_tables(name: str, part: dict, horizon: int = 1) -> tuple[Table, Table]:
     """Trading and direction tables of one range, each within 80 columns."""
     label = _range_name(name, part)
     trading = Table(title=f"{label}: trading (wealth from 1.0; Sharpe annualised, 95 % CI)")
     for col in ("strategy", "wealth", "Sharpe", "CI", "PSR(0)", "max DD", "turnover"):
         trading.add_column(col, justify="left" if col == "strategy" else "right")
     for key, label_row in ROWS:
+        if key not in part:
+            continue
         m = part[key]
         trading.add_row(label_row, f"{m['final_wealth']:.3f}", f"{m['sharpe']:+.2f}",
                         _ci(m.get("sharpe_ci95")), _num(m.get("psr"), ".3f"),
                         f"{m['max_drawdown']:.1%}", f"{m['turnover']:.3f}")  # fmt: skip
     c = part["classifier"]
-    direction = Table(title=f"{label}: direction of the next candle ({c['scored']:,} candles)")
+    ahead = "the next candle" if horizon == 1 else f"the next {horizon} candles"
+    direction = Table(title=f"{label}: direction of {ahead} ({c['scored']:,} candles)")
     for col in ("predictor", "accuracy", "log loss", "Brier", "ECE"):
         direction.add_column(col, justify="left" if col == "predictor" else "right")
-    for key in ("model", "class_prior", "always_up", "last_direction", "mean_reversion"):
+    for key in ("model", "class_prior", "always_up", "last_direction", "momentum",
+                "mean_reversion"):  # fmt: skip
+        if key not in c:
+            continue
         m = c[key]
         direction.add_row(key.replace("_", " "), f"{m['accuracy']:.2%}",
                           _num(m["log_loss"], ".4f"), f"{m['brier']:.4f}",
@@ -105,6 +119,8 @@ def _cost_table(name: str, part: dict) -> Table:
     for col in ("strategy", "trades", "mean hold, bars", "break-even fee, bps"):
         costs.add_column(col, justify="left" if col == "strategy" else "right")
     for key, label in ROWS:
+        if key not in part:
+            continue
         m = part[key]
         costs.add_row(label, f"{m.get('trades', 0):,}", _opt(m.get("mean_holding_bars")),
                       _opt(m.get("break_even_fee_bps")))  # fmt: skip
@@ -194,6 +210,8 @@ def backtest(
     cap: Cap = None,
     min_hold: MinHold = None,
     k: K = None,
+    cadence: Cadence = None,
+    sleeves: Sleeves = None,
     device: Annotated[
         str, typer.Option(help="torch predictions on auto, cpu or cuda (not with --model).")
     ] = "auto",
@@ -229,9 +247,10 @@ def backtest(
     if read_config(run).symbols:
         from fc.cli.universe_report import backtest_universe_command
 
+        schedule = {"cadence": cadence, "sleeves": sleeves}
         with ProgressAfter("predicting p_up") as progress:
             return backtest_universe_command(run, cfg, data, model, policies, device, as_json,
-                                             progress)  # fmt: skip
+                                             progress, schedule)  # fmt: skip
     if k is not None:
         from fc.core.errors import FcError
 
@@ -250,7 +269,8 @@ def backtest(
         key = f"onnx:{file_sha256(model)}"
     with ProgressAfter("predicting p_up") as progress:
         report = backtest_run(run, cfg, data, predict, str(model) if model else "torch",
-                              policies, device, progress, key, importance)  # fmt: skip
+                              policies, device, progress, key, importance,
+                              {"cadence": cadence, "sleeves": sleeves})  # fmt: skip
     if as_json:
         typer.echo(json.dumps(report))
         return
@@ -259,7 +279,7 @@ def backtest(
             console.print(table)
     for name in ("train", "validation", "test"):
         if name in report:
-            for table in _range_tables(name, report[name]):
+            for table in _range_tables(name, report[name], report.get("horizon", 1)):
                 console.print(table)
             console.print(_cost_table(name, report[name]))
             console.print(_edges(_range_name(name, report[name]), report[name]["classifier"]))
@@ -272,7 +292,15 @@ def backtest(
     if "importance" in report:
         console.print(_importance_table(report["importance"]))
     console.print(_policy_line(report))
+    if "horizon" in report:
+        console.print(_schedule_line(report))
     console.print(f"files in {run / 'backtest'}")
+
+
+def _schedule_line(report: dict) -> str:
+    how = (f"{report['sleeves']} sleeves, one re-decided each candle" if "sleeves" in report
+           else f"re-decided every {report.get('cadence', 1)} candles, held between")  # fmt: skip
+    return f"horizon {report['horizon']} candles; the book {how}"
 
 
 def _importance_table(report: dict) -> Table:

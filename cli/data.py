@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -24,13 +25,18 @@ Symbol = Annotated[str, typer.Option(help="Market symbol, BASE/QUOTE.")]
 SymbolEach = Annotated[
     list[str] | None, typer.Option("--symbol", help="Market symbol, BASE/QUOTE; may be repeated.")
 ]
-Symbols = Annotated[str | None, typer.Option(help="Several symbols at once: A,B,…")]
+Symbols = Annotated[
+    str | None,
+    typer.Option(help="Several symbols at once: A,B,… or @FILE (one a line, or a freqtrade "
+                 "config's exchange.pair_whitelist)."),
+]  # fmt: skip
 
 
 def chosen_symbols(each: list[str] | None, several: str | None) -> list[str]:
-    """--symbol (repeated) and --symbols A,B together, in order, each once."""
-    given = list(each or []) + [s.strip() for s in (several or "").split(",") if s.strip()]
-    return list(dict.fromkeys(given))
+    """--symbol (repeated) and --symbols A,B or @FILE together, in order, each once."""
+    from fc.core.data.universe import parse_symbols
+
+    return list(dict.fromkeys(list(each or []) + list(parse_symbols(several))))
 
 
 @app.command()
@@ -137,10 +143,10 @@ def info(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Range, rows, gaps and filled bars of stored candles, at the stored or a resampled timeframe.
-    Several symbols: one row each, and whether they share one grid (over the overlap of their
-    ranges, real bars at the same times). Default symbol: BTC/USDT.
+    Several symbols: one row each with its candles each month, and whether they share one grid
+    (over the overlap of their ranges, real bars at the same times). Default symbol: BTC/USDT.
 
-    Example: fc data info --symbols BTC/USDT,ETH/USDT --timeframe 30m --json
+    Example: fc data info --symbols @universe.txt --timeframe 1h --json
     """
     from fc.core.data.report import data_info, symbols_info
 
@@ -175,6 +181,7 @@ def _show_grid(report: dict, timeframe: str) -> None:
         shown += [f"{one[f]:,}" for f in fields[2:]]
         table.add_row(sym, *shown)
     console.print(table)
+    _show_months(report["symbols"])
     grid = report["grid"]
     if grid["overlap"] is None:
         console.print("not one grid: their ranges do not overlap")
@@ -186,6 +193,18 @@ def _show_grid(report: dict, timeframe: str) -> None:
                 f"not one grid: {sym} lacks {lack['bars']:,} bar(s) the others have, "
                 f"first at {lack['first']}"
             )
+
+
+def _show_months(symbols: dict) -> None:
+    """Candles per symbol and month: where each symbol starts (listings) and where it thins."""
+    months = sorted({m for one in symbols.values() for m in one["months"]})
+    table = Table(title="candles per month", box=box.SIMPLE, pad_edge=False, padding=(0, 0, 0, 1))
+    table.add_column("symbol", no_wrap=True)
+    for month in months:
+        table.add_column(month[2:], justify="right", min_width=5)  # "24-09": a year fits 80 columns
+    for sym, one in symbols.items():
+        table.add_row(sym, *(f"{one['months'].get(m, 0):,}" for m in months))
+    console.print(table)
 
 
 @app.command()

@@ -56,9 +56,9 @@ def _root(
 
 
 # Each command module adds its commands or sub-app to `app` in its register(app).
-from fc.cli import backtest, data, export, ledger, paper, train, tune, walk  # noqa: E402
+from fc.cli import backtest, data, export, lab, ledger, paper, train, tune, walk  # noqa: E402
 
-for _module in (data, train, backtest, export, paper, walk, tune, ledger):
+for _module in (data, train, backtest, export, paper, walk, tune, ledger, lab):
     _module.register(app)
 
 

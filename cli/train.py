@@ -122,7 +122,8 @@ def _print_summary(run_dir: Path) -> None:
     val, base = metrics["validation"], metrics["baselines"]
     from fc.core.studies.runs import read_config
 
-    family = read_config(run_dir).family
+    config = read_config(run_dir)
+    family = config.family
     how = "exact windows" if family == "gru" else f"{family}, lagged rows"  # the words only
     table = Table(title=f"validation ({val['decisions']} decisions, {how})")
     members, calibration = metrics.get("members"), metrics.get("calibration")
@@ -136,9 +137,13 @@ def _print_summary(run_dir: Path) -> None:
         table.add_row(f"member seed {member['seed']}", f"{mv['ce']:.5f}", f"{mv['accuracy']:.4f}")
     prior = base["class_prior"]
     table.add_row("class prior", f"{prior['ce']:.5f}", f"{prior['accuracy']:.4f}")
-    table.add_row("last direction", "", f"{base['last_direction_accuracy']:.4f}")
-    table.add_row("mean reversion", "", f"{base['mean_reversion_accuracy']:.4f}")
+    for key in ("last_direction", "momentum", "mean_reversion"):  # momentum: at a horizon H > 1
+        if f"{key}_accuracy" in base:
+            table.add_row(key.replace("_", " "), "", f"{base[f'{key}_accuracy']:.4f}")
     Console(stderr=True).print(table)
+    if "purged" in metrics:  # H > 1: decisions whose label read past a range's end
+        words = ", ".join(f"{k} {v}" for k, v in metrics["purged"].items())
+        Console(stderr=True).print(f"purged (label {config.horizon} candles ahead): {words}")
     Console(stderr=True).print(
         f"log growth per decision: policy f = p_up - p_down {val['log_growth']:.3g}, "
         f"buy and hold {base.get('buy_and_hold_log_growth', float('nan')):.3g}"

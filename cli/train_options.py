@@ -71,6 +71,21 @@ TRAINING = (
         "next (the symbol's next candle) or relative (its next return against the equal-weight"
         " mean of --symbols).",
     ),
+    Option(
+        "horizon",
+        int,
+        1,
+        "Candles ahead the label reads: the sign of close[t+H]/close[t]-1 (or against the"
+        " universe's mean with --target relative); ranges are purged by H.",
+    ),
+    Option(
+        "cadence",
+        int | None,
+        None,
+        "Re-decide the book every N candles (open time a multiple of N since the epoch), hold"
+        " between; default: the horizon.",
+    ),
+    Option("sleeves", int | None, None, "N overlapping sub-books, one re-decided each candle."),
     Option("hidden", int, 16, "GRU hidden size."),
     Option("layers", int, 3, "GRU layers."),
     Option("seq_len", int, 512, "Window length: features a prediction reads."),
@@ -172,25 +187,10 @@ class Given:
 
     def load_features(self, texts: list[str]):
         """({features text: grid with its columns}, base TrainConfig) for several feature specs
-        (fc tune's alternatives), the config's inputs covering every symbol any of them reads."""
-        from fc.core.data.feature_set import parse_features
-        from fc.core.data.inputs import parse_data, symbol_grids, with_features
-        from fc.core.learning.config import TrainConfig
+        (fc tune's alternatives): core.studies.inputs.load_features."""
+        from fc.core.studies.inputs import load_features
 
-        d = self.data
-        symbol, timeframe = d["symbol"], d["timeframe"]
-        plain, pairs = parse_data(d["data"])
-        grids, sources = {}, {}
-        for text in texts:
-            spec = parse_features(text, symbol)
-            candles, found = symbol_grids(spec, timeframe, plain, pairs, d["store"])
-            grids[text] = with_features(spec, candles, timeframe)
-            sources |= found
-        source, digest = sources[symbol]
-        inputs = {s: list(v) for s, v in sources.items() if s != symbol}
-        config = TrainConfig(symbol=symbol, timeframe=timeframe, data=source, data_sha256=digest,
-                             inputs=inputs, **self.fields)  # fmt: skip
-        return grids, config
+        return load_features(self.data, self.fields, texts)
 
 
 CONTEXT = "fc_context"

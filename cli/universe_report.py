@@ -31,7 +31,7 @@ def _range_name(name: str, part: dict) -> str:
 
 
 def backtest_universe_command(run: Path, cfg, data, model, policies, device, as_json,
-                              progress) -> None:  # fmt: skip
+                              progress, schedule=None) -> None:  # fmt: skip
     """Backtest a multi-symbol run (core.studies.universe) and print its tables or JSON;
     progress(done, total) while predicting (cli.backtest.ProgressAfter)."""
     from fc.core.errors import FcError
@@ -51,7 +51,8 @@ def backtest_universe_command(run: Path, cfg, data, model, policies, device, as_
                 f"{','.join(symbols)}; export this run with fc export --onnx"
             )
         predict = graph.p_up_at
-    report = backtest_universe(run, cfg, data, policies.single(), device, progress, predict)
+    report = backtest_universe(run, cfg, data, policies.single(), device, progress, predict,
+                               schedule)  # fmt: skip
     if as_json:
         typer.echo(json.dumps(report))
         return

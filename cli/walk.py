@@ -12,7 +12,7 @@ from fc.cli.train_options import trains
 
 Opt = typer.Option
 # Per-fold training is shorter than `fc train`'s 7 epochs so that ten quarterly folds of the
-# 30m file finish in minutes on 2 CPU cores (README, "Walk-forward").
+# 30m file finish in minutes on 2 CPU cores (docs/walk-forward.md).
 WALK_EPOCHS = 4
 
 

@@ -112,8 +112,16 @@ def graph_metadata(
         "policy_params": params_json(policy_params),
     }
     meta.update(feature_metadata(config))  # a declared spec adds feature_spec, feature_hash
+    meta.update(schedule_metadata(config))
     assert set(META_KEYS) <= set(meta)
     return meta
+
+
+def schedule_metadata(config: TrainConfig) -> dict[str, str]:
+    """`horizon`, and `cadence` or `sleeves`, only where not default: a default graph's metadata
+    is what it was before horizons existed."""
+    meta = {} if config.horizon == 1 else {"horizon": str(config.horizon)}
+    return meta | {k: str(v) for k, v in config.schedule.to_dict().items()}
 
 
 def _torch_export(module: nn.Module, args: tuple, path: Path, io_names, dynamic, exporter: str):

@@ -22,6 +22,7 @@ from fc.core.data.inputs import data_values, plain_close, with_features
 from fc.core.errors import FcError
 from fc.core.evaluation.backtest import simulate, trade_mask
 from fc.core.evaluation.policies import POLICIES, held_positions
+from fc.core.evaluation.schedule import Schedule
 from fc.core.studies.backtest_run import predict_bars
 from fc.live.diff_reasons import CLOSE_RTOL, REASONS, TOLERANCE
 from fc.live.service import iso
@@ -59,12 +60,13 @@ def journal_fee_bps(rows: pd.DataFrame) -> float | None:
 
 def backtest_table(candles, predict, seq_len: int, timeframe: str, first: int, last: int,
                    fee_bps: float, capital: dict, params: dict | None = None,
-                   spec=None) -> pd.DataFrame:  # fmt: skip
+                   spec=None, schedule: Schedule = Schedule()) -> pd.DataFrame:  # fmt: skip
     """The backtest over the candles from `first` to `last` (open times, ms), one row per grid
     bar there, in the journal's wealth convention; `params` {policy: PolicyParams} (default: the
     workshop's policies): positions by core.policies, as the backtest and the service take them.
     `candles`: the decided symbol's frame, or with a feature `spec` {symbol: frame} of every
-    symbol it reads."""
+    symbol it reads. `schedule`: the graph's; p_up only on its decision candles, as the service
+    predicts, the positions decided there and held between (core.evaluation.schedule)."""
     params = params or {}
     tf = timeframe_ms(timeframe)
     start = seq_len if spec is None else spec.first_decision(seq_len)  # bars before a decision
@@ -93,11 +95,15 @@ def backtest_table(candles, predict, seq_len: int, timeframe: str, first: int, l
     close = grid["close"].to_numpy(dtype=np.float64)
     decide = trade_mask(filled, start)
     part = (times >= first) & (times <= last)
-    p_up = predict_bars(predict, grid, decide & part)
-    out = {"b_close": close, "b_real": ~filled, "b_decided": decide & part, "b_p_up": p_up}
+    decided = decide & part & schedule.decision_candles(grid.index, timeframe)
+    p_up = predict_bars(predict, grid, decided)
+    out = {"b_close": close, "b_real": ~filled, "b_decided": decided, "b_p_up": p_up}
     for policy in POLICIES:
-        positions = held_positions(policy, np.nan_to_num(p_up, nan=0.5), decide & part,
-                                   params.get(policy))  # fmt: skip
+        positions = schedule.book(
+            lambda m, policy=policy: held_positions(policy, np.nan_to_num(p_up, nan=0.5), m,
+                                                    params.get(policy)),
+            decide & part, grid.index, timeframe,
+        )  # fmt: skip
         f, _, factors = simulate(close, positions, decide, part, fee_bps / 1e4)
         held = np.full(len(grid), np.nan)
         held[part] = f
@@ -231,10 +237,11 @@ def paper_diff(journal_path: str | Path, run_dir: str | Path, candles_from, mode
     sha, predictions = "", "torch"
     # the parameters the backtest of this model uses: the graph's metadata, else what
     # `fc export` would put there (the run's grid choice, else the defaults)
-    params = params_by_policy(read_chosen(run_dir))
+    params, schedule = params_by_policy(read_chosen(run_dir)), config.schedule
     if Path(model).is_file():
         predictor = load_predictor(model, config.symbol, config.timeframe)
         predict, params = predictor.p_up_at, predictor.meta["policy_params"]
+        schedule = predictor.meta["schedule"]
         sha, predictions = model_sha256(model), str(model)
     elif predict is None:
         raise FcError(f"{model}: no such model file; give --model FILE.onnx")
@@ -250,7 +257,7 @@ def paper_diff(journal_path: str | Path, run_dir: str | Path, candles_from, mode
     capital = {p: float(journal[f"j_wealth_{p}"].dropna().iloc[0]) for p in POLICIES}
     backtest = backtest_table(candles if spec else candles[config.symbol], predict,
                               config.seq_len, config.timeframe, first, last, fee, capital, params,
-                              spec)  # fmt: skip
+                              spec, schedule)  # fmt: skip
     c = compare(journal, backtest, seq_len=config.seq_len, model_sha256=sha, fee_bps=fee,
                 fee_journal=fee_journal, predictions=predictions,
                 policy_params=params)  # fmt: skip

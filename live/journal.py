@@ -174,6 +174,15 @@ class Journal:
                 (int(at_ms), kind, json.dumps(detail, default=str)),
             )
 
+    def meta(self, key: str) -> str | None:
+        """A value of the meta table (schema_version, a market's schedule), None when absent."""
+        found = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if found is None else found[0]
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._transaction():
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
     def has(self, symbol: str, timeframe: str, candle_ms: int) -> bool:
         cur = self.db.execute(
             "SELECT 1 FROM decisions WHERE symbol=? AND timeframe=? AND candle_ms=? LIMIT 1",

@@ -1,6 +1,7 @@
 """Which model file wrote a journal: its sha256, journalled on every row, and the guard that
 keeps one model per history unless the user says a new one takes over (`--new-model`)."""
 
+import json
 from pathlib import Path
 
 from fc.core.data.store import file_sha256
@@ -37,6 +38,40 @@ def check_journal_model(
         f"({last.model}), not by {model} ({sha256[:12]}); pass --new-model to continue that "
         "history with this model, or give another --journal"
     )
+
+
+def check_journal_schedule(journal_path: str | Path, symbol: str, timeframe: str, schedule) -> None:
+    """Refuse (FcError) a journal whose rows of this market were decided on another schedule
+    (cadence) than the graph's: continuing it would change the candles decisions fall on.
+    The journal's schedule is its meta key schedule:SYMBOL:TIMEFRAME, written by the service
+    (record_schedule) only when not default; read-only here, so a refused journal is unchanged."""
+    from fc.live.journal import Journal
+
+    path = Path(journal_path)
+    if str(journal_path) == ":memory:" or not path.is_file() or path.stat().st_size == 0:
+        return
+    book = Journal(path, read_only=True)
+    try:
+        if book.last(symbol, timeframe, POLICIES[0]) is None:
+            return
+        found = book.meta(schedule_key(symbol, timeframe)) or "{}"
+    finally:
+        book.close()
+    if json.loads(found) != schedule.to_dict():
+        raise FcError(
+            f"{path}: its {symbol} {timeframe} history was decided on {_words(json.loads(found))},"
+            f" the model decides on {_words(schedule.to_dict())}; give another --journal"
+        )
+
+
+def schedule_key(symbol: str, timeframe: str) -> str:
+    return f"schedule:{symbol}:{timeframe}"
+
+
+def _words(schedule: dict) -> str:
+    if "sleeves" in schedule:
+        return f"{schedule['sleeves']} sleeves"
+    return f"a cadence of {schedule.get('cadence', 1)} candles"
 
 
 def check_universe_journal(journal_path: str | Path, symbols, timeframe: str) -> None:

@@ -196,7 +196,22 @@ def _parse_meta(props: dict) -> dict:
         meta["policy_params"] = params_by_policy(json.loads(props.get("policy_params", "{}")))
     except FcError as exc:
         raise ValueError(f"policy_params: {exc}") from None
+    meta["schedule"] = graph_schedule(props)
     return meta
+
+
+def graph_schedule(props: dict):
+    """The Schedule of a graph's metadata (horizon, cadence or sleeves; absent: every candle,
+    as graphs exported before horizons existed)."""
+    from fc.core.evaluation.schedule import Schedule
+
+    def number(key):
+        return None if key not in props else int(props[key])
+
+    try:
+        return Schedule.of(number("horizon") or 1, number("cadence"), number("sleeves"))
+    except FcError as exc:
+        raise ValueError(f"schedule: {exc}") from None
 
 
 def _check_market(path: Path, meta: dict, symbol: str | None, timeframe: str | None) -> None:

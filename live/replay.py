@@ -157,7 +157,7 @@ def replay_file(
     """`fc paper --replay FILE` (or SYMBOL=FILE values, one a symbol the model reads, the rest
     from `store`): the service over the candles, then the journal report. The policy parameters
     are the model's (export metadata), each one in `policy` replaced."""
-    from fc.live.model_file import check_journal_model, model_sha256
+    from fc.live.model_file import check_journal_model, check_journal_schedule, model_sha256
     from fc.live.report import paper_report
     from fc.live.universe_report import universe_report
 
@@ -170,7 +170,9 @@ def replay_file(
         model=str(model),
         policy_params=with_overrides(predictor.meta["policy_params"], policy or {}),
         model_sha256=model_sha256(model),
+        schedule=predictor.meta["schedule"],
     )
+    check_journal_schedule(journal_path, config.symbol, config.timeframe, config.schedule)
     candles = replay_candles(path, store, predictor, config.timeframe)
     check_journal_model(journal_path, config.symbol, config.timeframe, config.model_sha256,
                         config.model, new_model)  # fmt: skip

@@ -117,6 +117,7 @@ def run_paper(
     from fc.live.metrics import NoMetrics, PrometheusMetrics
     from fc.live.model_file import (
         check_journal_model,
+        check_journal_schedule,
         check_universe_journal,
         lock_journal,
         model_sha256,
@@ -138,7 +139,9 @@ def run_paper(
         model=str(model),
         policy_params=with_overrides(predictor.meta["policy_params"], policy or {}),
         model_sha256=model_sha256(model),
+        schedule=predictor.meta["schedule"],
     )
+    check_journal_schedule(journal_path, config.symbol, config.timeframe, config.schedule)
     check_journal_model(journal_path, config.symbol, config.timeframe, config.model_sha256,
                         config.model, new_model)  # fmt: skip
     if universe:

@@ -23,11 +23,13 @@ import pandas as pd
 from fc.core.data.candles import timeframe_ms, to_grid
 from fc.core.errors import FcError
 from fc.core.evaluation.policies import POLICIES, PolicyParams, next_position
+from fc.core.evaluation.schedule import Schedule
 from fc.live.clock import Clock
 from fc.live.journal import Journal, Row
 from fc.live.logs import LOGGER, log_event
 from fc.live.market_inputs import bars_needed, decision_window, fetch_all, model_spec
 from fc.live.metrics import NoMetrics
+from fc.live.sleeves import Sleeves
 
 MAX_FETCH = 5000  # candles asked at most; a longer downtime is bridged by one held step
 
@@ -56,6 +58,7 @@ class PaperConfig:
     model: str = ""  # the model file, journalled with each row
     policy_params: dict = field(default_factory=dict)  # {policy: PolicyParams}; absent: defaults
     model_sha256: str = ""  # and the sha256 of its bytes
+    schedule: Schedule = Schedule()  # the graph's: decide on its decision candles, hold between
 
     def __post_init__(self):
         if not self.fee_bps >= 0:
@@ -120,13 +123,30 @@ class PaperService:
         self.bars = bars_needed(self.spec, self.seq_len)  # candles a decision reads
         self.state: dict[str, Row | None] = {}
         self.restore()
+        if not config.schedule.is_default:  # what check_journal_schedule compares a model with
+            from fc.live.model_file import schedule_key
+
+            key = schedule_key(config.symbol, config.timeframe)
+            journal.set_meta(key, json.dumps(config.schedule.to_dict(), sort_keys=True))
 
     def restore(self) -> None:
         """Positions, wealth and last candle of each policy from the journal."""
         c = self.config
         self.state = {p: self.journal.last(c.symbol, c.timeframe, p) for p in POLICIES}
         self.changed = {p: self.journal.last_change(c.symbol, c.timeframe, p) for p in POLICIES}
+        self.sleeves = {p: self._restored_sleeves(p) for p in POLICIES}
         self.metrics.restored([r for r in self.state.values() if r is not None])
+
+    def _restored_sleeves(self, policy: str):
+        """With sleeves: the policy's Sleeves rebuilt from the journal's decisions (the p_up
+        journalled at each) by the very rule that made them; None for a cadence."""
+        c = self.config
+        if c.schedule.sleeves == 1:
+            return None
+        rows = self.journal.decisions(c.symbol, c.timeframe)
+        decided = rows.loc[(rows.policy == policy) & (rows.kind == "decision"),
+                           ["candle_ms", "p_up"]].itertuples(index=False)  # fmt: skip
+        return Sleeves(c.schedule.sleeves, policy, c.params(policy), c.timeframe_ms).replay(decided)
 
     @property
     def last_candle_ms(self) -> int | None:
@@ -230,16 +250,31 @@ class PaperService:
             return None, "a close is not a positive number"
         return frame, ""
 
+    def is_decision_candle(self, t: int) -> bool:
+        """Whether the schedule re-decides at candle t (open time, ms): its count of candles
+        since the epoch is a multiple of the cadence, so a restart decides on the same ones."""
+        schedule = self.config.schedule
+        return schedule.sleeves > 1 or (t // self.config.timeframe_ms) % schedule.cadence == 0
+
     def _decide(self, t: int, grid: pd.DataFrame, window: np.ndarray, now: int) -> Decision | None:
         c = self.config
         closes = grid["close"].to_numpy(dtype=np.float64)
         times = grid.index.as_unit("ns").asi8 // 1_000_000
-        p_up = float(self.predictor.p_up(window))
+        decides = self.is_decision_candle(t)
+        # between decision candles the book is held: no prediction, a held row
+        p_up = float(self.predictor.p_up(window)) if decides else math.nan
         decision = Decision(candle_ms=t, close=float(closes[-1]), p_up=p_up)
+        kind = "decision" if decides else "held"
         rows = []
         for policy in POLICIES:
             prev = self.state[policy]
-            f = self._position(policy, p_up, prev, t)
+            held_f = 0.0 if prev is None else prev.position
+            if not decides:
+                f = held_f
+            elif self.sleeves.get(policy) is not None:
+                f = self.sleeves[policy].step(p_up, t)
+            else:
+                f = self._position(policy, p_up, prev, t)
             if prev is None:
                 wealth, trade = c.capital, f
             else:
@@ -250,8 +285,8 @@ class PaperService:
                 wealth = wealth * (step - c.cost * abs(held_trade(prev, held)))
                 trade = f - prev.position
             rows.append(
-                Row(c.symbol, c.timeframe, policy, t, "decision", now, decision.close, p_up,
-                    f, trade, wealth, c.model, c.model_sha256,
+                Row(c.symbol, c.timeframe, policy, t, kind, now, decision.close,
+                    p_up if decides else None, f, trade, wealth, c.model, c.model_sha256,
                     policy_params=self._params_json(policy))
             )  # fmt: skip
             decision.positions[policy], decision.wealth[policy] = f, wealth
@@ -260,7 +295,7 @@ class PaperService:
             self.restore()
             return None
         self.metrics.journalled(rows, t + c.timeframe_ms, self.clock.now_ms())
-        self.state = {r.policy: r for r in rows if r.kind == "decision"}
+        self.state = {r.policy: r for r in rows if r.candle_ms == t}
         self.changed.update({r.policy: t for r in self.state.values() if r.trade != 0})
         self._log(decision)
         return decision

@@ -8,6 +8,7 @@ portfolio_weights, then range_books' growth factors compounded in the journal's 
 """
 
 import numpy as np
+import pandas as pd
 
 from fc.core.data.candles import timeframe_ms
 from fc.core.errors import FcError
@@ -42,31 +43,37 @@ def universe_diff(rows, config, candles_from, predictor, fee_bps: float | None) 
             return predictor.p_up_at(s, features, ends)
 
         tables[symbol] = backtest_table(candles, predict, config.seq_len, config.timeframe, first,
-                                        last, fee, capital, params)  # fmt: skip
+                                        last, fee, capital, params, None,
+                                        predictor.meta["schedule"])  # fmt: skip
         c = compare(journal, tables[symbol], seq_len=config.seq_len, model_sha256="", fee_bps=fee,
                     fee_journal=fee_journal, predictions=str(predictor.path),
                     policy_params=params)  # fmt: skip
         out["symbols"][symbol] = summary(c)
-    out["portfolio"] = portfolio_diff(rows[rows.symbol == PORTFOLIO], tables, predictor, fee)
+    out["portfolio"] = portfolio_diff(rows[rows.symbol == PORTFOLIO], tables, predictor, fee,
+                                      config.timeframe)  # fmt: skip
     differing = sum(s["differing"] for s in out["symbols"].values())
     differing += sum(p["differing"] for p in out["portfolio"].values())
     return out | {"fee_bps": fee, "differing": differing, "matches": differing == 0,
                   "tolerance": TOLERANCE}  # fmt: skip
 
 
-def portfolio_diff(rows, tables: dict, predictor, fee_bps: float) -> dict:
-    """{strategy: {compared, differing, max_rel_wealth_diff}} of the portfolio's rows."""
+def portfolio_diff(rows, tables: dict, predictor, fee_bps: float, timeframe: str) -> dict:
+    """{strategy: {compared, differing, max_rel_wealth_diff}} of the portfolio's rows, the
+    books decided on the graph's schedule (sleeves: the mean of the sleeves' books)."""
     symbols = list(tables)
     index = tables[symbols[0]].index
     p_up = np.column_stack([tables[s]["b_p_up"].to_numpy(float) for s in symbols])
     closes = np.column_stack([tables[s]["b_close"].to_numpy(float) for s in symbols])
-    decide = tables[symbols[0]]["b_decided"].to_numpy(bool)
+    decide = tables[symbols[0]]["b_decided"].to_numpy(bool)  # the schedule's decision candles
     part = np.ones(len(index), bool)
     book = predictor.portfolio_params
     params = {"discrete": predictor.meta["policy_params"]["discrete"],
               "proportional": predictor.meta["policy_params"]["proportional"],
               "long_short": book}  # fmt: skip
-    weights = portfolio_weights(p_up, closes, decide, params)
+    times = pd.to_datetime(index, unit="ms", utc=True)
+    weights = predictor.meta["schedule"].book(
+        lambda m: portfolio_weights(p_up, closes, m, params), decide, times, timeframe
+    )
     books = range_books({q: weights[q] for q in STRATEGIES}, closes, decide, part, fee_bps / 1e4)
     out = {}
     for strategy in STRATEGIES:

@@ -24,9 +24,11 @@ import numpy as np
 from fc.core.data.features import price_change
 from fc.core.evaluation.policies import POLICIES, book_moves
 from fc.core.evaluation.portfolio import STRATEGIES, equal_weight, next_sides, side_weights
+from fc.core.evaluation.schedule import mean_book
 from fc.live.journal import Row
 from fc.live.logs import log_event
 from fc.live.service import Decision, PaperService, held_close, held_trade, iso
+from fc.live.sleeves import Sleeves
 
 PORTFOLIO = "portfolio"  # the journal's symbol of the portfolio's rows
 EQUAL_WEIGHT = {"equal_weight_discrete": "discrete", "equal_weight_proportional": "proportional"}
@@ -48,7 +50,54 @@ class UniverseService(PaperService):
         self.changed = {
             (s, p): j.last_change(s, c.timeframe, p) for s in self.universe for p in POLICIES
         }
+        self.book_sleeves = None
+        if c.schedule.sleeves > 1:
+            self._rebuild_sleeves()
         self.metrics.restored([r for r in self.state.values() if r is not None])
+
+    def _rebuild_sleeves(self) -> None:
+        """With sleeves: every symbol's and the long-short's sleeve states, rebuilt by replaying
+        the journal's decided candles (each symbol's p_up there) through _sleeve_candle."""
+        c = self.config
+        n, size = c.schedule.sleeves, len(self.universe)
+        self.symbol_sleeves = {(s, p): Sleeves(n, p, c.params(p), c.timeframe_ms)
+                               for s in self.universe for p in POLICIES}  # fmt: skip
+        self.book_sleeves = [{"sides": [0] * size, "changed": [None] * size} for _ in range(n)]
+        rows = self.journal.decisions(timeframe=self.config.timeframe)
+        mine = rows[(rows.policy == POLICIES[0]) & (rows.kind == "decision")
+                    & rows.symbol.isin(self.universe)]  # fmt: skip
+        table = mine.pivot(index="candle_ms", columns="symbol", values="p_up")
+        table = table.reindex(columns=self.universe).dropna()  # a fresh journal: nothing
+        for t, p_up in zip(table.index, table.to_numpy(dtype=np.float64), strict=True):
+            self._sleeve_candle(int(t), p_up)
+
+    def _sleeve_candle(self, t: int, p_up) -> tuple[dict, dict]:
+        """({(symbol, policy): book position}, {strategy: weights}) at candle t with sleeves:
+        the sleeve of t re-decides (each symbol by next_position, the long-short by
+        next_sides), every book is the mean of its sleeves' (core.evaluation.schedule)."""
+        positions = {}
+        for i, symbol in enumerate(self.universe):
+            for policy in POLICIES:
+                positions[symbol, policy] = self.symbol_sleeves[symbol, policy].step(
+                    float(p_up[i]), t
+                )
+        tf, params = self.config.timeframe_ms, self.predictor.portfolio_params
+        mine = self.book_sleeves[(t // tf) % len(self.book_sleeves)]
+        since = [-np.inf if m is None else m // tf for m in mine["changed"]]
+        new = next_sides(np.nan_to_num(p_up, nan=0.5).tolist(), mine["sides"], since, t // tf,
+                         params)  # fmt: skip
+        mine["changed"] = [t if a != b else m for a, b, m in
+                           zip(new, mine["sides"], mine["changed"], strict=True)]  # fmt: skip
+        mine["sides"] = new
+        books = {"long_short": mean_book([side_weights(b["sides"], params)
+                                          for b in self.book_sleeves])}  # fmt: skip
+        for strategy, policy in EQUAL_WEIGHT.items():
+            books[strategy] = mean_book([
+                equal_weight(np.array([[self.symbol_sleeves[s, policy].positions[k]
+                                        for s in self.universe]]))[0]
+                for k in range(len(self.book_sleeves))
+            ])  # fmt: skip
+        return positions, books
 
     @property
     def last_candle_ms(self) -> int | None:
@@ -70,23 +119,28 @@ class UniverseService(PaperService):
 
     def _decide(self, t: int, grid, windows: dict, now: int) -> Decision | None:
         times, closes = grid
-        p_up = self.predictor.p_up_row(windows)
+        # between decision candles every book is held: no prediction, held rows
+        decides = self.is_decision_candle(t)
+        p_up = self.predictor.p_up_row(windows) if decides else np.full(len(self.universe), np.nan)
+        self.sleeve_books = None
+        if self.book_sleeves is not None:  # sleeves: every candle re-decides one of them
+            self.sleeve_positions, self.sleeve_books = self._sleeve_candle(t, p_up)
         rows, positions = [], {}
         for i, symbol in enumerate(self.universe):
             for policy in POLICIES:
                 row, held = self._symbol_row(symbol, policy, float(p_up[i]), t, times,
-                                             closes[:, i], now)  # fmt: skip
+                                             closes[:, i], now, decides)  # fmt: skip
                 rows += held + [row]
                 positions[symbol, policy] = row.position
-        rows += self._portfolio_rows(t, times, closes, p_up, positions, now)
+        rows += self._portfolio_rows(t, times, closes, p_up, positions, now, decides)
         if self.journal.record(rows) == 0:
             log_event(logging.INFO, "duplicate", f"candle {iso(t)} journalled by another job")
             self.restore()
             return None
         self.metrics.journalled(rows, t + self.config.timeframe_ms, self.clock.now_ms())
-        self.state = {(r.symbol, r.policy): r for r in rows if r.kind == "decision"}
+        self.state = {(r.symbol, r.policy): r for r in rows if r.candle_ms == t}
         self.changed.update({k: t for k, r in self.state.items() if r.trade != 0})
-        book = {r.policy: r for r in rows if r.symbol == PORTFOLIO and r.kind == "decision"}
+        book = {r.policy: r for r in rows if r.symbol == PORTFOLIO and r.candle_ms == t}
         decision = Decision(candle_ms=t, close=0.0, p_up=float(np.mean(p_up)))
         decision.positions = {q: r.position for q, r in book.items()}
         decision.wealth = {q: r.wealth for q, r in book.items()}
@@ -95,10 +149,16 @@ class UniverseService(PaperService):
                   wealth=decision.wealth)  # fmt: skip
         return decision
 
-    def _symbol_row(self, symbol, policy, p_up, t, times, closes, now) -> tuple[Row, list]:
-        """A one-symbol service's decision row of (symbol, policy) and the held rows before it."""
+    def _symbol_row(self, symbol, policy, p_up, t, times, closes, now, decides=True):
+        """A one-symbol service's row of (symbol, policy) at t and the held rows before it: a
+        decision, or (not a decision candle) the position held."""
         c, prev = self.config, self.state[symbol, policy]
-        f = self._position(policy, p_up, prev, t, key=(symbol, policy))
+        if not decides:
+            f = 0.0 if prev is None else prev.position
+        elif self.book_sleeves is not None:
+            f = self.sleeve_positions[symbol, policy]
+        else:
+            f = self._position(policy, p_up, prev, t, key=(symbol, policy))
         held, wealth, trade = [], c.capital, f
         if prev is not None:
             held, wealth = self._carry(prev, times, closes)
@@ -106,17 +166,27 @@ class UniverseService(PaperService):
             wealth = wealth * (step - c.cost * abs(held_trade(prev, held)))
             trade = f - prev.position
         params = self._params_json(policy)
-        row = Row(symbol, c.timeframe, policy, t, "decision", now, float(closes[-1]), p_up, f,
+        kind, p_up = ("decision", p_up) if decides else ("held", None)
+        row = Row(symbol, c.timeframe, policy, t, kind, now, float(closes[-1]), p_up, f,
                   trade, wealth, c.model, c.model_sha256, policy_params=params)  # fmt: skip
         return row, held
 
-    def _portfolio_rows(self, t, times, closes, p_up, positions: dict, now) -> list[Row]:
-        """Each strategy's held rows since its last row and its decision row at t."""
+    def _portfolio_rows(self, t, times, closes, p_up, positions: dict, now, decides=True):
+        """Each strategy's held rows since its last row and its row at t (a decision, or the
+        book held on a candle the schedule does not decide)."""
         c, rows = self.config, []
+        kind = "decision" if decides else "held"
         for strategy in STRATEGIES:
             prev = self.state[PORTFOLIO, strategy]
             before = _book(prev, self.universe)
-            weights, changed = self._weights(strategy, p_up, positions, before, t)
+            if not decides:
+                weights, changed = before["weights"], before["changed"]
+            elif self.sleeve_books is not None:
+                weights = self.sleeve_books[strategy]
+                moved = zip(weights != before["weights"], before["changed"], strict=True)
+                changed = [t if m else old for m, old in moved]
+            else:
+                weights, changed = self._weights(strategy, p_up, positions, before, t)
             wealth = c.capital
             if prev is not None:
                 held, wealth = self._carry_book(prev, before["weights"], times, closes, now)
@@ -126,7 +196,7 @@ class UniverseService(PaperService):
                       "weights": dict(zip(self.universe, weights.tolist(), strict=True)),
                       "changed": dict(zip(self.universe, changed, strict=True))}  # fmt: skip
             text = json.dumps(detail, sort_keys=True)
-            rows.append(Row(PORTFOLIO, c.timeframe, strategy, t, "decision", now, 0.0, None,
+            rows.append(Row(PORTFOLIO, c.timeframe, strategy, t, kind, now, 0.0, None,
                             float(np.abs(weights).sum()), turnover, wealth, c.model,
                             c.model_sha256, policy_params=text))  # fmt: skip
         return rows

@@ -71,10 +71,13 @@ def test_a_folder_of_five_symbols_imports_each_under_its_name_and_shares_one_gri
         },
         "missing": {},
     }
-    # each symbol's block is exactly what `fc data info` says of it alone
+    # each symbol's block is exactly what `fc data info` says of it alone, and its candles per
+    # month add up to its rows
     for symbol in FIVE:
         alone = fc("data", "info", "--symbol", symbol, "--store", st, "--json")
+        months = info["symbols"][symbol].pop("months")
         assert info["symbols"][symbol] == json.loads(alone.stdout)
+        assert sum(months.values()) == info["symbols"][symbol]["rows"]
     assert (info["symbols"]["ETH/USDT"]["rows"], info["symbols"]["ETH/USDT"]["filled"]) == (189, 1)
 
 

@@ -1,7 +1,8 @@
 """Features, labels and returns: pure numpy, one definition for training, backtest, export and live.
 
 Time index t is the candle whose close is known at decision time. The feature at t uses closes up
-to t; the target of a decision at t is the direction of candle t+1.
+to t; the target of a decision at t is the direction of candle t+1, or at a horizon of H candles
+the sign of close_{t+H} / close_t - 1 (horizon_labels, the one label of every family and caller).
 """
 
 import numpy as np
@@ -33,22 +34,63 @@ def direction_class(close: np.ndarray) -> np.ndarray:
 
 def next_return(close: np.ndarray) -> np.ndarray:
     """R_{t+1} = close_{t+1} / close_t - 1 at index t; NaN at the last index (no next candle)."""
+    return horizon_return(close, 1)
+
+
+def horizon_return(close: np.ndarray, horizon: int = 1) -> np.ndarray:
+    """close_{t+H} / close_t - 1 at index t (down each column of a universe's closes); NaN in
+    the last H rows, which have no candle H ahead."""
     close = np.asarray(close, dtype=np.float64)
     out = np.full(close.shape, np.nan)
-    out[:-1] = close[1:] / close[:-1] - 1.0
+    if horizon < len(close):
+        out[:-horizon] = close[horizon:] / close[:-horizon] - 1.0
     return out
 
 
-def decision_mask(n: int, seq_len: int, filled: np.ndarray | None = None) -> np.ndarray:
-    """Indices t where a decision is made: a full window of seq_len features ends at t, a next
-    candle exists, and neither t nor t+1 is a filled bar (filled bars are never traded or scored).
-    The window [t-seq_len+1, t] needs t >= seq_len - 1; the first feature (1.0 by convention) is
-    not a real change, so the window starts at index 1 at the earliest: t >= seq_len."""
+def horizon_labels(
+    closes: np.ndarray, horizon: int = 1, target: str = "next", eligible: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(labels, returns) of the decision at each bar t, H = horizon candles ahead: the one label
+    of every family, caller and horizon. The last H rows have no label (0) and return 0.
+
+    next: label 0 ("up") when close_{t+H} >= close_t (ties up, as direction_class), else 1;
+    the return close_{t+H} / close_t - 1. `closes` (bars,) or (bars, symbols).
+    relative: closes (bars, symbols); the return is each symbol's H-candle return minus the
+    equal-weight mean of that return over the symbols `eligible` at t (bool, (bars, symbols);
+    None: every symbol), the label 0 when it is >= 0. At H = 1 these are today's labels bit
+    for bit: direction_class and relative_direction_class of candle t+1."""
+    closes = np.asarray(closes, dtype=np.float64)
+    ahead = np.nan_to_num(horizon_return(closes, horizon), nan=0.0)
+    if target == "next":
+        labels = np.zeros(closes.shape, dtype=np.int64)
+        labels[:-horizon] = closes[horizon:] < closes[:-horizon]
+        return labels, ahead
+    if target != "relative":
+        raise ValueError(f"unknown target {target!r}")
+    ahead = _universe(ahead)
+    if eligible is None or np.all(eligible):
+        excess = ahead - ahead.mean(axis=1, keepdims=True)
+    else:
+        eligible = np.asarray(eligible, dtype=bool)
+        count = np.maximum(eligible.sum(axis=1, keepdims=True), 1)
+        mean = np.where(eligible, ahead, 0.0).sum(axis=1, keepdims=True) / count
+        excess = np.where(eligible, ahead - mean, 0.0)
+    return (excess < 0).astype(np.int64), excess
+
+
+def decision_mask(
+    n: int, seq_len: int, filled: np.ndarray | None = None, horizon: int = 1
+) -> np.ndarray:
+    """Indices t where a decision is made: a full window of seq_len features ends at t, the
+    candle H = horizon bars ahead exists, and neither t nor t+H is a filled bar (filled bars are
+    never traded or scored). The window [t-seq_len+1, t] needs t >= seq_len - 1; the first
+    feature (1.0 by convention) is not a real change, so the window starts at index 1 at the
+    earliest: t >= seq_len."""
     ok = np.zeros(n, dtype=bool)
-    ok[seq_len : n - 1] = True
+    ok[seq_len : n - horizon] = True
     if filled is not None:
         filled = np.asarray(filled, dtype=bool)
-        ok[:-1] &= ~filled[:-1] & ~filled[1:]
+        ok[:-horizon] &= ~filled[:-horizon] & ~filled[horizon:]
     return ok
 
 
@@ -60,13 +102,13 @@ def next_returns(closes: np.ndarray) -> np.ndarray:
     return next_return(_universe(closes))
 
 
-def relative_return(closes: np.ndarray) -> np.ndarray:
-    """Candle t's return of each symbol minus the equal-weight mean of the universe's:
-    (close_{s,t} / close_{s,t-1} - 1) - mean_s(...), (n, S); the first row 0 (no candle before).
-    Causal: row t uses closes t-1 and t only."""
+def relative_return(closes: np.ndarray, horizon: int = 1) -> np.ndarray:
+    """The return of the H candles up to t of each symbol minus the equal-weight mean of the
+    universe's: (close_{s,t} / close_{s,t-H} - 1) - mean_s(...), (n, S); the first H rows 0 (no
+    candle H before). Causal: row t uses closes t-H and t only."""
     closes = _universe(closes)
     change = np.zeros_like(closes)
-    change[1:] = closes[1:] / closes[:-1] - 1.0
+    change[horizon:] = closes[horizon:] / closes[:-horizon] - 1.0
     return change - change.mean(axis=1, keepdims=True)
 
 

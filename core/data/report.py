@@ -32,14 +32,26 @@ def _info(symbol: str, timeframe: str, df: pd.DataFrame, path: Path) -> dict:
 def symbols_info(
     store: str | Path, symbols: list[str], timeframe: str, exchange: str | None = None
 ) -> dict:
-    """Each symbol's data_info, and whether they share one grid (see `shared_grid`)."""
+    """Each symbol's data_info with its candles counted by calendar month (UTC; a universe's
+    listings show as months that start late), and whether they share one grid (see
+    `shared_grid`)."""
     frames = {s: find_candles(store, s, timeframe, exchange) for s in symbols}
     grid = shared_grid({s: df.index for s, (df, _) in frames.items()}, timeframe)
     return {
-        "symbols": {s: _info(s, timeframe, df, path) for s, (df, path) in frames.items()},
+        "symbols": {
+            s: {**_info(s, timeframe, df, path), "months": monthly_counts(df.index)}
+            for s, (df, path) in frames.items()
+        },
         "one_grid": grid.pop("one_grid"),
         "grid": grid,
     }
+
+
+def monthly_counts(times: pd.DatetimeIndex) -> dict[str, int]:
+    """{"YYYY-MM": candles in that month}, from the first candle's month to the last's (a month
+    without a candle inside the range counts 0)."""
+    counts = pd.Series(1, index=times).resample("MS").sum()
+    return {f"{month:%Y-%m}": int(n) for month, n in counts.items()}
 
 
 def shared_grid(times: dict[str, pd.DatetimeIndex], timeframe: str) -> dict:

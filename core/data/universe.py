@@ -6,24 +6,25 @@ the same bars) and a bar filled for any symbol is filled for every one: a decisi
 universe (and the relative target, which reads every symbol's next candle) needs all of them.
 """
 
-import re
-
 import pandas as pd
 
 from fc.core.data.feature_set import FeatureSpec, align_symbols, parse_features
 from fc.core.data.inputs import symbol_grids, with_features
+from fc.core.data.universe_file import SYMBOL, read_universe
 from fc.core.errors import FcError
-
-_SYMBOL = re.compile(r"[A-Za-z0-9._-]+/[A-Za-z0-9._:-]+")
 
 
 def parse_symbols(text: str | None) -> tuple[str, ...]:
-    """`--symbols A,B,C` as a tuple of ccxt symbols, in the order given; empty when not given."""
+    """`--symbols A,B,C` as a tuple of ccxt symbols, in the order given; empty when not given.
+    An item `@FILE` stands for the symbols the universe file names (core.data.universe_file)."""
     if not text:
         return ()
-    symbols = tuple(part.strip() for part in str(text).split(","))
+    symbols = ()
+    for part in str(text).split(","):
+        part = part.strip()
+        symbols += read_universe(part[1:]) if part.startswith("@") else (part,)
     for symbol in symbols:
-        if not _SYMBOL.fullmatch(symbol):
+        if not SYMBOL.fullmatch(symbol):
             raise FcError(f"--symbols {text!r}: {symbol!r} is not a ccxt symbol like BTC/USDT")
     if len(set(symbols)) != len(symbols):
         raise FcError(f"--symbols {text!r} names a symbol twice; give each once")

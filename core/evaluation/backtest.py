@@ -6,16 +6,17 @@ is traded and the position held is carried, as the live service holds it through
 Each range starts flat with wealth 1.0.
 """
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import pandas as pd
 
 from fc.core.data.candles import timeframe_delta, utc_time
-from fc.core.data.features import direction, direction_class, next_return
+from fc.core.data.features import horizon_labels, next_return
 from fc.core.errors import FcError
 from fc.core.evaluation import metrics, significance
 from fc.core.evaluation.policies import POLICIES, PolicyParams, held_positions, hold, wealth_factors
+from fc.core.evaluation.schedule import Schedule
 
 BASELINES = ("buy_and_hold", "last_direction", "mean_reversion", "class_prior")
 
@@ -43,6 +44,13 @@ class BacktestConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def blocks_for(cfg: BacktestConfig, horizon: int) -> BacktestConfig:
+    """cfg with bootstrap blocks at least H bars long: labels H candles ahead overlap."""
+    if cfg.bootstrap_block < horizon:
+        return replace(cfg, bootstrap_block=float(horizon))
+    return cfg
 
 
 def trade_mask(filled: np.ndarray, seq_len: int) -> np.ndarray:
@@ -94,16 +102,39 @@ def simulate(close, positions, decide, part, cost):
     return f, r, factors
 
 
-def baseline_positions(close: np.ndarray, prior_up: bool) -> dict:
-    d = direction(close).astype(np.float64)
-    last = np.where(d >= 0, 1.0, -1.0)  # an unchanged close counts as up, as in the labels
+def last_move_up(close: np.ndarray, horizon: int = 1) -> np.ndarray:
+    """1.0 where the H candles up to t rose (close_t >= close_{t-H}; an unchanged close counts as
+    up, as in the labels), else 0.0; up where there is no candle H before. Causal."""
+    close = np.asarray(close, dtype=np.float64)
+    up = np.ones(len(close))
+    up[horizon:] = close[horizon:] >= close[:-horizon]
+    return up
+
+
+def follow_name(horizon: int) -> str:
+    """The baseline that bets the last move goes on: last direction at H = 1, momentum beyond."""
+    return "last_direction" if horizon == 1 else "momentum"
+
+
+def baseline_positions(close: np.ndarray, prior_up: bool, horizon: int = 1) -> dict:
+    """The one-liners at the labels' horizon: buy and hold, with the last H candles' move
+    (last direction / momentum), against it (mean reversion), the training's class prior."""
+    last = 2.0 * last_move_up(close, horizon) - 1.0
     ones = np.ones(len(close))
     return {
         "buy_and_hold": ones,
-        "last_direction": last,
+        follow_name(horizon): last,
         "mean_reversion": -last,
         "class_prior": ones if prior_up else -ones,
     }
+
+
+def label_ahead(close: np.ndarray, filled: np.ndarray, horizon: int = 1):
+    """(label of the decision at t, whether it is scored): the class H candles ahead
+    (core.data.features.horizon_labels), scored where the candle t+H exists and is real."""
+    real = np.zeros(len(close), dtype=bool)
+    real[:-horizon] = ~np.asarray(filled, dtype=bool)[horizon:]
+    return horizon_labels(close, horizon)[0], real
 
 
 def run_backtest(
@@ -117,8 +148,13 @@ def run_backtest(
     prior_up: float | None = None,
     params: dict[str, PolicyParams] | None = None,
     fitted_baselines: dict[str, np.ndarray] | None = None,
+    horizon: int = 1,
+    schedule: Schedule = Schedule(),
 ):
     """Backtest both policies and the baselines. `p_up` is per bar (NaN where no decision).
+    `horizon`: the candles ahead the labels read (classifier scores, one-liners at the same
+    horizon, bootstrap blocks at least that long); `schedule` when the book is re-decided
+    (core.evaluation.schedule), the baselines traded on it too.
     `test_from` starts the test range; `prior_up` is the class prior's P(up) when the candles
     have no training range (later candles given with --data): the run's own training prior.
     `params` {policy: PolicyParams} (default: the workshop's policies), each range from flat.
@@ -129,16 +165,16 @@ def run_backtest(
     close = grid["close"].to_numpy()
     filled = grid["filled"].to_numpy() if "filled" in grid else np.zeros(len(grid), bool)
     decide = trade_mask(filled, seq_len)
-    labels = direction_class(close)
-    label_next = np.r_[labels[1:], 0]
-    scored = decide & np.r_[~filled[1:], False]  # a filled next bar is no direction to score
+    label_next, real = label_ahead(close, filled, horizon)
+    scored = decide & real  # a filled bar H ahead is no direction to score
+    cfg = blocks_for(cfg, horizon)
     per_year = metrics.bars_per_year(timeframe_delta(timeframe) / pd.Timedelta(1, "min"))
     parts = segments(grid.index, decide, split, cfg, test_from)
     train_up = label_next[parts["train"] & scored]
     prior_p = float((train_up == 0).mean()) if len(train_up) else 0.5  # P(up) in training
     if not len(train_up) and prior_up is not None:
         prior_p = float(prior_up)
-    base = baseline_positions(close, prior_p >= 0.5)
+    base = baseline_positions(close, prior_p >= 0.5, horizon)
     frames, report = [], {}
     for name, part in parts.items():
         if not (part & decide).any():
@@ -146,12 +182,13 @@ def run_backtest(
         rows = {"time": grid.index[part], "close": close[part]}
         rows["p_up"] = p_up[part]
         rows["p_down"] = 1.0 - p_up[part]
-        strategies = {
-            p: held_positions(p, np.nan_to_num(p_up, nan=0.5), decide & part, params.get(p))
-            for p in POLICIES
-        }
+        strategies, held = scheduled_books(p_up, base, decide & part, params, schedule,
+                                           grid.index, timeframe)  # fmt: skip
+        if not schedule.is_default:
+            at = schedule.decision_candles(grid.index, timeframe)[part] & (decide & part)[part]
+            rows["decision"] = at
         books = {}
-        for key, positions in {**strategies, **base}.items():
+        for key, positions in {**strategies, **held}.items():
             books[key] = f, r, factors = simulate(close, positions, decide, part, cfg.cost)
             if key in strategies:
                 rows[f"position_{key}"] = f
@@ -160,8 +197,9 @@ def run_backtest(
         section = strategy_statistics(books, int((part & decide).sum()), per_year, cfg)
         for key in strategies:
             section[key]["policy_params"] = (params.get(key) or PolicyParams()).to_dict()
-        section["classifier"] = _classifier_section(p_up, label_next, close, part & scored,
-                                                    prior_p, cfg)  # fmt: skip
+        last_up = last_move_up(close, horizon)
+        section["classifier"] = classifier_section(p_up, label_next, last_up, part & scored,
+                                                   prior_p, cfg, horizon)  # fmt: skip
         for key, baseline in (fitted_baselines or {}).items():
             at = part & scored
             section["classifier"][key] = metrics.classifier(baseline[at], label_next[at])
@@ -170,6 +208,22 @@ def run_backtest(
         frame.insert(1, "range", name)
         frames.append(frame)
     return pd.concat(frames, ignore_index=True), report
+
+
+def scheduled_books(p_up, base: dict, decide, params: dict, schedule: Schedule, times, timeframe):
+    """({policy: positions}, {baseline: positions}) held at every bar, each decided on the
+    schedule's candles among `decide` (sleeves: the mean of the sleeves' books) and held in
+    between; at the default schedule held_positions and hold over `decide`, as always."""
+    p = np.nan_to_num(p_up, nan=0.5)
+
+    def book(decided):
+        return schedule.book(decided, decide, times, timeframe)
+
+    strategies = {
+        name: book(lambda m, name=name: held_positions(name, p, m, params.get(name)))
+        for name in POLICIES
+    }
+    return strategies, {key: book(lambda m, v=v: hold(v, m)) for key, v in base.items()}
 
 
 def strategy_statistics(books: dict, decisions: int, per_year: float, cfg: BacktestConfig):
@@ -192,16 +246,11 @@ def strategy_statistics(books: dict, decisions: int, per_year: float, cfg: Backt
     return section
 
 
-def _classifier_section(p_up, label_next, close, scored, prior_p, cfg) -> dict:
-    last_up = (direction(close) >= 0).astype(np.float64)
-    return classifier_section(p_up, label_next, last_up, scored, prior_p, cfg)
-
-
-def classifier_section(p_up, label_next, last_up, scored, prior_p, cfg) -> dict:
+def classifier_section(p_up, label_next, last_up, scored, prior_p, cfg, horizon: int = 1) -> dict:
     """The model's direction scores beside the baselines'. The class prior predicts the training
     frequency of up; the rule baselines predict hard 0/1, so they have no log loss. last_up per
-    bar: 1.0 where the last candle's label is up (a universe's relative target: its relative
-    move), the last direction baseline; mean reversion bets against it."""
+    bar: 1.0 where the last H candles' label is up (a universe's relative target: its relative
+    move), the last direction (momentum at H > 1) baseline; mean reversion bets against it."""
     y = label_next[scored]
     last_up = np.asarray(last_up, dtype=np.float64)[scored]
     model_right = (p_up[scored] >= 0.5) == (y == 0)
@@ -209,7 +258,7 @@ def classifier_section(p_up, label_next, last_up, scored, prior_p, cfg) -> dict:
         "model": metrics.classifier(p_up[scored], y),
         "class_prior": {**metrics.classifier(np.full(len(y), prior_p), y), "p_up": prior_p},
         "always_up": metrics.classifier(np.ones(len(y)), y, hard=True),
-        "last_direction": metrics.classifier(last_up, y, hard=True),
+        follow_name(horizon): metrics.classifier(last_up, y, hard=True),
         "mean_reversion": metrics.classifier(1 - last_up, y, hard=True),
         "scored": int(scored.sum()),
     }
@@ -228,13 +277,16 @@ def classifier_section(p_up, label_next, last_up, scored, prior_p, cfg) -> dict:
     return out
 
 
-def scored_predictions(grid: pd.DataFrame, p_up: np.ndarray, seq_len: int, parts: dict) -> dict:
-    """{range: (p_up, up)} at the decisions whose next candle is real, as the classifier block
-    scores them: the reliability figure's input."""
+def scored_predictions(
+    grid: pd.DataFrame, p_up: np.ndarray, seq_len: int, parts: dict, horizon: int = 1
+) -> dict:
+    """{range: (p_up, up)} at the decisions whose candle H ahead is real, as the classifier
+    block scores them: the reliability figure's input."""
     close = grid["close"].to_numpy()
     filled = grid["filled"].to_numpy() if "filled" in grid else np.zeros(len(grid), bool)
-    scored = trade_mask(filled, seq_len) & np.r_[~filled[1:], False]
-    up_next = np.r_[direction_class(close)[1:], 1] == 0
+    labels, real = label_ahead(close, filled, horizon)
+    scored = trade_mask(filled, seq_len) & real
+    up_next = labels == 0
     return {
         name: (p_up[part & scored], up_next[part & scored])
         for name, part in parts.items()

@@ -19,6 +19,7 @@ from fc.core.errors import FcError
 from fc.core.evaluation import metrics
 from fc.core.evaluation.backtest import BacktestConfig, strategy_statistics, trade_mask
 from fc.core.evaluation.policies import PolicyParams, held_positions, hold, wealth_factors
+from fc.core.evaluation.schedule import Schedule
 
 STRATEGIES = ("long_short", "equal_weight_discrete", "equal_weight_proportional")
 BASELINES = ("buy_and_hold", "cross_sectional_reversal")
@@ -64,10 +65,12 @@ def long_short(p_up: np.ndarray, decide: np.ndarray, params: PolicyParams | None
                        params or PolicyParams())  # fmt: skip
 
 
-def cross_sectional_reversal(closes: np.ndarray, decide: np.ndarray, k: int = 1) -> np.ndarray:
-    """The relative target's mean reversion: long the k symbols whose last candle fell most
+def cross_sectional_reversal(
+    closes: np.ndarray, decide: np.ndarray, k: int = 1, horizon: int = 1
+) -> np.ndarray:
+    """The relative target's mean reversion: long the k symbols whose last H candles fell most
     against the universe's mean, short the k that rose most, weights +-1/(2k)."""
-    return ranked_book(-relative_return(closes), decide, PolicyParams(k=k))
+    return ranked_book(-relative_return(closes, horizon), decide, PolicyParams(k=k))
 
 
 def ranked_book(scores: np.ndarray, decide: np.ndarray, params: PolicyParams) -> np.ndarray:
@@ -133,10 +136,13 @@ def side_weights(sides, params: PolicyParams) -> np.ndarray:
     return np.asarray(sides, dtype=np.float64) * (params.cap / (2 * params.k))
 
 
-def portfolio_weights(p_up: np.ndarray, closes: np.ndarray, decide: np.ndarray, params=None):
+def portfolio_weights(
+    p_up: np.ndarray, closes: np.ndarray, decide: np.ndarray, params=None, horizon: int = 1
+):
     """{strategy: weights (bars, symbols)} of the three policies and the two baselines for the
     decision bars `decide`. params {policy: PolicyParams} for "discrete", "proportional" and
-    "long_short" (absent: defaults; the baselines' k is long_short's)."""
+    "long_short" (absent: defaults; the baselines' k is long_short's); the cross-sectional
+    reversal against the last `horizon` candles' relative move."""
     params = params or {}
     p = np.nan_to_num(np.asarray(p_up, dtype=np.float64), nan=0.5)
     pair = params.get("long_short") or PolicyParams()
@@ -149,7 +155,7 @@ def portfolio_weights(p_up: np.ndarray, closes: np.ndarray, decide: np.ndarray, 
             symbol_positions("proportional", p, decide, params.get("proportional"))
         ),
         "buy_and_hold": buy_and_hold(*p.shape),
-        "cross_sectional_reversal": cross_sectional_reversal(closes, decide, pair.k),
+        "cross_sectional_reversal": cross_sectional_reversal(closes, decide, pair.k, horizon),
     }
 
 
@@ -224,14 +230,20 @@ def portfolio_backtest(
     timeframe: str,
     symbols: list[str],
     params: dict | None = None,
+    horizon: int = 1,
+    schedule: Schedule = Schedule(),
 ):
     """The portfolio of a universe over every range with a decision, as run_backtest does one
-    symbol: (positions frame with a range column, {range: {strategy: statistics}})."""
+    symbol: (positions frame with a range column, {range: {strategy: statistics}}); every book
+    decided on the schedule's candles (core.evaluation.schedule), held in between."""
     weights_by_range, frames = {}, []
     for name, part in parts.items():
         if not (part & decide).any():
             continue
-        weights = portfolio_weights(p_up, closes, decide & part, params)
+        weights = schedule.book(
+            lambda m: portfolio_weights(p_up, closes, m, params, horizon), decide & part, times,
+            timeframe,
+        )  # fmt: skip
         weights_by_range[name] = weights
         books = range_books(weights, closes, decide, part, cfg.cost)
         frame = positions_frame(
@@ -239,6 +251,8 @@ def portfolio_backtest(
             {key: books[key][0] for key in STRATEGIES}, symbols,
             {key: np.cumprod(factors) for key, (_, _, factors) in books.items()},
         )  # fmt: skip
+        if not schedule.is_default:
+            frame["decision"] = (schedule.decision_candles(times, timeframe) & decide)[part]
         frame.insert(1, "range", name)
         frames.append(frame)
     report = portfolio_report(weights_by_range, closes, decide, parts, cfg, timeframe)

@@ -9,6 +9,8 @@ from dataclasses import asdict, dataclass, field, fields
 
 from fc.core.data.features import CLASSES, FEATURE
 
+UNWRITTEN_DEFAULTS = {"horizon": 1, "cadence": None, "sleeves": None}
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -69,9 +71,31 @@ class TrainConfig:
     target: str = "next"
     symbol_scaling: dict = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
+    # the label reads `horizon` candles ahead (core.data.features.horizon_labels); the book is
+    # re-decided every `cadence` candles (None: the horizon), or held in `sleeves` overlapping
+    # sub-books (core.evaluation.schedule). Written to config.json only when not default
+    horizon: int = 1
+    cadence: int | None = None
+    sleeves: int | None = None
+
+    def as_dict(self) -> dict:
+        """The fields as config.json holds them: those of horizons and schedules only when not
+        default, so a default run's config (and its hash in the ledger) is what it was."""
+        out = asdict(self)
+        for name, default in UNWRITTEN_DEFAULTS.items():
+            if out[name] == default:
+                del out[name]
+        return out
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2)
+        return json.dumps(self.as_dict(), indent=2)
+
+    @property
+    def schedule(self):
+        """The trading schedule of the run's horizon (core.evaluation.schedule.Schedule)."""
+        from fc.core.evaluation.schedule import Schedule
+
+        return Schedule.of(self.horizon, self.cadence, self.sleeves)
 
     @property
     def spec(self):

@@ -59,17 +59,20 @@ def p_up_result(p_up, series: Series, ends: np.ndarray, loss: str = "ce", growth
     return out
 
 
-def baselines(series: Series, ends: np.ndarray) -> dict:
-    """On the same decisions: the class prior of the training decisions (accuracy and log loss),
-    always up, last direction (the class of candle t), its opposite (mean reversion), and the
-    log growth of buy and hold."""
+def baselines(series: Series, ends: np.ndarray, horizon: int = 1) -> dict:
+    """On the same decisions, at the labels' horizon H: the class prior of the training
+    decisions (accuracy and log loss), always up, the last move (the class of the H candles up
+    to t: last direction at H = 1, momentum beyond), its opposite (mean reversion), and the log
+    growth of buy and hold over the label's H candles."""
     labels = series.labels[ends]
     prior_up = float(np.mean(series.labels[series.train] == 0))
-    last = series.labels[ends - 1]  # labels[t-1] is the class of candle t
+    # labels[t-H] is the class of the move from t-H to t; before the data's start: none (up)
+    last = np.where(ends >= horizon, series.labels[np.maximum(ends - horizon, 0)], 0)
+    follow = "last_direction" if horizon == 1 else "momentum"
     return {
         "class_prior": {"p_up": prior_up, **scores(np.full(len(ends), prior_up), labels)},
         "always_up_accuracy": float(np.mean(labels == 0)),
-        "last_direction_accuracy": float(np.mean(last == labels)),
+        f"{follow}_accuracy": float(np.mean(last == labels)),
         "mean_reversion_accuracy": float(np.mean(last != labels)),
         # the profit loss's yardstick: always fully long, mean log(1 + R_{t+1})
         "buy_and_hold_log_growth": float(np.mean(np.log1p(series.returns[ends]))),

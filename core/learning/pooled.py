@@ -6,7 +6,7 @@ cut from one symbol's series only (a window or a chunk never reads another symbo
 across symbols. Ranges, checkpoints and selection are those of one symbol, the validation loss
 pooled over symbols (the log loss of all their validation decisions together). With
 `--target relative` a decision's label is whether the symbol's next return beats the
-universe's equal-weight mean (core.data.features.relative_direction_class).
+universe's equal-weight mean (core.data.features.horizon_labels).
 """
 
 import math
@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from fc import __version__
-from fc.core.data.features import next_returns, relative_direction_class
+from fc.core.data.features import horizon_labels
 from fc.core.data.universe import symbol_specs
 from fc.core.errors import FcError
 from fc.core.learning.config import TrainConfig
@@ -29,6 +29,7 @@ from fc.core.learning.training import (
     checked_series,
     final_metrics,
     fit_scaling,
+    purge_record,
     recorded_test_range,
     resolve_device,
     train_steps,
@@ -41,15 +42,13 @@ def universe_closes(grids: dict) -> np.ndarray:
     return np.column_stack([g["close"].to_numpy(dtype=np.float64) for g in grids.values()])
 
 
-def with_target(series: dict, closes: np.ndarray, target: str) -> dict:
-    """Each symbol's Series with the labels and returns of the target. relative: the label of
-    relative_direction_class for candle t+1, the return R_{s,t+1} minus the universe's mean."""
+def with_target(series: dict, closes: np.ndarray, target: str, horizon: int = 1) -> dict:
+    """Each symbol's Series with the labels and returns of the target. relative: whether the
+    symbol's return over the H candles after t beats the universe's equal-weight mean of it
+    (core.data.features.horizon_labels; every symbol eligible), that return less the mean."""
     if target == "next":
         return series
-    labels = np.zeros(closes.shape, dtype=np.int64)
-    labels[:-1] = relative_direction_class(closes)[1:]
-    ahead = np.nan_to_num(next_returns(closes), nan=0.0)
-    excess = ahead - ahead.mean(axis=1, keepdims=True)
+    labels, excess = horizon_labels(closes, horizon, "relative")
     return {
         s: replace(one, labels=labels[:, i], returns=excess[:, i])
         for i, (s, one) in enumerate(series.items())
@@ -62,7 +61,7 @@ def universe_series(config: TrainConfig, grids: dict):
     series, start = {}, None
     for symbol, grid in grids.items():
         series[symbol], start = checked_series(replace(config, symbol=symbol), grid)
-    return with_target(series, universe_closes(grids), config.target), start
+    return with_target(series, universe_closes(grids), config.target, config.horizon), start
 
 
 def check_universe(config: TrainConfig) -> None:
@@ -205,6 +204,7 @@ def fit_pooled(
     metrics["steps"] = step
     metrics["test_decisions"] = int(sum(one.test.sum() for one in series.values()))
     metrics["scored_targets"] = int(history["scored"].sum()) if len(history) else 0
+    metrics |= purge_record(next(iter(series.values())))  # one grid: every symbol's the same
     return Trained(config, model, history, metrics, predictions)
 
 
@@ -264,7 +264,7 @@ def _final(model, series: dict, scalings: dict, config, cost, device, val_ends: 
     metrics = {
         "target": config.target,
         "validation": pooled,
-        "baselines": baselines(_stacked(series), _stacked_ends(series)),
+        "baselines": baselines(_stacked(series), _stacked_ends(series), config.horizon),
         "symbols": per_symbol,
         "validation_sample_size": int(sum(len(v) for v in val_ends.values())),
         "check": per_symbol[first]["check"],

@@ -8,12 +8,12 @@ pass of the GRU over a chunk scores K targets instead of one.
 """
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from fc.core.data.features import decision_mask, direction_class, next_return
+from fc.core.data.features import decision_mask, horizon_labels
 from fc.core.data.inputs import grid_features
 
 
@@ -23,11 +23,13 @@ class Series:
 
     time: pd.DatetimeIndex
     features: np.ndarray  # raw input per bar, float64: (n,) price_change, or (n, columns)
-    labels: np.ndarray  # direction class of candle t+1 (int64)
-    returns: np.ndarray  # R_{t+1} (0 where there is no next candle)
+    labels: np.ndarray  # direction class of the H candles after t (int64; H = 1: candle t+1)
+    returns: np.ndarray  # close_{t+H} / close_t - 1 (0 where there is no candle H ahead)
     train: np.ndarray  # bool: a training decision
     validation: np.ndarray  # bool: a validation decision (from the split, before the test)
     test: np.ndarray  # bool: a test decision (from the test start); training never reads it
+    # {boundary: decisions dropped because their label reads past it}; empty at H = 1
+    purged: dict = field(default_factory=dict)
 
 
 def make_series(
@@ -36,28 +38,51 @@ def make_series(
     split: pd.Timestamp,
     test_from: pd.Timestamp | None = None,
     first: int | None = None,
+    horizon: int = 1,
+    end: str = "",
+    purge: bool = True,
 ) -> Series:
     """From a grid frame (to_grid's, with `filled`, and the feature columns of core.data.inputs):
     decisions where decision_mask says and from bar `first` on (TrainConfig.first_decision; None:
     seq_len), train when their time is before the split, validation from it, test from
-    `test_from` (None: no test range; see core.ranges)."""
+    `test_from` (None: no test range; see core.ranges); labels `horizon` candles ahead.
+
+    Purging, the one place for every boundary: a decision t of a range whose next range starts
+    at bar b is kept only if t + H <= b (at H = 1 every decision before b). `end` names the
+    boundary at the grid's end when it is one (a walk fold's grid stops before the fold it
+    predicts: "validation->fold"), counting the decisions its last H bars lose. `purge=False`
+    keeps every decision: only to show what the purge prevents."""
     close = grid["close"].to_numpy(dtype=np.float64)
     n = len(close)
-    labels = np.zeros(n, dtype=np.int64)
-    labels[:-1] = direction_class(close)[1:]
-    returns = np.nan_to_num(next_return(close), nan=0.0)
-    decisions = decision_mask(n, seq_len, grid["filled"].to_numpy(dtype=bool))
+    labels, returns = horizon_labels(close, horizon)
+    filled = grid["filled"].to_numpy(dtype=bool)
+    decisions = decision_mask(n, seq_len, filled, horizon)
     decisions[: seq_len if first is None else first] = False
     before = np.asarray(grid.index < split)
     test = decisions & ~before & (grid.index >= test_from if test_from is not None else False)
+    ranges = {"train": decisions & before, "validation": decisions & ~before & ~test, "test": test}
+    purged = {}
+    if horizon > 1:
+        bar = np.arange(n)
+        for name, nxt, start in (("train", "validation", split), ("validation", "test", test_from)):
+            if start is None:
+                continue
+            b = int(np.searchsorted(grid.index, start))
+            ahead = ranges[name] & (bar + horizon > b)  # the label reads past the boundary
+            if purge:
+                ranges[name] &= ~ahead
+            purged[f"{name}->{nxt}"] = int(ahead.sum())
+        if end:  # decisions an H = 1 label would keep in the grid's last H bars
+            lost = decision_mask(n, seq_len, filled, 1)
+            lost[: max(n - horizon, seq_len if first is None else first)] = False
+            purged[end] = int((lost & (test if test_from is not None else ~before)).sum())
     return Series(
         time=grid.index,
         features=grid_features(grid),
         labels=labels,
         returns=returns,
-        train=decisions & before,
-        validation=decisions & ~before & ~test,
-        test=test,
+        purged=purged,
+        **ranges,
     )
 
 

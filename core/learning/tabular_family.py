@@ -88,7 +88,7 @@ class TabularFamily:
         )
 
     def fit(self, config, grid, on_progress=None, on_validation=None, timing=None):
-        from fc.core.learning.training import Trained, checked_series, resolved
+        from fc.core.learning.training import Trained, checked_series, purge_record, resolved
 
         self.check(config)
         stamps = timing if timing is not None else {}
@@ -116,7 +116,7 @@ class TabularFamily:
         metrics = {
             "validation": {**result, "decisions": int(len(val))},
             "validation_sample_size": int(len(val)),  # every one: the fit chose on all of them
-            "baselines": baselines(series, val),
+            "baselines": baselines(series, val, config.horizon),
             "check": {
                 "time": [series.time[i].isoformat() for i in check],
                 "p_up": [
@@ -128,6 +128,7 @@ class TabularFamily:
             "steps": int(len(history)),  # boosting rounds run, or L2 strengths fitted
             "test_decisions": int(series.test.sum()),  # a count of dates: no test price read
             "scored_targets": int(len(train)),
+            **purge_record(series),
         }
         predictions = pd.DataFrame({"time": series.time[val], "p_up": p_up})
         return Trained(config, model, history, metrics, predictions)

@@ -35,7 +35,7 @@ from fc.core.learning.schemes import (
 SCHEMES = ("sequence", "window")
 # (rows per step, learning rate). window: the workshop's 64 windows at 1e-3. sequence: 32 chunks
 # of 512 scored steps (16k targets a step, so far less gradient noise and far fewer steps) at
-# 3e-2, chosen by measurement on the 30m file (README, "Training speed").
+# 3e-2, chosen by measurement on the 30m file (docs/training.md).
 SCHEME_DEFAULTS = {"window": (64, 1e-3), "sequence": (32, 3e-2)}
 
 
@@ -104,7 +104,12 @@ TARGETS = ("next", "relative")
 
 def check_target(config: TrainConfig) -> None:
     """The label asked for: relative needs a universe (--symbols), and the profit loss trades
-    one symbol's own return, so it is refused with relative for now."""
+    one symbol's own return, so it is refused with relative for now; the horizon and schedule
+    (core.evaluation.schedule), and the profit loss only at H = 1 (defined for one candle)."""
+    config.schedule  # noqa: B018  (a bad horizon, cadence or sleeves is one line here)
+    if config.loss == "profit" and config.horizon > 1:
+        raise FcError(f"--loss profit with --horizon {config.horizon}: the profit loss is "
+                      "defined for one candle; use --loss ce")  # fmt: skip
     if config.target not in TARGETS:
         raise FcError(f"--target {config.target!r}: use next or relative")
     if config.target == "relative" and len(config.symbols) < 2:
@@ -123,24 +128,47 @@ def _check_gru(config: TrainConfig) -> None:
 
 
 def _check(config: TrainConfig, series: Series) -> None:
-    check_target(config)
-    if config.seq_len < 1:
-        raise FcError(f"--seq-len {config.seq_len} must be >= 1")
     if not series.train.any() or not series.validation.any():
         raise FcError(
             f"split {config.split}: need training decisions before it and validation decisions "
-            f"from it (data {series.time[0]} .. {series.time[-1]}, seq_len {config.seq_len})"
+            f"from it (data {series.time[0]} .. {series.time[-1]}, seq_len {config.seq_len}"
+            + (
+                f", horizon {config.horizon}: decisions purged {series.purged})"
+                if series.purged
+                else ")"
+            )  # fmt: skip
         )
 
 
 def three_ranges(
-    grid: pd.DataFrame, seq_len: int, split: pd.Timestamp, test_from: str, first: int | None = None
+    grid: pd.DataFrame,
+    seq_len: int,
+    split: pd.Timestamp,
+    test_from: str,
+    first: int | None = None,
+    horizon: int = 1,
+    end: str = "",
 ):
     """(series with train, validation and test masks, test start or None) per core.ranges;
-    decisions from bar `first` on (TrainConfig.first_decision)."""
+    decisions from bar `first` on (TrainConfig.first_decision), labels `horizon` candles ahead,
+    purged at each boundary (make_series; `end` names the grid's end when it is a boundary)."""
     after = make_series(grid, seq_len, split, first=first).validation  # every decision from split
     start = resolve_test_from(grid.index, after, split, test_from)
-    return make_series(grid, seq_len, split, start, first), start
+    return make_series(grid, seq_len, split, start, first, horizon, end), start
+
+
+def series_of(config: TrainConfig, grid: pd.DataFrame):
+    """three_ranges of a run's config: its split, test start, first decision and horizon (a walk
+    fold's grid ends at the fold it predicts: that end is a boundary too)."""
+    split = pd.Timestamp(config.split, tz="UTC")
+    end = "validation->fold" if "walk_fold" in config.extra else ""
+    return three_ranges(grid, config.seq_len, split, config.test_from, config.first_decision,
+                        config.horizon, end)  # fmt: skip
+
+
+def purge_record(series: Series) -> dict:
+    """metrics.json's `purged` (decisions dropped at each boundary), only when H > 1."""
+    return {"purged": dict(series.purged)} if series.purged else {}
 
 
 def recorded_test_range(series: Series, start) -> dict:
@@ -165,13 +193,14 @@ def check_config(config: TrainConfig, grid: pd.DataFrame) -> None:
 def checked_series(config: TrainConfig, grid: pd.DataFrame):
     """(Series, test start) of the config's three ranges on the grid, or FcError for a split
     that is no date or ranges that leave no training or validation decision."""
+    check_target(config)
+    if config.seq_len < 1:
+        raise FcError(f"--seq-len {config.seq_len} must be >= 1")
     try:
-        split = pd.Timestamp(config.split, tz="UTC")
+        pd.Timestamp(config.split, tz="UTC")
     except ValueError:
         raise FcError(f"--split {config.split!r} is not a date; give one like 2024-01-01") from None
-    series, test_start = three_ranges(
-        grid, config.seq_len, split, config.test_from, config.first_decision
-    )
+    series, test_start = series_of(config, grid)
     _check(config, series)
     return series, test_start
 
@@ -262,6 +291,7 @@ def fit(
     metrics["steps"] = step
     metrics["test_decisions"] = int(series.test.sum())  # a count of dates: no test price read
     metrics["scored_targets"] = int(history["scored"].sum()) if len(history) else 0
+    metrics |= purge_record(series)
     return Trained(config, model, history, metrics, predictions)
 
 
@@ -352,7 +382,7 @@ def final_metrics(model, series, scaling, config, cost, device, val_ends):
     metrics = {
         "validation": {**result, "decisions": int(len(ends))},
         "validation_sample_size": int(len(val_ends)),
-        "baselines": baselines(series, ends),
+        "baselines": baselines(series, ends, config.horizon),
         "check": {
             "time": [series.time[i].isoformat() for i in check_ends],
             "p_up": [float(p) for p in check],

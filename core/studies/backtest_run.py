@@ -6,6 +6,7 @@ validation; keeps the predictions in RUN/backtest/predictions-*.parquet for the 
 (core.predictions)."""
 
 import json
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from fc.core.data.ranges import backtest_test_from, range_info
 from fc.core.errors import FcError
 from fc.core.evaluation.backtest import (
     BacktestConfig,
+    label_ahead,
     run_backtest,
     scored_predictions,
     segments,
@@ -88,6 +90,23 @@ def torch_predict(run_dir: str | Path):
     return lambda features, ends: window_p_up(model, features, ends, config.seq_len, scaling)
 
 
+def with_schedule(config, schedule: dict | None):
+    """The run's config with `fc backtest --cadence N | --sleeves N` in place of its own
+    schedule (checked: a bad one is one line)."""
+    if not schedule or all(v is None for v in schedule.values()):
+        return config
+    config = replace(config, cadence=schedule.get("cadence"), sleeves=schedule.get("sleeves"))
+    config.schedule  # noqa: B018  (checks the values)
+    return config
+
+
+def horizon_record(config) -> dict:
+    """The report's horizon and schedule, only when not the default (H = 1, every candle)."""
+    if config.horizon == 1 and config.schedule.is_default:
+        return {}
+    return {"horizon": config.horizon, **config.schedule.to_dict()}
+
+
 def decision_ranges(config, grid: pd.DataFrame, cfg: BacktestConfig):
     """(decision bars, test start, {range: bar mask}, bars to predict) of a run's backtest on
     `grid`; FcError when the chosen range holds no decision."""
@@ -122,6 +141,7 @@ def backtest_run(
     progress=None,
     predictor_key: str | None = None,
     importance: bool = False,
+    schedule: dict | None = None,
 ) -> dict:
     """Backtest a run folder. `predict(features, ends) -> p_up` defaults to the run's torch model
     on `device`; an exported graph's predictor gives the live service's own numbers. Predictions
@@ -130,11 +150,12 @@ def backtest_run(
     core.policy_grid.PolicyGrid) sets the policy parameters; a grid of several settings is
     chosen on validation and written to RUN/backtest/chosen_policy.json. `importance`: the
     permutation importance of each feature group on every range (core.studies.importance),
-    under "importance" and in importance.png."""
+    under "importance" and in importance.png. `schedule` {"cadence": N} or {"sleeves": N}
+    re-scores the run on another schedule than its own (no retraining)."""
     from fc.core.evaluation.backtest_plots import drawdown_figure, equity_figure, save_figure
 
     run_dir = Path(run_dir)
-    config = read_config(run_dir)
+    config = with_schedule(read_config(run_dir), schedule)
     data_file, input_files = run_files(config, data)
     grid = run_grid(config, data)
     decide, test_from, parts, need = decision_ranges(config, grid, cfg)
@@ -162,6 +183,7 @@ def backtest_run(
         grid, p_up, config.first_decision, config.split, cfg, config.timeframe, test_from,
         _training_prior(run_dir), params,
         None if fitted is None else {"calibrated_mean_reversion": fitted},
+        config.horizon, config.schedule,
     )  # fmt: skip
     for name, info in range_info(positions).items():
         report[name]["range"] = info
@@ -183,6 +205,7 @@ def backtest_run(
         "predictions": predictions,
         "prediction_cache": cached,
         "policy_params": {p: params[p].to_dict() for p in POLICIES},
+        **horizon_record(config),
         **({"policy_grid": chosen} if chosen else {}),
         **looked,
     }
@@ -193,7 +216,7 @@ def backtest_run(
     for name, figure in (("equity.png", equity_figure), ("drawdown.png", drawdown_figure)):
         save_figure(figure(positions, config.split, title), out / name)
     prior = report[next(iter(report))]["classifier"]["class_prior"]["p_up"]
-    scored = scored_predictions(grid, p_up, config.first_decision, parts)
+    scored = scored_predictions(grid, p_up, config.first_decision, parts, config.horizon)
     save_figure(calibration_figure(scored, prior, title=f"Reliability of p_up: {title}"),
                 out / "calibration.png")  # fmt: skip
     return result
@@ -202,14 +225,12 @@ def backtest_run(
 def _importance(config, grid, p_up, decide, parts, predict, out: Path) -> dict:
     """Permutation importance per feature group on the decisions each range scores (a real
     next candle), test first; its bar plot in importance.png."""
-    from fc.core.data.features import direction_class
     from fc.core.evaluation.backtest_plots import save_figure
     from fc.core.evaluation.importance import importance_figure
     from fc.core.studies.importance import permutation_importance
 
-    filled = grid["filled"].to_numpy(dtype=bool)
-    scored = decide & np.r_[~filled[1:], False]
-    labels = np.r_[direction_class(grid["close"].to_numpy())[1:], 1]
+    labels, real = label_ahead(grid["close"].to_numpy(), grid["filled"].to_numpy(), config.horizon)
+    scored = decide & real
     masks = {name: part & scored for name, part in parts.items()}
     report = permutation_importance(predict, grid_features(grid), labels, p_up, masks,
                                     config.spec)  # fmt: skip
@@ -220,16 +241,15 @@ def _importance(config, grid, p_up, decide, parts, predict, out: Path) -> dict:
 
 def calibrated_mean_reversion(config, grid: pd.DataFrame) -> np.ndarray | None:
     """P(up) per bar of the calibrated mean reversion (issue 21): a LogisticModel on one column,
-    the sign of the last candle's change (+1, -1, 0), fitted on the run's training decisions of
-    these candles, its C chosen on their validation decisions. None when the candles hold no
-    training or validation decision (later candles given with --data)."""
-    from fc.core.data.features import direction
+    the sign of the last H candles' change (+1, -1, 0; H the run's horizon), fitted on the
+    run's training decisions of these candles, its C chosen on their validation decisions. None
+    when the candles hold no training or validation decision (later candles given with --data)."""
     from fc.core.learning.logistic_model import LogisticModel
     from fc.core.learning.training import checked_series
 
     try:
         series, _ = checked_series(config, grid)
-        sign = direction(grid["close"].to_numpy()).astype(np.float64)[:, None]
+        sign = last_move_sign(grid["close"].to_numpy(), config.horizon)[:, None]
         train, val = np.flatnonzero(series.train), np.flatnonzero(series.validation)
         model = LogisticModel().fit(
             sign[train], series.labels[train] == 0, sign[val], series.labels[val] == 0
@@ -237,6 +257,14 @@ def calibrated_mean_reversion(config, grid: pd.DataFrame) -> np.ndarray | None:
     except FcError:
         return None
     return model.p_up(sign)
+
+
+def last_move_sign(close: np.ndarray, horizon: int) -> np.ndarray:
+    """sign(close_t - close_{t-H}) (0 before the H-th candle); at H = 1 features.direction."""
+    close = np.asarray(close, dtype=np.float64)
+    out = np.zeros(len(close))
+    out[horizon:] = np.sign(close[horizon:] - close[:-horizon])
+    return out
 
 
 def _training_prior(run_dir: Path) -> float | None:

@@ -26,7 +26,7 @@ from fc.core.learning.training import (
     Progress,
     final_metrics,
     resolve_device,
-    three_ranges,
+    series_of,
     with_scheme_defaults,
 )
 from fc.core.studies.runs import VALIDATION_P_UP, load_run, new_run_dir, save_run
@@ -56,8 +56,7 @@ def train(
 def validation_series(config: TrainConfig, grid: pd.DataFrame) -> Series:
     """The series train() built for the run (its recorded test_from gives the same three ranges),
     so the temperature reads the validation decisions only, never the test range."""
-    split = pd.Timestamp(config.split, tz="UTC")
-    return three_ranges(grid, config.seq_len, split, config.test_from, config.first_decision)[0]
+    return series_of(config, grid)[0]
 
 
 def train_ensemble(

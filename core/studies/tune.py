@@ -106,7 +106,8 @@ def option_values(args: list[str]) -> dict[str, str]:
 
 
 def _typed(name: str, text: str):
-    kind = type(_defaults()[name])
+    default = _defaults()[name]
+    kind = int if default is None else type(default)  # --cadence, --sleeves: None = not given
     try:
         if kind is bool:
             if text.lower() not in ("true", "false", "1", "0"):
@@ -290,7 +291,7 @@ def run_trial(trial, base: TrainConfig, space, grid, runs, objective: str, targe
             trial.set_user_attr("total_steps", progress["total"])
             raise optuna.TrialPruned(f"validation {k}: {key} {value:.5g}")
 
-    # the policy objective is known only once training is done: nothing to prune on (README)
+    # the policy objective is known only once training is done: nothing to prune on (docs/search.md)
     hooks = {"on_validation": on_validation} if key else {}
     grid = grid_for(grid, config)
     run_dir = train_ensemble(config, grid, runs, on_progress, **hooks)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fc.core.data.features import relative_direction_class
+from fc.core.data.features import horizon_labels, relative_return
 from fc.core.data.inputs import grid_features, parse_data
 from fc.core.data.ranges import range_info
 from fc.core.data.store import symbol_slug
@@ -23,14 +23,21 @@ from fc.core.data.universe import universe_grids
 from fc.core.errors import FcError
 from fc.core.evaluation.backtest import (
     BacktestConfig,
+    blocks_for,
     classifier_section,
+    label_ahead,
     run_backtest,
 )
 from fc.core.evaluation.policies import PolicyParams
 from fc.core.evaluation.portfolio import BASELINES, STRATEGIES, portfolio_backtest
 from fc.core.learning.config import TrainConfig
 from fc.core.learning.pooled import fit_pooled, universe_closes
-from fc.core.studies.backtest_run import decision_ranges, given_or_trained
+from fc.core.studies.backtest_run import (
+    decision_ranges,
+    given_or_trained,
+    horizon_record,
+    with_schedule,
+)
 from fc.core.studies.runs import new_run_dir, read_config, save_run
 
 
@@ -102,12 +109,15 @@ def backtest_universe(
     device: str = "auto",
     progress=None,
     predict=None,
+    schedule: dict | None = None,
 ) -> dict:
     """Backtest a multi-symbol run: every symbol's rows (its policies and classifier for
     --target next; the classifier alone for relative) and the portfolio on each range.
-    predict(symbol, features, ends): p_up from an exported graph instead of the torch model."""
+    predict(symbol, features, ends): p_up from an exported graph instead of the torch model.
+    `schedule` {"cadence": N} or {"sleeves": N}: re-scored on another schedule than the run's."""
     run_dir = Path(run_dir)
-    config = read_config(run_dir)
+    config = with_schedule(read_config(run_dir), schedule)
+    cfg = blocks_for(cfg, config.horizon)
     params = params or PolicyParams()
     by_policy = {"discrete": params, "proportional": params, "long_short": params}
     check_k(by_policy, config.symbols)
@@ -126,6 +136,8 @@ def backtest_universe(
         config.timeframe,
         list(config.symbols),
         by_policy,
+        config.horizon,
+        config.schedule,
     )
     shown = STRATEGIES if config.target == "relative" else STRATEGIES[1:]
     if config.target == "next":
@@ -155,6 +167,7 @@ def backtest_universe(
         "loss": config.loss,
         "test_from": None if test_from is None else test_from.isoformat(),
         "policy_params": params.to_dict(),
+        **horizon_record(config),
     }
     (out / "metrics.json").write_text(json.dumps(result, indent=2))
     return result
@@ -177,20 +190,23 @@ def symbol_rows(config, grids, p_up, closes, decide, parts, cfg, test_from, para
                 test_from,
                 None,
                 params,
+                horizon=config.horizon,
+                schedule=config.schedule,
             )
         return out
-    labels = relative_direction_class(closes)
+    h = config.horizon
+    labels = horizon_labels(closes, h, "relative")[0]
     filled = next(iter(grids.values()))["filled"].to_numpy(dtype=bool)
-    scored = decide & np.r_[~filled[1:], False]
+    scored = decide & label_ahead(closes[:, 0], filled, h)[1]
+    last_up = (relative_return(closes, h) >= 0).astype(np.float64)
     for i, symbol in enumerate(grids):
-        label_next = np.r_[labels[1:, i], 0]
-        last_up = (labels[:, i] == 0).astype(np.float64)
+        label_next = labels[:, i]
         train = label_next[parts["train"] & scored]
         prior = float((train == 0).mean()) if len(train) else 0.5
         out[symbol] = {
             name: {
                 "classifier": classifier_section(
-                    p_up[:, i], label_next, last_up, part & scored, prior, cfg
+                    p_up[:, i], label_next, last_up[:, i], part & scored, prior, cfg, h
                 )
             }
             for name, part in parts.items()

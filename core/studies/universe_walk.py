@@ -16,11 +16,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fc.core.evaluation.backtest import BacktestConfig, trade_mask
+from fc.core.evaluation.backtest import BacktestConfig, blocks_for, trade_mask
 from fc.core.evaluation.policies import PolicyParams
 from fc.core.evaluation.portfolio import BASELINES, STRATEGIES, portfolio_backtest
 from fc.core.learning.config import TrainConfig
 from fc.core.learning.pooled import universe_closes
+from fc.core.studies.backtest_run import horizon_record
 from fc.core.studies.runs import read_config
 from fc.core.studies.universe import symbol_rows, universe_p_up
 from fc.core.studies.walk import FoldUnits, WalkConfig, plan_folds, run_folds
@@ -40,7 +41,7 @@ def walk_universe(
     folder, walk.json's content with the backtest report under "backtest"). Every fold plan
     error comes before any training."""
     first = next(iter(grids.values()))
-    folds = plan_folds(first, walk, base.seq_len)  # the symbols share one grid
+    folds = plan_folds(first, walk, base.seq_len, base.horizon)  # the symbols share one grid
     started = time.perf_counter()
     walk_dir, predictions, records = run_folds(base, walk, folds, grids, Path(runs), units, on_fold)
     t2 = time.perf_counter()
@@ -48,7 +49,7 @@ def walk_universe(
     summary = {
         "walk": str(walk_dir),
         "config": {"walk": asdict(walk), "backtest": backtest.to_dict(),
-                   "train": {**asdict(base), "split": "per fold: its start - val"}},
+                   "train": {**base.as_dict(), "split": "per fold: its start - val"}},
         "folds": records,
         "decisions": int(len(predictions)),
         "timing": {"train_seconds": round(sum(r["train_seconds"] for r in records), 2),
@@ -91,8 +92,10 @@ def write_universe_backtest(walk_dir, grids, predictions, first_start, base, cfg
     by_policy = {"discrete": params, "proportional": params, "long_short": params}
     closes = universe_closes(grids)
     symbols = list(grids)
+    cfg = blocks_for(cfg, base.horizon)
     frame, portfolio = portfolio_backtest(first.index, closes, p_up, decide, {RANGE: inside},
-                                          cfg, base.timeframe, symbols, by_policy)  # fmt: skip
+                                          cfg, base.timeframe, symbols, by_policy, base.horizon,
+                                          base.schedule)  # fmt: skip
     shown = STRATEGIES if base.target == "relative" else STRATEGIES[1:]
     if base.target == "next":
         frame = frame.drop(columns=[c for c in frame if "long_short" in c])
@@ -112,6 +115,7 @@ def write_universe_backtest(walk_dir, grids, predictions, first_start, base, cfg
         "symbols": symbols,
         "target": base.target,
         "timeframe": base.timeframe,
+        **horizon_record(base),
         "first_decision": predictions["time"].min().isoformat(),
         "last_decision": predictions["time"].max().isoformat(),
     }  # fmt: skip

@@ -86,9 +86,10 @@ def _times(offset: pd.DateOffset, k: int) -> pd.DateOffset:
     return pd.DateOffset(**{unit: count * k for unit, count in offset.kwds.items()})
 
 
-def plan_folds(grid: pd.DataFrame, walk: WalkConfig, seq_len: int) -> list[Fold]:
+def plan_folds(grid: pd.DataFrame, walk: WalkConfig, seq_len: int, horizon: int = 1) -> list[Fold]:
     """The folds of the walk over the grid, each checked to have training and validation
-    decisions; any problem is a user error before anything is trained."""
+    decisions after purging at the horizon; any problem is a user error before anything is
+    trained."""
     every = parse_duration(walk.every, "--every")
     val = parse_duration(walk.val, "--val")
     window = parse_duration(walk.window, "--window") if walk.window else None
@@ -109,13 +110,14 @@ def plan_folds(grid: pd.DataFrame, walk: WalkConfig, seq_len: int) -> list[Fold]
         validation_start = fold_start - val
         train_start = validation_start - window if window else grid.index[0]
         fold = Fold(len(folds) + 1, fold_start, end, validation_start, train_start)
-        _check_fold(grid, fold, seq_len, walk)
+        _check_fold(grid, fold, seq_len, walk, horizon)
         folds.append(fold)
     return folds
 
 
-def _check_fold(grid: pd.DataFrame, fold: Fold, seq_len: int, walk: WalkConfig) -> None:
-    series = make_series(fold_grid(grid, fold, seq_len), seq_len, fold.validation_start)
+def _check_fold(grid: pd.DataFrame, fold: Fold, seq_len: int, walk: WalkConfig, horizon=1):
+    series = make_series(fold_grid(grid, fold, seq_len), seq_len, fold.validation_start,
+                         horizon=horizon, end="validation->fold")  # fmt: skip
     where = f"fold {fold.number} (from {fold.start:%Y-%m-%d})"
     if not series.train.any():
         raise FcError(
@@ -125,8 +127,9 @@ def _check_fold(grid: pd.DataFrame, fold: Fold, seq_len: int, walk: WalkConfig) 
             "give a later --start, a shorter --val or a longer --window"
         )
     if not series.validation.any():
+        purged = f" after purging {series.purged}" if series.purged else ""
         raise FcError(f"{where}: no validation decision in [{fold.validation_start}, "
-                      f"{fold.start}); give a longer --val")  # fmt: skip
+                      f"{fold.start}){purged}; give a longer --val")  # fmt: skip
 
 
 def fold_grid(grid: pd.DataFrame, fold: Fold, seq_len: int) -> pd.DataFrame:
@@ -180,7 +183,7 @@ def walk_forward(
     resolve_device(base.device)
     family_of(base).check(base)  # the family's option checks, before the first fold's line
     check_ensemble_options(base)
-    folds = plan_folds(grid, walk, base.seq_len)  # every user error before any training
+    folds = plan_folds(grid, walk, base.seq_len, base.horizon)  # user errors before training
     started = time.perf_counter()
     walk_dir, predictions, records = run_folds(base, walk, folds, grid, Path(runs), units, on_fold)
     t2 = time.perf_counter()
@@ -189,7 +192,7 @@ def walk_forward(
         "walk": str(walk_dir),
         "config": {
             "walk": asdict(walk),
-            "train": {**asdict(base), "split": "per fold: its start - val"},
+            "train": {**base.as_dict(), "split": "per fold: its start - val"},
             "backtest": backtest.to_dict(),
         },
         "folds": records,

@@ -8,26 +8,34 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fc.core.data.features import direction, direction_class
 from fc.core.evaluation import metrics
-from fc.core.evaluation.backtest import BacktestConfig, run_backtest, trade_mask
+from fc.core.evaluation.backtest import (
+    BacktestConfig,
+    label_ahead,
+    last_move_up,
+    run_backtest,
+    trade_mask,
+)
+from fc.core.studies.backtest_run import horizon_record
 from fc.core.studies.looks import record_walk
 
 RANGE = "walk_forward"
 RANGE_TITLE = "walk-forward (out of sample: every fold predicted by a model trained before it)"
 
 
-def fold_scores(grid: pd.DataFrame, ends: np.ndarray, p_up: np.ndarray, run: Path) -> dict:
-    """The fold's decisions scored (where the next candle is real) beside the fold's own class
-    prior (its training frequency of up) and mean reversion; with the validation log losses
-    that chose its checkpoint."""
+def fold_scores(
+    grid: pd.DataFrame, ends: np.ndarray, p_up: np.ndarray, run: Path, horizon: int = 1
+) -> dict:
+    """The fold's decisions scored (where the candle H ahead is real) beside the fold's own
+    class prior (its training frequency of up) and mean reversion (against the last H candles'
+    move); with the validation log losses that chose its checkpoint."""
     close = grid["close"].to_numpy()
-    filled = grid["filled"].to_numpy()
-    scored = ~filled[ends + 1]
-    y = direction_class(close)[ends + 1][scored]
+    labels, real = label_ahead(close, grid["filled"].to_numpy(), horizon)
+    scored = real[ends]
+    y = labels[ends][scored]
     run_metrics = json.loads((run / "metrics.json").read_text())
     prior_up = run_metrics["baselines"]["class_prior"]["p_up"]
-    last_up = (direction(close)[ends] >= 0)[scored].astype(np.float64)
+    last_up = last_move_up(close, horizon)[ends][scored]
     return {
         "decisions": int(len(ends)),
         "scored": int(scored.sum()),
@@ -53,6 +61,24 @@ def stitched_p_up(grid: pd.DataFrame, predictions: pd.DataFrame, seq_len: int) -
     return p_up
 
 
+def stitched_backtest(
+    grid: pd.DataFrame, predictions: pd.DataFrame, first_start: pd.Timestamp, base, cfg
+) -> tuple[pd.DataFrame, dict]:
+    """(positions, report section) of the stitched predictions backtested as one range from
+    the first fold on, beside the baselines; the positions' range is named RANGE."""
+    p_up = stitched_p_up(grid, predictions, base.first_decision)
+    # run_backtest's "train" range is the history before the first fold (no predictions there,
+    # only the class prior comes from it); its "validation" range is the stitched walk
+    split = first_start.isoformat()
+    positions, ranges = run_backtest(grid, p_up, base.first_decision, split, cfg, base.timeframe,
+                                     horizon=base.horizon, schedule=base.schedule)  # fmt: skip
+    if ranges["validation"]["discrete"]["decisions"] != len(predictions):
+        raise AssertionError("the stitched walk must be one backtest range, from the first fold on")
+    positions = positions[positions["range"] == "validation"].reset_index(drop=True)
+    positions["range"] = RANGE
+    return positions, ranges["validation"]
+
+
 def write_backtest(
     walk_dir: Path,
     grid: pd.DataFrame,
@@ -67,20 +93,13 @@ def write_backtest(
     WALK/backtest/ as `fc backtest` writes RUN/backtest/. Returns the report."""
     from fc.core.evaluation.backtest_plots import drawdown_figure, equity_figure, save_figure
 
-    p_up = stitched_p_up(grid, predictions, base.first_decision)
-    # run_backtest's "train" range is the history before the first fold (no predictions there,
-    # only the class prior comes from it); its "validation" range is the stitched walk
+    positions, section = stitched_backtest(grid, predictions, first_start, base, cfg)
     split = first_start.isoformat()
-    positions, ranges = run_backtest(grid, p_up, base.first_decision, split, cfg, base.timeframe)
-    if ranges["validation"]["discrete"]["decisions"] != len(predictions):
-        raise AssertionError("the stitched walk must be one backtest range, from the first fold on")
-    positions = positions[positions["range"] == "validation"].reset_index(drop=True)
-    positions["range"] = RANGE
     out = walk_dir / "backtest"
     out.mkdir(exist_ok=True)
     positions.to_parquet(out / "positions.parquet")
     report = {
-        RANGE: ranges["validation"],
+        RANGE: section,
         "range": RANGE_TITLE,
         "class_prior": "training frequency of up before the first fold",
         "config": cfg.to_dict(),
@@ -88,6 +107,7 @@ def write_backtest(
         "loss": base.loss,
         "symbol": base.symbol,
         "timeframe": base.timeframe,
+        **horizon_record(base),
         "first_decision": positions["time"].iloc[0].isoformat(),
         "last_decision": predictions["time"].iloc[-1].isoformat(),
     }

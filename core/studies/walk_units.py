@@ -84,7 +84,7 @@ def _predict(task: dict, grid, run: Path):
     ends = fold_decisions(grid, fold, config.first_decision)
     p_up = family_of(loaded).reference_p_up(model, loaded, grid_features(grid), ends, device)
     frame = pd.DataFrame({"time": grid.index[ends], "p_up": p_up, "fold": fold.number})
-    return frame, fold_scores(grid, ends, p_up, run)
+    return frame, fold_scores(grid, ends, p_up, run, config.horizon)
 
 
 def open_walk_dir(out: Path | None, runs: Path, plan: dict) -> Path:
@@ -117,7 +117,7 @@ def _jsonable(value):
 
 def walk_plan(base, walk, folds, source) -> dict:
     """What makes two walks the same walk: options, fold boundaries and the data's sha256."""
-    return {"walk": asdict(walk), "train": asdict(base), "folds": [f.to_dict() for f in folds],
+    return {"walk": asdict(walk), "train": base.as_dict(), "folds": [f.to_dict() for f in folds],
             "data": {symbol: ref.sha256 for symbol, ref in source.files}}  # fmt: skip
 
 
