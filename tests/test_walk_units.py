@@ -40,15 +40,15 @@ def test_a_raising_fold_is_named_the_rest_kept_and_the_same_out_trains_only_the_
     candle_file, tmp_path, monkeypatch
 ):
     trained = []
-    train = walk_units._train
+    train = walk_units.train_fold
 
-    def failing(task, grid, scratch):
-        trained.append(task["fold"].number)
-        if task["fold"].number == 2 and len(trained) == 2:
+    def failing(config, fold, grid, scratch):
+        trained.append(fold.number)
+        if fold.number == 2 and len(trained) == 2:
             raise FcError("no memory left on this worker")
-        return train(task, grid, scratch)
+        return train(config, fold, grid, scratch)
 
-    monkeypatch.setattr(walk_units, "_train", failing)
+    monkeypatch.setattr(walk_units, "train_fold", failing)
     out = tmp_path / "walk"
     with pytest.raises(FcError) as caught:
         walk(candle_file, out)

@@ -96,13 +96,8 @@ def run_unit(task: dict) -> dict:
     exactly as `fc walk` trains and predicts a fold (core.studies.walk.walk_forward: the same
     calls, so a variant's predictions are fc walk's byte for byte); returns the fold's
     predictions as parquet bytes, its scores and its seconds."""
-    from fc.core.data.inputs import grid_features
-    from fc.core.learning.family import family_of
-    from fc.core.learning.training import resolve_device
-    from fc.core.studies.runs import load_run
-    from fc.core.studies.train import train_ensemble
-    from fc.core.studies.walk import fold_config, fold_decisions, fold_grid
-    from fc.core.studies.walk_report import fold_scores
+    from fc.core.studies.walk import fold_config
+    from fc.core.studies.walk_units import predict_fold, train_fold
 
     started = time.perf_counter()
     if task["threads"] > 0:
@@ -116,16 +111,11 @@ def run_unit(task: dict) -> dict:
                       "fc lab run")  # fmt: skip
     fold = Fold(task["fold"]["number"], *(pd.Timestamp(task["fold"][k]) for k in
                 ("start", "end", "validation_start", "train_start")))  # fmt: skip
-    device = resolve_device(base.device)
+    config = fold_config(base, fold)
     with tempfile.TemporaryDirectory(prefix="fc-lab-unit-") as tmp:
-        cut = fold_grid(grid, fold, base.seq_len)
-        run = train_ensemble(fold_config(base, fold), cut, Path(tmp))
+        run = train_fold(config, fold, grid, Path(tmp))  # exactly fc walk's fold
         trained = time.perf_counter()
-        config, model, _ = load_run(run, device)
-        ends = fold_decisions(grid, fold, base.first_decision)
-        p_up = family_of(config).reference_p_up(model, config, grid_features(grid), ends, device)
-        frame = pd.DataFrame({"time": grid.index[ends], "p_up": p_up, "fold": fold.number})
-        scores = fold_scores(grid, ends, p_up, run, base.horizon)
+        frame, scores = predict_fold(config, fold, grid, run)
     buffer = io.BytesIO()
     frame.to_parquet(buffer, index=False)
     return {

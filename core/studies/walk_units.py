@@ -32,11 +32,12 @@ def fold_unit(task: dict) -> dict:
 
         torch.set_num_threads(task["threads"])
     grid = unit_grid(task["source"])
+    config, fold = task["config"], task["fold"]
     with tempfile.TemporaryDirectory(prefix="fc-fold-") as scratch:
         t0 = time.perf_counter()
-        run = _train(task, grid, Path(scratch))
+        run = train_fold(config, fold, grid, Path(scratch))
         t1 = time.perf_counter()
-        frame, scores = _predict(task, grid, run)
+        frame, scores = predict_fold(config, fold, grid, run)
         files = folder_bytes(run)
     buffer = io.BytesIO()
     frame.to_parquet(buffer, index=False)
@@ -45,10 +46,12 @@ def fold_unit(task: dict) -> dict:
             "predict_seconds": round(time.perf_counter() - t1, 2)}  # fmt: skip
 
 
-def _train(task: dict, grid, scratch: Path) -> Path:
+def train_fold(config, fold, grid, scratch: Path) -> Path:
+    """The fold's model (config: the fold's, core.studies.walk.fold_config), trained on what
+    fold_grid leaves of the grid (a {symbol: grid} for a universe), in a run folder under
+    `scratch`: the one training of a fold for fc walk and fc lab alike."""
     from fc.core.studies.walk import fold_grid
 
-    config, fold = task["config"], task["fold"]
     if config.symbols and len(config.symbols) > 1:
         from fc.core.studies.universe import train_universe
 
@@ -59,10 +62,10 @@ def _train(task: dict, grid, scratch: Path) -> Path:
     return train_ensemble(config, fold_grid(grid, fold, config.seq_len), scratch)
 
 
-def _predict(task: dict, grid, run: Path):
+def predict_fold(config, fold, grid, run: Path):
+    """(the fold's predictions frame, its scores) from the run train_fold made."""
     from fc.core.studies.walk import fold_decisions
 
-    config, fold = task["config"], task["fold"]
     if config.symbols and len(config.symbols) > 1:
         from fc.core.studies.universe_walk import fold_p_up
 
