@@ -11,6 +11,7 @@ from typer.core import TyperOption
 
 from fc.cli.executor_options import OPTIONS
 from fc.cli.train_options import CONTEXT, DATA, TRAINING, _without_unused
+from fc.core.data.inputs import parse_data
 from fc.core.errors import FcError
 
 # fc walk's options a lab sets another way: the fees come from [report]; output, folder and
@@ -77,14 +78,12 @@ def resolve(given: dict, where: dict, base: Path, name: str) -> dict:
 def _relative(key: str, value, base: Path):
     """--data FILE and SYMBOL=FILE, and --symbols @FILE, relative to the lab file."""
     if key == "data":
-        values = value if isinstance(value, list) else [value]
         out = []
-        for text in map(str, values):
-            symbol, eq, path = text.partition("=")
-            if eq and "/" in symbol:
-                out.append(f"{symbol}={base / path}")
-            else:
-                out.append(str(base / text))
+        for text in map(str, value if isinstance(value, list) else [value]):
+            _, pairs = parse_data([text])  # fc's own reading of FILE and SYMBOL=FILE
+            out += [f"{symbol}={base / path}" for symbol, path in pairs.items()] or [
+                str(base / text)
+            ]
         return out
     if key == "symbols" and str(value).startswith("@"):
         return "@" + str(base / str(value)[1:])

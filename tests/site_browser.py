@@ -16,6 +16,8 @@ from contextlib import contextmanager
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from browser import FLAGS  # the one list of headless, offline Chromium flags
+
 PAGES = {"home.png": "index.html", "results.png": "results.html"}
 SIZE = (1280, 900)
 
@@ -44,12 +46,12 @@ def served(folder: Path) -> Iterator[str]:
 
 
 def screenshot(url: str, out: Path, browser: str) -> None:
-    """One page in headless Chromium into a PNG of SIZE. --no-sandbox: CI and the development
-    machines run as root, where Chromium's sandbox refuses to start."""
+    """One page in headless Chromium into a PNG of SIZE (browser.FLAGS: --no-sandbox because
+    CI and the development machines run as root, the background networking off offline)."""
     with tempfile.TemporaryDirectory() as profile:
         command = [
-            browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-            "--no-first-run", "--hide-scrollbars", f"--user-data-dir={profile}",
+            browser, *FLAGS, "--disable-dev-shm-usage", "--hide-scrollbars",
+            f"--user-data-dir={profile}",
             f"--window-size={SIZE[0]},{SIZE[1]}", f"--screenshot={out}", url,
         ]  # fmt: skip
         done = subprocess.run(command, capture_output=True, text=True, timeout=120)

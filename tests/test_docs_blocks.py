@@ -50,23 +50,24 @@ def test_readme_setup_check_prints_the_version_three_times(tmp_path):
     assert done.stdout.split("\n")[:3] == [f"fc {__version__}"] * 3
 
 
-@pytest.mark.parametrize("page", FAST)
-def test_page_blocks_run_up_to_the_first_slow_one(page, tmp_path):
-    blocks = plan(BY_PAGE[page], slow=False)
+def assert_page_runs(page: str, slow: bool, tmp_path) -> None:
+    """The page's planned blocks all run in one user folder (a skip names what is absent)."""
+    blocks = plan(BY_PAGE[page], slow=slow)
     ran, why = run_page(blocks, user_folder(tmp_path))
     if why:
         pytest.skip(why)
     assert ran == len(blocks)
+
+
+@pytest.mark.parametrize("page", FAST)
+def test_page_blocks_run_up_to_the_first_slow_one(page, tmp_path):
+    assert_page_runs(page, False, tmp_path)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("page", SLOW)
 def test_whole_page_runs(page, tmp_path):
-    blocks = plan(BY_PAGE[page], slow=True)
-    ran, why = run_page(blocks, user_folder(tmp_path))
-    if why:
-        pytest.skip(why)
-    assert ran == len(blocks)
+    assert_page_runs(page, True, tmp_path)
 
 
 def test_a_failing_block_names_the_page_the_block_and_what_to_do(tmp_path):

@@ -29,19 +29,15 @@ def variant_inputs(resolved: dict, files: dict | None = None):
     `files` {path: unit_inputs.DataFile}: where this process reads each --data file (a cluster
     worker's --data-root), its sha256 checked."""
     from fc.core.data.universe import parse_symbols
-    from fc.core.learning.ensemble import check_ensemble_options
-    from fc.core.learning.family import family_of
-    from fc.core.learning.training import resolve_device
     from fc.core.studies.inputs import load_features
+    from fc.core.studies.walk import check_walk_options
 
     data, fields = dict(resolved["data"]), resolved["fields"]
     if len(parse_symbols(data.get("symbols"))) > 1 or fields.get("target") == "relative":
         raise FcError("symbols: a lab of pooled universes is not supported yet; run fc walk "
                       "--symbols for it")  # fmt: skip
     base = TrainConfig(symbol=data["symbol"], timeframe=data["timeframe"], **fields)
-    resolve_device(base.device)
-    family_of(base).check(base)  # the family's option checks, as fc walk's before its folds
-    check_ensemble_options(base)
+    check_walk_options(base)  # as fc walk checks before its folds
     if files:
         data["data"] = [_local(value, files) for value in data_values(data["data"])]
     grids, base = load_features(data, fields, [fields.get("features", "close")])

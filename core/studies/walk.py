@@ -162,6 +162,18 @@ def fold_decisions(grid: pd.DataFrame, fold: Fold, seq_len: int) -> np.ndarray:
     return np.flatnonzero(decide & inside)
 
 
+def check_walk_options(base: TrainConfig) -> None:
+    """What a walk checks before its first fold (fc walk and each unit of fc lab): the device
+    resolves, the family's options and the ensemble's options are valid."""
+    from fc.core.learning.ensemble import check_ensemble_options
+    from fc.core.learning.family import family_of
+    from fc.core.learning.training import resolve_device
+
+    resolve_device(base.device)
+    family_of(base).check(base)
+    check_ensemble_options(base)
+
+
 def walk_forward(
     base: TrainConfig,
     walk: WalkConfig,
@@ -175,14 +187,9 @@ def walk_forward(
     of the stitched predictions in WALK/backtest/. Returns (walk folder, walk.json's content
     with the backtest report under "backtest"). `units` says where the folds run and which
     folder to write (or finish)."""
-    from fc.core.learning.ensemble import check_ensemble_options
-    from fc.core.learning.family import family_of
-    from fc.core.learning.training import resolve_device
     from fc.core.studies.walk_report import write_backtest
 
-    resolve_device(base.device)
-    family_of(base).check(base)  # the family's option checks, before the first fold's line
-    check_ensemble_options(base)
+    check_walk_options(base)
     folds = plan_folds(grid, walk, base.seq_len, base.horizon)  # user errors before training
     started = time.perf_counter()
     walk_dir, predictions, records = run_folds(base, walk, folds, grid, Path(runs), units, on_fold)
