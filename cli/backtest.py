@@ -244,10 +244,10 @@ def backtest(
     texts = policy_texts(band, flat_inside, inside, rebalance, cap, min_hold, k)
     policies = PolicyGrid.parse(**texts)
     cfg = BacktestConfig(fee_bps=fee_bps, slippage_bps=slippage_bps, start=start, end=end)
+    schedule = {"cadence": cadence, "sleeves": sleeves}
     if read_config(run).symbols:
         from fc.cli.universe_report import backtest_universe_command
 
-        schedule = {"cadence": cadence, "sleeves": sleeves}
         with ProgressAfter("predicting p_up") as progress:
             return backtest_universe_command(run, cfg, data, model, policies, device, as_json,
                                              progress, schedule)  # fmt: skip
@@ -269,8 +269,7 @@ def backtest(
         key = f"onnx:{file_sha256(model)}"
     with ProgressAfter("predicting p_up") as progress:
         report = backtest_run(run, cfg, data, predict, str(model) if model else "torch",
-                              policies, device, progress, key, importance,
-                              {"cadence": cadence, "sleeves": sleeves})  # fmt: skip
+                              policies, device, progress, key, importance, schedule)  # fmt: skip
     if as_json:
         typer.echo(json.dumps(report))
         return
