@@ -19,7 +19,7 @@ SYMBOLS = ("AAA/USDT", "BBB/USDT", "CCC/USDT", "DDD/USDT")
 SPLIT, TEST = "2023-02-01", "2023-02-20"
 QUICK = ["--seq-len", "32", "--hidden", "4", "--layers", "1", "--epochs", "1", "--max-steps",
          "3", "--split", SPLIT, "--test-from", TEST, "--quiet"]  # fmt: skip
-DROPPED = ("2023-02-10 12:00", "2023-02-25 06:30")  # BBB candles missing: filled for everyone
+DROPPED = ("2023-02-10 12:00", "2023-02-25 06:30")  # BBB candles missing: BBB not eligible
 FEE_BPS = 2.0
 
 
@@ -108,8 +108,11 @@ def test_backtest_p_up_equals_training_validation_p_up(universe_run):
     trained = pd.read_parquet(run / "validation_p_up.parquet")
     rows = pd.read_parquet(run / "backtest" / "positions.parquet").set_index("time")
     decided = rows.loc[rows["range"] == "validation", "p_up_AAA_USDT"].dropna().index
-    # training scores a decision only when its next bar is real: one filled bar less
-    assert len(trained) == 4 * (len(decided) - 1)
+    # BBB is not decided at its missing candle, and training scores a decision only when the
+    # next candle is real: BBB has two validation decisions less, the others none
+    gap = pd.Timestamp(DROPPED[0], tz="UTC")
+    assert gap in decided and np.isnan(rows.loc[gap, "p_up_BBB_USDT"])
+    assert len(trained) == 4 * len(decided) - 2
     for symbol in SYMBOLS:
         mine = trained[trained["symbol"] == symbol].set_index("time")["p_up"]
         got = rows.loc[mine.index, f"p_up_{slug(symbol)}"]

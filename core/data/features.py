@@ -71,10 +71,7 @@ def horizon_labels(
     if eligible is None or np.all(eligible):
         excess = ahead - ahead.mean(axis=1, keepdims=True)
     else:
-        eligible = np.asarray(eligible, dtype=bool)
-        count = np.maximum(eligible.sum(axis=1, keepdims=True), 1)
-        mean = np.where(eligible, ahead, 0.0).sum(axis=1, keepdims=True) / count
-        excess = np.where(eligible, ahead - mean, 0.0)
+        excess = np.where(eligible, ahead - _mean_of(ahead, eligible), 0.0)
     return (excess < 0).astype(np.int64), excess
 
 
@@ -102,14 +99,25 @@ def next_returns(closes: np.ndarray) -> np.ndarray:
     return next_return(_universe(closes))
 
 
-def relative_return(closes: np.ndarray, horizon: int = 1) -> np.ndarray:
+def relative_return(closes: np.ndarray, horizon: int = 1, eligible=None) -> np.ndarray:
     """The return of the H candles up to t of each symbol minus the equal-weight mean of the
     universe's: (close_{s,t} / close_{s,t-H} - 1) - mean_s(...), (n, S); the first H rows 0 (no
-    candle H before). Causal: row t uses closes t-H and t only."""
+    candle H before). Causal: row t uses closes t-H and t only. eligible (bool, (n, S)): the
+    mean over the symbols eligible at t only (core.data.presence), 0 for the others."""
     closes = _universe(closes)
     change = np.zeros_like(closes)
     change[horizon:] = closes[horizon:] / closes[:-horizon] - 1.0
-    return change - change.mean(axis=1, keepdims=True)
+    return change - _mean_of(change, eligible)
+
+
+def _mean_of(values: np.ndarray, eligible) -> np.ndarray:
+    """The equal-weight mean of each row, (n, 1), over the eligible entries (None: all); a row
+    without one has mean 0."""
+    if eligible is None:
+        return values.mean(axis=1, keepdims=True)
+    eligible = np.asarray(eligible, dtype=bool)
+    count = np.maximum(eligible.sum(axis=1, keepdims=True), 1)
+    return np.where(eligible, values, 0.0).sum(axis=1, keepdims=True) / count
 
 
 def relative_direction_class(closes: np.ndarray) -> np.ndarray:

@@ -14,6 +14,7 @@ import pandas as pd
 
 from fc.core.data.candles import timeframe_delta
 from fc.core.data.features import next_returns, relative_return
+from fc.core.data.presence import close_delisted, members
 from fc.core.data.store import symbol_slug
 from fc.core.errors import FcError
 from fc.core.evaluation import metrics
@@ -31,11 +32,38 @@ def portfolio_decisions(filled: np.ndarray, seq_len: int) -> np.ndarray:
     return trade_mask(np.asarray(filled, dtype=bool).any(axis=1), seq_len)
 
 
-def symbol_positions(policy: str, p_up: np.ndarray, decide: np.ndarray, params=None):
+def symbol_positions(policy: str, p_up: np.ndarray, decide: np.ndarray, params=None,
+                     eligible=None):  # fmt: skip
     """Each symbol's held position under one symbol's `policy`, (bars, symbols): held_positions
-    down each column of p_up, with the portfolio's decision bars."""
-    columns = [held_positions(policy, column, decide, params) for column in np.asarray(p_up).T]
+    down each column of p_up, with the portfolio's decision bars (where it is eligible)."""
+    masks = _symbol_masks(decide, eligible, np.shape(p_up)[1])
+    columns = [held_positions(policy, column, mask, params)
+               for column, mask in zip(np.asarray(p_up).T, masks, strict=True)]  # fmt: skip
     return np.column_stack(columns)
+
+
+def _symbol_masks(decide, eligible, size: int) -> list:
+    """Each symbol's decision bars: the portfolio's, where the symbol is eligible."""
+    decide = np.asarray(decide, dtype=bool)
+    if eligible is None:
+        return [decide] * size
+    return [decide & column for column in np.asarray(eligible, dtype=bool).T]
+
+
+def present_weights(targets: np.ndarray, decide, eligible) -> np.ndarray:
+    """Weights that change only where a symbol is decided (a decision bar where it is eligible)
+    and are held through the others: a symbol not eligible keeps the weight it holds."""
+    masks = _symbol_masks(decide, eligible, targets.shape[1])
+    return np.column_stack([hold(column, mask) for column, mask in zip(targets.T, masks,
+                                                                      strict=True)])  # fmt: skip
+
+
+def eligible_counts(eligible, shape) -> np.ndarray:
+    """Symbols eligible (or members) at each bar, (bars, 1), at least 1 (a bar without one
+    decides none)."""
+    if eligible is None:
+        return np.full((shape[0], 1), shape[1])
+    return np.maximum(np.asarray(eligible, dtype=bool).sum(axis=1, keepdims=True), 1)
 
 
 def equal_weight(positions: np.ndarray) -> np.ndarray:
@@ -49,7 +77,8 @@ def buy_and_hold(n: int, symbols: int) -> np.ndarray:
     return np.full((n, symbols), 1.0 / symbols)
 
 
-def long_short(p_up: np.ndarray, decide: np.ndarray, params: PolicyParams | None = None):
+def long_short(p_up: np.ndarray, decide: np.ndarray, params: PolicyParams | None = None,
+               eligible=None):  # fmt: skip
     """Market-neutral weights, (bars, symbols): +cap/(2k) on the k highest p_up, -cap/(2k) on the
     k lowest, 0 elsewhere, decided at decision bars and held through the others.
 
@@ -60,20 +89,25 @@ def long_short(p_up: np.ndarray, decide: np.ndarray, params: PolicyParams | None
     discrete policy) means little where the target is relative, the ranking everything.
     min_hold: a symbol's weight changed at bar t may next change at a decision bar s with
     s - t >= min_hold; the book is completed from the symbols free to move, so every decision
-    bar holds k longs and k shorts (weights sum to 0, gross to cap)."""
+    bar holds k longs and k shorts (weights sum to 0, gross to cap).
+    eligible (bars, symbols): only eligible symbols are ranked, k capped at half of them at each
+    bar (k_t, weights +-cap/(2 k_t)); a symbol not eligible keeps its weight and is not counted."""
     return ranked_book(np.nan_to_num(np.asarray(p_up, dtype=np.float64), nan=0.5), decide,
-                       params or PolicyParams())  # fmt: skip
+                       params or PolicyParams(), eligible)  # fmt: skip
 
 
 def cross_sectional_reversal(
-    closes: np.ndarray, decide: np.ndarray, k: int = 1, horizon: int = 1
+    closes: np.ndarray, decide: np.ndarray, k: int = 1, horizon: int = 1, eligible=None
 ) -> np.ndarray:
     """The relative target's mean reversion: long the k symbols whose last H candles fell most
-    against the universe's mean, short the k that rose most, weights +-1/(2k)."""
-    return ranked_book(-relative_return(closes, horizon), decide, PolicyParams(k=k))
+    against the universe's mean (of the eligible symbols), short the k that rose most, weights
+    +-1/(2k) (k capped as long_short's)."""
+    moved = relative_return(closes, horizon, eligible)
+    return ranked_book(-moved, decide, PolicyParams(k=k), eligible)
 
 
-def ranked_book(scores: np.ndarray, decide: np.ndarray, params: PolicyParams) -> np.ndarray:
+def ranked_book(scores: np.ndarray, decide: np.ndarray, params: PolicyParams,
+                eligible=None) -> np.ndarray:  # fmt: skip
     """long_short on any scores (higher: more wanted long); see long_short."""
     scores = np.asarray(scores, dtype=np.float64)
     n, size = scores.shape
@@ -83,6 +117,10 @@ def ranked_book(scores: np.ndarray, decide: np.ndarray, params: PolicyParams) ->
             f"--k {k} is more than half the universe of {size} symbols: give --k <= {size // 2}"
         )
     decide = np.asarray(decide, dtype=bool)
+    if eligible is not None:
+        sides = _sequential_sides(scores, decide, params, eligible)
+        k_t = k_cap(k, eligible_counts(eligible, scores.shape))
+        return present_weights(side_weights(sides, params, k_t), decide, eligible)
     if params.band == 0 and params.min_hold == 1:  # memoryless: one ranking per bar
         sides = np.zeros((n, size))
         order = np.argsort(-scores, axis=1, kind="stable")
@@ -94,15 +132,18 @@ def ranked_book(scores: np.ndarray, decide: np.ndarray, params: PolicyParams) ->
     return np.column_stack([hold(column, decide) for column in weights.T])
 
 
-def _sequential_sides(scores: np.ndarray, decide: np.ndarray, params: PolicyParams):
+def _sequential_sides(scores: np.ndarray, decide: np.ndarray, params: PolicyParams,
+                      eligible=None):  # fmt: skip
     """Sides (+1, 0, -1) per decision bar, one bar after another (next_sides): band and
     min_hold depend on the book held."""
     n, size = scores.shape
     bars = np.flatnonzero(decide)
+    present = (np.ones((len(bars), size), dtype=bool) if eligible is None
+               else np.asarray(eligible, dtype=bool)[bars]).tolist()  # fmt: skip
     decided = []
     side, changed = [0] * size, [-math.inf] * size  # the flat start is no held position
-    for t, row in zip(bars.tolist(), scores[bars].tolist(), strict=True):
-        new = next_sides(row, side, changed, t, params)
+    for t, row, mask in zip(bars.tolist(), scores[bars].tolist(), present, strict=True):
+        new = next_sides(row, side, changed, t, params, mask)
         changed = [t if new[s] != side[s] else changed[s] for s in range(size)]
         side = new
         decided.append(new)
@@ -111,41 +152,64 @@ def _sequential_sides(scores: np.ndarray, decide: np.ndarray, params: PolicyPara
     return sides
 
 
-def next_sides(row: list, side: list, changed: list, t: int, params: PolicyParams) -> list:
+def next_sides(row: list, side: list, changed: list, t: int, params: PolicyParams,
+               eligible: list | None = None) -> list:  # fmt: skip
     """The long-short book's sides (+1, 0, -1 a symbol) decided at bar t from the scores `row`,
     the sides held and the bar where each last changed (-inf: never): the rule of long_short,
     one bar at a time (the live service calls it at each candle). Plain lists: a handful of
-    symbols a bar is 10x faster than numpy calls."""
-    k, band, min_hold = params.k, params.band, params.min_hold
+    symbols a bar is 10x faster than numpy calls. eligible (a bool a symbol; None: all): only
+    eligible symbols are ranked and counted, k capped at half of them (k_cap); a symbol not
+    eligible keeps its side (its weight is held, present_weights) and is not counted."""
+    band, min_hold = params.band, params.min_hold
     symbols = range(len(row))
-    free = [t - changed[s] >= min_hold for s in symbols]
+    eligible = [True] * len(row) if eligible is None else eligible
+    k = k_cap(params.k, sum(eligible))
+    free = [eligible[s] and t - changed[s] >= min_hold for s in symbols]
     new = [0 if free[s] else side[s] for s in symbols]
     for sign in (1, -1):
         # an incumbent on this side ranks band higher (for shorts: lower) than its p_up;
         # sorted is stable: among equal scores the symbol listed first ranks higher
         order = sorted(symbols, key=lambda s, g=sign: -(row[s] + g * band * (side[s] == g)))
-        need = k - new.count(sign)
+        need = k - sum(1 for s in symbols if eligible[s] and new[s] == sign)
         for s in order if sign > 0 else reversed(order):
             if need and free[s]:
                 new[s], free[s], need = sign, False, need - 1
     return new
 
 
-def side_weights(sides, params: PolicyParams) -> np.ndarray:
-    """The long-short's weights of its sides: +-cap/(2k)."""
-    return np.asarray(sides, dtype=np.float64) * (params.cap / (2 * params.k))
+def k_cap(k: int, eligible: int) -> int:
+    """The long-short's k at a candle with `eligible` symbols (or an array of counts): at most
+    half of them."""
+    return np.minimum(k, np.asarray(eligible) // 2) if np.ndim(eligible) else min(k, eligible // 2)
+
+
+def side_weights(sides, params: PolicyParams, k=None) -> np.ndarray:
+    """The long-short's weights of its sides: +-cap/(2k) (k: the candle's capped k, or one a
+    bar; a candle without a pair holds no side)."""
+    k = params.k if k is None else np.maximum(k, 1)
+    return np.asarray(sides, dtype=np.float64) * (params.cap / (2 * k))
 
 
 def portfolio_weights(
-    p_up: np.ndarray, closes: np.ndarray, decide: np.ndarray, params=None, horizon: int = 1
-):
+    p_up: np.ndarray, closes: np.ndarray, decide: np.ndarray, params=None, horizon: int = 1,
+    real=None, eligible=None,
+):  # fmt: skip
     """{strategy: weights (bars, symbols)} of the three policies and the two baselines for the
     decision bars `decide`. params {policy: PolicyParams} for "discrete", "proportional" and
     "long_short" (absent: defaults; the baselines' k is long_short's); the cross-sectional
-    reversal against the last `horizon` candles' relative move."""
+    reversal against the last `horizon` candles' relative move.
+
+    With presence (core.data.presence: `real` candles and `eligible` symbols, (bars, symbols)),
+    where symbols are not all present at the same candles: a symbol is decided only where it is
+    eligible and holds its weight elsewhere; the equal-weight books and buy-and-hold split the
+    capital over the universe's members at each decision (1/n_t: the symbols that have entered
+    and not left, core.data.presence.members), the long-short ranks only the eligible ones; a
+    delisted symbol is closed at its last candle."""
     params = params or {}
     p = np.nan_to_num(np.asarray(p_up, dtype=np.float64), nan=0.5)
     pair = params.get("long_short") or PolicyParams()
+    if eligible is not None and not shared_presence(eligible, real):
+        return _present_weights(p, closes, decide, params, horizon, real, eligible)
     return {
         "long_short": long_short(p, decide, pair),
         "equal_weight_discrete": equal_weight(
@@ -159,6 +223,39 @@ def portfolio_weights(
     }
 
 
+def shared_presence(eligible, real) -> bool:
+    """Whether every symbol is present at the same candles (one grid: the five 30m files), where
+    the presence rule is the portfolio's decision bars and the books are computed as before."""
+    same = (np.asarray(eligible) == np.asarray(eligible)[:, :1]).all()
+    return bool(same and (np.asarray(real) == np.asarray(real)[:, :1]).all())
+
+
+def _present_weights(p, closes, decide, params: dict, horizon: int, real, eligible) -> dict:
+    pair = params.get("long_short") or PolicyParams()
+    n_t = eligible_counts(members(real, eligible), p.shape)
+    books = {
+        "long_short": long_short(p, decide, pair, eligible),
+        "buy_and_hold": present_weights(np.broadcast_to(1.0 / n_t, p.shape), decide, eligible),
+        "cross_sectional_reversal": cross_sectional_reversal(
+            closes, decide, pair.k, horizon, eligible
+        ),  # fmt: skip
+    }
+    for key, policy in (("equal_weight_discrete", "discrete"),
+                        ("equal_weight_proportional", "proportional")):  # fmt: skip
+        held = symbol_positions(policy, p, decide, params.get(policy), eligible)
+        books[key] = present_weights(held / n_t, decide, eligible)
+    order = ("long_short", "equal_weight_discrete", "equal_weight_proportional", *BASELINES)
+    return {key: close_delisted(books[key], real) for key in order}
+
+
+def k_capped(eligible, decide, k: int) -> int:
+    """Decision bars where the long-short's k was capped below --k (fewer than 2k eligible)."""
+    if eligible is None:
+        return 0
+    counts = np.asarray(eligible, dtype=bool).sum(axis=1)
+    return int((np.asarray(decide, dtype=bool) & (counts // 2 < k)).sum())
+
+
 def portfolio_wealth(weights: np.ndarray, returns_next: np.ndarray, cost: float = 0.0):
     """W after each bar, (bars,): W_{t+1} = W_t (1 + sum_s w_{s,t} R_{s,t+1}
     - c sum_s |w_{s,t} - w_{s,t-1}|), w_{-1} = 0, W from 1.0 (policies.wealth_factors). A bar
@@ -168,10 +265,12 @@ def portfolio_wealth(weights: np.ndarray, returns_next: np.ndarray, cost: float 
 
 def range_weights(weights: np.ndarray, decide: np.ndarray, part: np.ndarray) -> np.ndarray:
     """The weights held over one range's bars, (bars in part, symbols): flat until its first
-    decision, as backtest.simulate holds one symbol's positions."""
-    decided = np.asarray(decide, dtype=bool) & part
-    inside = np.where(part[:, None], weights, 0.0)
-    return np.column_stack([hold(column, decided)[part] for column in inside.T])
+    decision, as backtest.simulate holds one symbol's positions. The weights are held already
+    (they change only where decided, or where a delisted symbol is closed)."""
+    decided = (np.asarray(decide, dtype=bool) & part)[part]
+    held = np.array(np.asarray(weights, dtype=np.float64)[part])
+    held[: int(decided.argmax()) if decided.any() else len(held)] = 0.0
+    return held
 
 
 def range_books(weights_by_policy: dict, closes, decide, part, cost: float) -> dict:
@@ -232,17 +331,22 @@ def portfolio_backtest(
     params: dict | None = None,
     horizon: int = 1,
     schedule: Schedule = Schedule(),
+    presence: tuple | None = None,
 ):
     """The portfolio of a universe over every range with a decision, as run_backtest does one
     symbol: (positions frame with a range column, {range: {strategy: statistics}}); every book
-    decided on the schedule's candles (core.evaluation.schedule), held in between."""
+    decided on the schedule's candles (core.evaluation.schedule), held in between. presence:
+    (real, eligible) (core.data.presence; None: every symbol at every decision bar); the
+    long-short and the cross-sectional reversal report `k_capped`, the decision bars where
+    fewer than 2k symbols were eligible (where symbols are not all present at once)."""
+    real, eligible = presence or (None, None)
     weights_by_range, frames = {}, []
     for name, part in parts.items():
         if not (part & decide).any():
             continue
         weights = schedule.book(
-            lambda m: portfolio_weights(p_up, closes, m, params, horizon), decide & part, times,
-            timeframe,
+            lambda m: portfolio_weights(p_up, closes, m, params, horizon, real, eligible),
+            decide & part, times, timeframe,
         )  # fmt: skip
         weights_by_range[name] = weights
         books = range_books(weights, closes, decide, part, cfg.cost)
@@ -256,4 +360,10 @@ def portfolio_backtest(
         frame.insert(1, "range", name)
         frames.append(frame)
     report = portfolio_report(weights_by_range, closes, decide, parts, cfg, timeframe)
+    if presence is not None and not shared_presence(eligible, real):
+        k = ((params or {}).get("long_short") or PolicyParams()).k
+        for name, section in report.items():
+            capped = k_capped(eligible, decide & parts[name], k)
+            for key in ("long_short", "cross_sectional_reversal"):
+                section[key]["k_capped"] = capped
     return pd.concat(frames, ignore_index=True), report

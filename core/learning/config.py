@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 from fc.core.data.features import CLASSES, FEATURE
 
-UNWRITTEN_DEFAULTS = {"horizon": 1, "cadence": None, "sleeves": None}
+UNWRITTEN_DEFAULTS = {"horizon": 1, "cadence": None, "sleeves": None, "pooled_scaling": ()}
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,9 @@ class TrainConfig:
     symbols: tuple = ()
     target: str = "next"
     symbol_scaling: dict = field(default_factory=dict)
+    # the symbols of a universe without a training candle, scaled with the universe's pooled
+    # training statistics (core.learning.pooled.symbol_scalings); written only when some are
+    pooled_scaling: tuple = ()
     extra: dict = field(default_factory=dict)
     # the label reads `horizon` candles ahead (core.data.features.horizon_labels); the book is
     # re-decided every `cadence` candles (None: the horizon), or held in `sleeves` overlapping

@@ -18,15 +18,25 @@ import pandas as pd
 
 from fc import __version__
 from fc.core.data.features import horizon_labels
-from fc.core.data.universe import symbol_specs
+from fc.core.data.presence import eligibility, first_real, last_real
+from fc.core.data.ranges import resolve_test_from
+from fc.core.data.universe import symbol_specs, universe_real
 from fc.core.errors import FcError
 from fc.core.learning.config import TrainConfig
 from fc.core.learning.evaluation import baselines, evaluate, scores, validation_sample
-from fc.core.learning.schemes import Batch, Series, rows_at, sequence_batches, steps_per_epoch
+from fc.core.learning.schemes import (
+    Batch,
+    Series,
+    make_series,
+    rows_at,
+    sequence_batches,
+    steps_per_epoch,
+)
 from fc.core.learning.training import (
     BestCheckpoint,
     Trained,
-    checked_series,
+    check_ranges,
+    check_series_options,
     final_metrics,
     fit_scaling,
     purge_record,
@@ -42,26 +52,53 @@ def universe_closes(grids: dict) -> np.ndarray:
     return np.column_stack([g["close"].to_numpy(dtype=np.float64) for g in grids.values()])
 
 
-def with_target(series: dict, closes: np.ndarray, target: str, horizon: int = 1) -> dict:
-    """Each symbol's Series with the labels and returns of the target. relative: whether the
-    symbol's return over the H candles after t beats the universe's equal-weight mean of it
-    (core.data.features.horizon_labels; every symbol eligible), that return less the mean."""
-    if target == "next":
-        return series
-    labels, excess = horizon_labels(closes, horizon, "relative")
-    return {
-        s: replace(one, labels=labels[:, i], returns=excess[:, i])
-        for i, (s, one) in enumerate(series.items())
-    }
-
-
 def universe_series(config: TrainConfig, grids: dict):
-    """({symbol: Series}, test start): each symbol's three ranges on the common grid (one
-    index and one filled mask, so the same decisions for every symbol), labels of config.target."""
-    series, start = {}, None
-    for symbol, grid in grids.items():
-        series[symbol], start = checked_series(replace(config, symbol=symbol), grid)
-    return with_target(series, universe_closes(grids), config.target, config.horizon), start
+    """({symbol: Series}, test start): each symbol's three ranges over its own candles (its
+    first to its last real candle on the union grid: its decisions are where it is eligible,
+    core.data.presence), the test start one time for all (from every symbol's decisions), labels
+    of config.target. A symbol without a candle in the grids has no Series."""
+    check_series_options(config)
+    split = pd.Timestamp(config.split, tz="UTC")
+    index = next(iter(grids.values())).index
+    lives = _lives(grids)
+    after = np.zeros(len(index), dtype=bool)
+    for s, life in lives.items():
+        after[life] |= make_series(grids[s].iloc[life], config.seq_len, split,
+                                   first=config.first_decision).validation  # fmt: skip
+    start = resolve_test_from(index, after, split, config.test_from)
+    end = "validation->fold" if "walk_fold" in config.extra else ""
+    series = {
+        s: make_series(
+            grids[s].iloc[life],
+            config.seq_len,
+            split,
+            start,
+            config.first_decision,
+            config.horizon,
+            end,
+        )  # fmt: skip
+        for s, life in lives.items()
+    }
+    if not any(one.train.any() for one in series.values()) or not any(
+        one.validation.any() for one in series.values()
+    ):
+        check_ranges(config, next(iter(series.values())))  # the one-symbol message
+    if config.target == "next":
+        return series, start
+    eligible = eligibility(universe_real(grids), config.first_decision)
+    labels, excess = horizon_labels(universe_closes(grids), config.horizon, "relative", eligible)
+    column = {s: i for i, s in enumerate(grids)}
+    return {
+        s: replace(one, labels=labels[life, column[s]], returns=excess[life, column[s]])
+        for (s, one), life in zip(series.items(), lives.values(), strict=True)
+    }, start
+
+
+def _lives(grids: dict) -> dict:
+    """{symbol: slice of its first to its last real candle} for every symbol with one."""
+    real = universe_real(grids)
+    first, last = first_real(real), last_real(real)
+    return {s: slice(int(first[i]), int(last[i]) + 1) for i, s in enumerate(grids) if last[i] >= 0}
 
 
 def check_universe(config: TrainConfig) -> None:
@@ -153,8 +190,9 @@ def fit_pooled(
     config = with_scheme_defaults(config)
     series, test_start = universe_series(config, grids)
     specs = symbol_specs(config.features, config.symbols)
-    scalings = {s: Scaling(*fit_scaling(series[s], config.scaling, specs[s])) for s in series}
+    scalings = {s: Scaling(*v) for s, v in symbol_scalings(config, series, specs).items()}
     config = _resolved(config, series, scalings, specs, test_start)
+    series = {s: one for s, one in series.items() if one.train.any() or one.validation.any()}
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     model = Forecast(config.hidden, config.layers, config.n_inputs).to(device)
@@ -163,8 +201,9 @@ def fit_pooled(
     cost = config.cost_bps / 1e4
     # --val-size decisions over the universe (a share a symbol): the pooled validation loss is
     # as noisy, and costs as much, as one symbol's
-    share = math.ceil(config.val_size / len(series))
-    val_ends = {s: validation_sample(series[s], share) for s in series}
+    validated = [s for s in series if series[s].validation.any()]
+    share = math.ceil(config.val_size / len(validated))
+    val_ends = {s: validation_sample(series[s], share) for s in validated}
     best = BestCheckpoint(model, on_validation)
 
     def validate() -> float:
@@ -179,9 +218,9 @@ def fit_pooled(
                 cost,
                 device,
             )
-            for s in series
+            for s in validated
         }
-        counts = {s: len(val_ends[s]) for s in series}
+        counts = {s: len(val_ends[s]) for s in validated}
         return best(pooled_result(results, counts, config.loss))
 
     started = time.perf_counter()
@@ -204,8 +243,41 @@ def fit_pooled(
     metrics["steps"] = step
     metrics["test_decisions"] = int(sum(one.test.sum() for one in series.values()))
     metrics["scored_targets"] = int(history["scored"].sum()) if len(history) else 0
-    metrics |= purge_record(next(iter(series.values())))  # one grid: every symbol's the same
+    metrics |= purge_record(_most_purged(series))
     return Trained(config, model, history, metrics, predictions)
+
+
+def symbol_scalings(config: TrainConfig, series: dict, specs: dict) -> dict:
+    """{symbol: (center, scale)} for every symbol of config.symbols: fitted on its own training
+    candles (core.learning.training.fit_scaling); a symbol without a training decision (listed
+    after the training range, or absent from the grids) takes the universe's pooled statistics:
+    fit_scaling over every trained symbol's training candles end to end, never statistics of
+    validation or test candles."""
+    trained = [s for s in config.symbols if s in series and series[s].train.any()]
+    out = {s: fit_scaling(series[s], config.scaling, specs[s]) for s in trained}
+    if len(out) < len(config.symbols):
+        pooled = fit_scaling(_training_candles([series[s] for s in trained]), config.scaling,
+                             specs[config.symbols[0]])  # fmt: skip
+        out = {s: out.get(s, pooled) for s in config.symbols}
+    return out
+
+
+def _training_candles(parts: list) -> Series:
+    """Every part's features up to its last training decision, end to end, as one Series whose
+    last bar is its one training decision: what fit_scaling reads of each part (from its index
+    1, the first real change), read once over all of them."""
+    cut = [p.features[1 : int(np.flatnonzero(p.train)[-1]) + 1] for p in parts]
+    features = np.concatenate([parts[0].features[:1], *cut])
+    train = np.zeros(len(features), dtype=bool)
+    train[-1] = True
+    empty = np.zeros(len(features))
+    return Series(pd.DatetimeIndex(np.zeros(len(features), "datetime64[ns]")), features, empty,
+                  empty, train, ~train, ~train)  # fmt: skip
+
+
+def _most_purged(series: dict) -> Series:
+    """The series whose purge lost most decisions (on one grid every symbol's is the same)."""
+    return max(series.values(), key=lambda one: sum(one.purged.values()))
 
 
 def _per_epoch(series: dict, config: TrainConfig) -> int:
@@ -218,11 +290,12 @@ def _per_epoch(series: dict, config: TrainConfig) -> int:
 
 
 def _resolved(config, series: dict, scalings: dict, specs: dict, test_start) -> TrainConfig:
-    """The config as trained: ranges (shared by every symbol), each symbol's scaling, and the
-    first symbol's scaling and spec in the one-symbol fields."""
-    first = next(iter(series.values()))
-    t_train, t_val = np.flatnonzero(first.train), np.flatnonzero(first.validation)
+    """The config as trained: the universe's ranges (each from the first to the last decision of
+    any symbol), each symbol's scaling (`pooled_scaling`: the symbols scaled with the universe's
+    pooled training statistics), and the first symbol's scaling and spec in the one-symbol
+    fields."""
     spec = specs[config.symbols[0]]
+    pooled = tuple(s for s in config.symbols if s not in series or not series[s].train.any())
     scaling = {s: [_plain(v.center), _plain(v.scale)] for s, v in scalings.items()}
     return replace(
         config,
@@ -232,11 +305,21 @@ def _resolved(config, series: dict, scalings: dict, specs: dict, test_start) -> 
         symbol_scaling=scaling,
         features=spec.text,
         feature_spec=spec.to_dict(),
-        train_range=(first.time[t_train[0]].isoformat(), first.time[t_train[-1]].isoformat()),
-        validation_range=(first.time[t_val[0]].isoformat(), first.time[t_val[-1]].isoformat()),
-        **recorded_test_range(first, test_start),
+        train_range=_span(series, "train"),
+        validation_range=_span(series, "validation"),
+        test_from=recorded_test_range(next(iter(series.values())), test_start)["test_from"],
+        test_range=_span(series, "test"),
+        pooled_scaling=pooled,
         fc_version=__version__,
     )
+
+
+def _span(series: dict, part: str) -> tuple:
+    """(first, last) decision time of a range over every symbol, ISO; () when none has one."""
+    times = [one.time[getattr(one, part)] for one in series.values() if getattr(one, part).any()]
+    if not times:
+        return ()
+    return (min(t[0] for t in times).isoformat(), max(t[-1] for t in times).isoformat())
 
 
 def _plain(value):
@@ -247,7 +330,8 @@ def _final(model, series: dict, scalings: dict, config, cost, device, val_ends: 
     """(metrics, predictions): each symbol's final_metrics under `symbols`, the pooled
     validation and baselines at top level; predictions (time, symbol, p_up) of every symbol."""
     per_symbol, frames, p_all, y_all = {}, [], [], []
-    for s, one in series.items():
+    for s in val_ends:  # the symbols with a validation decision
+        one = series[s]
         per_symbol[s], frame = final_metrics(
             model, one, scalings[s], config, cost, device, val_ends[s]
         )
@@ -260,7 +344,7 @@ def _final(model, series: dict, scalings: dict, config, cost, device, val_ends: 
     pooled = pooled_result({s: m["validation"] for s, m in per_symbol.items()}, counts, config.loss)
     pooled |= scores(np.concatenate(p_all), np.concatenate(y_all))
     pooled["decisions"] = int(sum(counts.values()))
-    first = config.symbols[0]
+    first = next(iter(per_symbol))
     metrics = {
         "target": config.target,
         "validation": pooled,

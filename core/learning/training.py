@@ -127,7 +127,8 @@ def _check_gru(config: TrainConfig) -> None:
         raise FcError("--hidden, --layers, --seq-len, --batch-size and --chunk must be >= 1")
 
 
-def _check(config: TrainConfig, series: Series) -> None:
+def check_ranges(config: TrainConfig, series: Series) -> None:
+    """FcError for ranges that leave no training or no validation decision."""
     if not series.train.any() or not series.validation.any():
         raise FcError(
             f"split {config.split}: need training decisions before it and validation decisions "
@@ -193,6 +194,14 @@ def check_config(config: TrainConfig, grid: pd.DataFrame) -> None:
 def checked_series(config: TrainConfig, grid: pd.DataFrame):
     """(Series, test start) of the config's three ranges on the grid, or FcError for a split
     that is no date or ranges that leave no training or validation decision."""
+    check_series_options(config)
+    series, test_start = series_of(config, grid)
+    check_ranges(config, series)
+    return series, test_start
+
+
+def check_series_options(config: TrainConfig) -> None:
+    """FcError for a target, --seq-len or --split that no grid could make ranges of."""
     check_target(config)
     if config.seq_len < 1:
         raise FcError(f"--seq-len {config.seq_len} must be >= 1")
@@ -200,9 +209,6 @@ def checked_series(config: TrainConfig, grid: pd.DataFrame):
         pd.Timestamp(config.split, tz="UTC")
     except ValueError:
         raise FcError(f"--split {config.split!r} is not a date; give one like 2024-01-01") from None
-    series, test_start = series_of(config, grid)
-    _check(config, series)
-    return series, test_start
 
 
 def resolved(config: TrainConfig, series: Series, test_start, **learnt) -> TrainConfig:

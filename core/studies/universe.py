@@ -17,9 +17,16 @@ import numpy as np
 
 from fc.core.data.features import horizon_labels, relative_return
 from fc.core.data.inputs import grid_features, parse_data
+from fc.core.data.presence import first_real, last_real
 from fc.core.data.ranges import range_info
 from fc.core.data.store import symbol_slug
-from fc.core.data.universe import universe_grids
+from fc.core.data.universe import (
+    check_pairs,
+    universe_eligible,
+    universe_frame,
+    universe_grids,
+    universe_real,
+)
 from fc.core.errors import FcError
 from fc.core.evaluation.backtest import (
     BacktestConfig,
@@ -70,14 +77,19 @@ def run_universe_grids(config: TrainConfig, data=None) -> dict:
 
 def universe_p_up(run_dir: Path, config: TrainConfig, grids: dict, need, device, progress=None,
                   predict=None):  # fmt: skip
-    """p_up (bars, symbols), NaN where not needed: the run's family predictor (the GRU: merged
-    windows, the p_up of exact windows) with each symbol's own scaling, or predict(symbol, raw
-    features, ends) (an exported graph: live/universe_model.py's p_up_at)."""
+    """p_up (bars, symbols), NaN where not needed (`need`: (bars,) for every symbol, or (bars,
+    symbols)): the run's family predictor (the GRU: merged windows, the p_up of exact windows)
+    with each symbol's own scaling, or predict(symbol, raw features, ends) (an exported graph:
+    live/universe_model.py's p_up_at)."""
     from fc.core.learning.family import family_of
 
-    ends = np.flatnonzero(need)
+    need = np.asarray(need, dtype=bool)
+    need = np.broadcast_to(need[:, None] if need.ndim == 1 else need, (len(need), len(grids)))
     p_up = np.full((len(need), len(grids)), np.nan)
     for i, (symbol, grid) in enumerate(grids.items()):
+        ends = np.flatnonzero(need[:, i])
+        if not len(ends):
+            continue
         if predict is not None:
             p_up[ends, i] = predict(symbol, grid_features(grid), ends)
             continue
@@ -122,12 +134,15 @@ def backtest_universe(
     by_policy = {"discrete": params, "proportional": params, "long_short": params}
     check_k(by_policy, config.symbols)
     grids = run_universe_grids(config, data)
-    first = next(iter(grids.values()))  # every symbol's grid shares its index and `filled`
-    decide, test_from, parts, need = decision_ranges(config, first, cfg)
-    p_up = universe_p_up(run_dir, config, grids, need, device, progress, predict)
+    check_pairs(grids, config.first_decision)
+    frame = universe_frame(grids, config.first_decision)  # the bars where some symbol decides
+    decide, test_from, parts, need = decision_ranges(config, frame, cfg)
+    real, eligible = universe_real(grids), universe_eligible(grids, config.first_decision)
+    p_up = universe_p_up(run_dir, config, grids, need[:, None] & eligible, device, progress,
+                         predict)  # fmt: skip
     closes = universe_closes(grids)
     frame, portfolio = portfolio_backtest(
-        first.index,
+        frame.index,
         closes,
         p_up,
         decide,
@@ -138,13 +153,14 @@ def backtest_universe(
         by_policy,
         config.horizon,
         config.schedule,
+        (real, eligible),
     )
     shown = STRATEGIES if config.target == "relative" else STRATEGIES[1:]
     if config.target == "next":
         frame = frame.drop(columns=[c for c in frame if "long_short" in c])
     symbols = symbol_rows(config, grids, p_up, closes, decide, parts, cfg, test_from, by_policy)
-    slug = symbol_slug(config.symbols[0])
-    info = range_info(frame.assign(p_up=frame[f"p_up_{slug}"]))  # one decision bar for all
+    decided = frame[[f"p_up_{symbol_slug(s)}" for s in config.symbols]].max(axis=1)
+    info = range_info(frame.assign(p_up=decided))  # a decision bar: some symbol decided
     report = {}
     for name in parts:
         if name in portfolio:
@@ -178,11 +194,15 @@ def symbol_rows(config, grids, p_up, closes, decide, parts, cfg, test_from, para
     baselines and classifier); for relative, the classifier of the relative label beside the
     class prior and the cross-sectional reversal (bet against the last relative move)."""
     out = {}
+    real = universe_real(grids)
     if config.target == "next":
         for i, (symbol, grid) in enumerate(grids.items()):
+            life = slice(int(first_real(real)[i]), int(last_real(real)[i]) + 1)
+            if life.start >= life.stop:
+                continue
             _, out[symbol] = run_backtest(
-                grid,
-                p_up[:, i],
+                grid.iloc[life],
+                p_up[life, i],
                 config.first_decision,
                 config.split,
                 cfg,
@@ -195,11 +215,11 @@ def symbol_rows(config, grids, p_up, closes, decide, parts, cfg, test_from, para
             )
         return out
     h = config.horizon
-    labels = horizon_labels(closes, h, "relative")[0]
-    filled = next(iter(grids.values()))["filled"].to_numpy(dtype=bool)
-    scored = decide & label_ahead(closes[:, 0], filled, h)[1]
-    last_up = (relative_return(closes, h) >= 0).astype(np.float64)
+    eligible = universe_eligible(grids, config.first_decision)
+    labels = horizon_labels(closes, h, "relative", eligible)[0]
+    last_up = (relative_return(closes, h, eligible) >= 0).astype(np.float64)
     for i, symbol in enumerate(grids):
+        scored = decide & eligible[:, i] & label_ahead(closes[:, i], ~real[:, i], h)[1]
         label_next = labels[:, i]
         train = label_next[parts["train"] & scored]
         prior = float((train == 0).mean()) if len(train) else 0.5

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fc.core.data.universe import check_pairs, universe_eligible, universe_frame, universe_real
 from fc.core.evaluation.backtest import BacktestConfig, blocks_for, trade_mask
 from fc.core.evaluation.policies import PolicyParams
 from fc.core.evaluation.portfolio import BASELINES, STRATEGIES, portfolio_backtest
@@ -40,8 +41,9 @@ def walk_universe(
     """Run the pooled walk (its folds run as walk_forward's, through `units`); returns (walk
     folder, walk.json's content with the backtest report under "backtest"). Every fold plan
     error comes before any training."""
-    first = next(iter(grids.values()))
-    folds = plan_folds(first, walk, base.seq_len, base.horizon)  # the symbols share one grid
+    check_pairs(grids, base.first_decision)
+    frame = universe_frame(grids, base.first_decision)  # where some symbol may be decided
+    folds = plan_folds(frame, walk, base.seq_len, base.horizon)
     started = time.perf_counter()
     walk_dir, predictions, records = run_folds(base, walk, folds, grids, Path(runs), units, on_fold)
     t2 = time.perf_counter()
@@ -61,12 +63,13 @@ def walk_universe(
 
 
 def fold_p_up(run: Path, grids: dict, ends: np.ndarray) -> np.ndarray:
-    """p_up (len(ends), symbols) of a fold's run at the bars `ends` of the full grids: each
-    symbol with its own scaling, windows reading t and before only."""
+    """p_up (len(ends), symbols) of a fold's run at the bars `ends` of the full grids, NaN where
+    a symbol is not eligible: each symbol with its own scaling, windows reading t and before."""
     config = read_config(run)
     need = np.zeros(len(next(iter(grids.values()))), dtype=bool)
     need[ends] = True
-    return universe_p_up(run, config, grids, need, config.device)[ends]
+    eligible = universe_eligible(grids, config.first_decision)
+    return universe_p_up(run, config, grids, need[:, None] & eligible, config.device)[ends]
 
 
 def stitched_matrix(grids: dict, predictions: pd.DataFrame) -> np.ndarray:
@@ -82,11 +85,12 @@ def stitched_matrix(grids: dict, predictions: pd.DataFrame) -> np.ndarray:
 def write_universe_backtest(walk_dir, grids, predictions, first_start, base, cfg) -> dict:
     """The stitched predictions as one range from the first fold on: the portfolio and each
     symbol's rows (the class prior from the history before the first fold)."""
-    first = next(iter(grids.values()))
+    first = universe_frame(grids, base.first_decision)
     p_up = stitched_matrix(grids, predictions)
     decide = trade_mask(first["filled"].to_numpy(), base.first_decision)
     inside = np.asarray(first.index >= first_start)
-    if np.isnan(p_up[decide & inside]).any():
+    eligible = universe_eligible(grids, base.first_decision)
+    if np.isnan(p_up[(decide & inside)[:, None] & eligible]).any():
         raise AssertionError("the folds leave a decision without a prediction")
     params = PolicyParams()
     by_policy = {"discrete": params, "proportional": params, "long_short": params}
@@ -95,7 +99,8 @@ def write_universe_backtest(walk_dir, grids, predictions, first_start, base, cfg
     cfg = blocks_for(cfg, base.horizon)
     frame, portfolio = portfolio_backtest(first.index, closes, p_up, decide, {RANGE: inside},
                                           cfg, base.timeframe, symbols, by_policy, base.horizon,
-                                          base.schedule)  # fmt: skip
+                                          base.schedule,
+                                          (universe_real(grids), eligible))  # fmt: skip
     shown = STRATEGIES if base.target == "relative" else STRATEGIES[1:]
     if base.target == "next":
         frame = frame.drop(columns=[c for c in frame if "long_short" in c])

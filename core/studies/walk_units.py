@@ -15,6 +15,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from fc.core.errors import FcError
@@ -67,13 +68,15 @@ def predict_fold(config, fold, grid, run: Path):
     from fc.core.studies.walk import fold_decisions
 
     if config.symbols and len(config.symbols) > 1:
+        from fc.core.data.universe import universe_frame
         from fc.core.studies.universe_walk import fold_p_up
 
-        first = next(iter(grid.values()))
+        first = universe_frame(grid, config.first_decision)
         ends = fold_decisions(first, fold, config.first_decision)
         p_up = fold_p_up(run, grid, ends)
-        frames = [pd.DataFrame({"time": first.index[ends], "symbol": symbol,
-                                "p_up": p_up[:, i], "fold": fold.number})
+        mine = ~np.isnan(p_up)  # the symbols eligible at each decision
+        frames = [pd.DataFrame({"time": first.index[ends[mine[:, i]]], "symbol": symbol,
+                                "p_up": p_up[mine[:, i], i], "fold": fold.number})
                   for i, symbol in enumerate(grid)]  # fmt: skip
         return pd.concat(frames, ignore_index=True), {"decisions": int(len(ends))}
     from fc.core.data.inputs import grid_features
