@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 
 from fc.core.data.inputs import grid_features, plain_close
+from fc.core.data.universe import universe_eligible
 from fc.core.errors import FcError
-from fc.core.evaluation.backtest import trade_mask
 from fc.core.learning.model import Scaling, window_p_up
 from fc.core.studies.universe import check_k, run_universe_grids
 from fc.export import graphs, parity
@@ -66,12 +66,12 @@ def export_universe(run_dir, config, model, scaling, report, kinds, data, window
     report.notes.append("a universe graph: no step graph (live decides from windows)")
     predictor = load_universe_predictor(path)
     grids = run_universe_grids(config, data)
-    first = next(iter(grids.values()))
-    decide = trade_mask(first["filled"].to_numpy(), config.first_decision)
-    ends = np.flatnonzero(decide & (first.index >= pd.Timestamp(config.split or 0, tz="UTC")))
-    if windows and len(ends) > windows:
-        ends = ends[np.linspace(0, len(ends) - 1, windows).round().astype(np.int64)]
-    for symbol, grid in grids.items():
+    eligible = universe_eligible(grids, config.first_decision)
+    for i, (symbol, grid) in enumerate(grids.items()):
+        after = np.asarray(grid.index >= pd.Timestamp(config.split or 0, tz="UTC"))
+        ends = np.flatnonzero(eligible[:, i] & after)  # the symbol's own validation decisions
+        if windows and len(ends) > windows:
+            ends = ends[np.linspace(0, len(ends) - 1, windows).round().astype(np.int64)]
         features = grid_features(grid)
         center, scale = config.symbol_scaling[symbol]
         torch_p = window_p_up(model, features, ends, config.seq_len, Scaling(center, scale))
@@ -79,7 +79,7 @@ def export_universe(run_dir, config, model, scaling, report, kinds, data, window
         name = f"onnx_real:{symbol}"
         report.max_abs_diff[name] = float(np.max(np.abs(torch_p - onnx_p))) if len(ends) else None
         report.windows[name] = len(ends)
-    report.notes.append(f"real windows: {len(ends)} validation decisions of each symbol")
+    report.notes.append(f"real windows: up to {windows or 'all'} validation decisions a symbol")
     report.max_abs_diff["onnx_random"], report.windows["onnx_random"] = parity.onnx_vs_torch_random(
         model, Scaling(0.0, 1.0), neutral, predictor.graph
     )

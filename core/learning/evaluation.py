@@ -63,9 +63,11 @@ def baselines(series: Series, ends: np.ndarray, horizon: int = 1) -> dict:
     """On the same decisions, at the labels' horizon H: the class prior of the training
     decisions (accuracy and log loss), always up, the last move (the class of the H candles up
     to t: last direction at H = 1, momentum beyond), its opposite (mean reversion), and the log
-    growth of buy and hold over the label's H candles."""
+    growth of buy and hold over the label's H candles. A universe's symbol without a training
+    decision (listed after the training range) has no prior of its own: 0.5."""
     labels = series.labels[ends]
-    prior_up = float(np.mean(series.labels[series.train] == 0))
+    trained = series.labels[series.train]
+    prior_up = float(np.mean(trained == 0)) if len(trained) else 0.5
     # labels[t-H] is the class of the move from t-H to t; before the data's start: none (up)
     last = np.where(ends >= horizon, series.labels[np.maximum(ends - horizon, 0)], 0)
     follow = "last_direction" if horizon == 1 else "momentum"

@@ -20,7 +20,7 @@ from fc import __version__
 from fc.core.data.features import horizon_labels
 from fc.core.data.presence import eligibility, first_real, last_real
 from fc.core.data.ranges import resolve_test_from
-from fc.core.data.universe import symbol_specs, universe_real
+from fc.core.data.universe import check_pairs, symbol_specs, universe_real
 from fc.core.errors import FcError
 from fc.core.learning.config import TrainConfig
 from fc.core.learning.evaluation import baselines, evaluate, scores, validation_sample
@@ -186,6 +186,7 @@ def fit_pooled(
     from fc.core.learning.model import Forecast, Scaling
 
     check_universe(config)
+    check_pairs(grids, config.first_decision)
     device = resolve_device(config.device)
     config = with_scheme_defaults(config)
     series, test_start = universe_series(config, grids)
