@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.progress import MofNCompleteColumn, Progress
 from rich.table import Table
 
+from fc.cli.backtest_options import FeeBps, Top, backtest_config
 from fc.cli.policy_options import Band, Cap, FlatInside, Inside, K, MinHold, Rebalance, policy_texts
 
 console = Console()
@@ -188,7 +189,7 @@ def ledger_line(name: str, part: dict, ledger: dict) -> str:
 
 def backtest(
     run: Annotated[Path, typer.Argument(help="A run folder made by `fc train`.")],
-    fee_bps: Annotated[float, typer.Option(min=0, help="Fee per unit traded, basis points.")] = 0.0,
+    fee_bps: FeeBps = None,
     slippage_bps: Annotated[float, typer.Option(min=0, help="Slippage, basis points.")] = 0.0,
     start: Annotated[str | None, typer.Option(help="First decision time (UTC date).")] = None,
     end: Annotated[str | None, typer.Option(help="End (exclusive) of decisions.")] = None,
@@ -210,6 +211,7 @@ def backtest(
     cap: Cap = None,
     min_hold: MinHold = None,
     k: K = None,
+    top: Top = None,
     cadence: Cadence = None,
     sleeves: Sleeves = None,
     device: Annotated[
@@ -234,17 +236,20 @@ def backtest(
     Predictions are kept in RUN/backtest/predictions-*.parquet: a second backtest of the same
     model on the same candles (other fees, ranges or policies) reads them back.
 
+    A multi-symbol run takes --fee-bps SYMBOL=BPS per symbol beside the default and --top N.
+
     Example: fc backtest runs/20260101T000000-ce-h16-l3 --fee-bps 5 --band 0,0.01,0.02,0.05
     """
-    from fc.core.evaluation.backtest import BacktestConfig
+    from fc.core.evaluation.backtest import check_universe
     from fc.core.evaluation.policy_grid import PolicyGrid
     from fc.core.studies.backtest_run import backtest_run
     from fc.core.studies.runs import read_config
 
     texts = policy_texts(band, flat_inside, inside, rebalance, cap, min_hold, k)
     policies = PolicyGrid.parse(**texts)
-    cfg = BacktestConfig(fee_bps=fee_bps, slippage_bps=slippage_bps, start=start, end=end)
+    cfg = backtest_config(fee_bps, slippage_bps, top, start=start, end=end)
     schedule = {"cadence": cadence, "sleeves": sleeves}
+    check_universe(cfg, read_config(run).symbols)
     if read_config(run).symbols:
         from fc.cli.universe_report import backtest_universe_command
 

@@ -14,9 +14,10 @@ from fc.cli.train_options import CONTEXT, DATA, TRAINING, _without_unused
 from fc.core.data.inputs import parse_data
 from fc.core.errors import FcError
 
-# fc walk's options a lab sets another way: the fees come from [report]; output, folder and
-# where units run are the lab command's own
-NOT_KEYS = ("fee_bps", "quiet", "as_json", "out", CONTEXT, *(name for name, _, _ in OPTIONS))
+# fc walk's options a lab sets another way: the fees come from [report] (a universe's per-symbol
+# fees and --top have no lab key: a lab's variants trade one symbol); output, folder and where
+# units run are the lab command's own
+NOT_KEYS = ("fee_bps", "top", "quiet", "as_json", "out", CONTEXT, *(name for name, _, _ in OPTIONS))
 
 
 def walk_click_command():

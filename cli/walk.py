@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from fc.cli.backtest_options import FeeBps, Top, backtest_config
 from fc.cli.executor_options import runs_units, unit_progress
 from fc.cli.train_options import trains
 
@@ -24,8 +25,9 @@ def walk_command(
     every: Annotated[str, Opt(help="Fold length: 10D, 6W, 3M (months) or 1Y.")] = "3M",
     val: Annotated[str, Opt(help="Part before each fold that chooses its checkpoint.")] = "3M",
     window: Annotated[str, Opt(help="Rolling training window, e.g. 2Y ('': all the past).")] = "",
-    fee_bps: Annotated[float, Opt(min=0, help="Backtest fee per unit traded, bps.")] = 0.0,
+    fee_bps: FeeBps = None,
     slippage_bps: Annotated[float, Opt(min=0, help="Backtest slippage, bps.")] = 0.0,
+    top: Top = None,
     out: Annotated[
         Path | None, Opt(help="The walk folder; the same command again finishes what is missing.")
     ] = None,
@@ -37,14 +39,16 @@ def walk_command(
 ) -> None:
     """Walk-forward: per fold, train on the past, choose on its last --val, predict the fold;
     backtest the stitched out-of-sample predictions. The last line printed is the walk folder.
-    With --symbols A,B,…: one model pooled over them per fold, and the portfolio's backtest.
+    With --symbols A,B,…: one model pooled over them per fold, and the portfolio's backtest
+    (--fee-bps SYMBOL=BPS per symbol beside the default, --top N).
 
     Example: fc walk --data ../shared/data/btc_usdt_30m.parquet --start 2023-01-01 --every 3M
     """
-    from fc.core.evaluation.backtest import BacktestConfig
+    from fc.core.evaluation.backtest import check_universe
     from fc.core.studies.walk import FoldUnits, WalkConfig
 
-    cfg = BacktestConfig(fee_bps=fee_bps, slippage_bps=slippage_bps)
+    cfg = backtest_config(fee_bps, slippage_bps, top)
+    check_universe(cfg, given.symbols())
     walk = WalkConfig(start=start, every=every, val=val, window=window)
     # serial: a line a fold, as always; units elsewhere: one progress bar of them all
     serial = executor.kind == "serial"

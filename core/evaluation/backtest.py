@@ -6,7 +6,8 @@ is traded and the position held is carried, as the live service holds it through
 Each range starts flat with wealth 1.0.
 """
 
-from dataclasses import asdict, dataclass, replace
+import math
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -23,12 +24,26 @@ BASELINES = ("buy_and_hold", "last_direction", "mean_reversion", "class_prior")
 
 @dataclass(frozen=True)
 class BacktestConfig:
+    """What a backtest charges and over which candles.
+
+    fee_bps: the fee per unit traded of every symbol not named in symbol_fees (`--fee-bps BPS`).
+    symbol_fees: {symbol: bps} of a universe's symbols that pay another fee
+      (`--fee-bps SYMBOL=BPS`, repeatable: small coins cost more to trade); empty by default
+      and then not written, so that every artefact without it stays as it was. Slippage is
+      added to every symbol's fee alike. Where fees are swept (a lab file's [report] fees), the
+      sweep moves fee_bps and the per-symbol fees stay as given.
+    top: `--top N` of a universe: at each decision candle only the N eligible symbols with the
+      largest trailing 30-day quote volume (core.evaluation.universe_choice); None: all.
+    """
+
     fee_bps: float = 0.0
     slippage_bps: float = 0.0
     start: str | None = None  # first decision time (inclusive), ISO date or time, UTC
     end: str | None = None  # last decision time (exclusive)
     bootstrap_reps: int = 500
     bootstrap_block: float = 48.0  # mean block length in bars (a day of 30m bars)
+    symbol_fees: dict[str, float] = field(default_factory=dict)
+    top: int | None = None
 
     def __post_init__(self):
         for name in ("start", "end"):
@@ -36,14 +51,63 @@ class BacktestConfig:
                 utc_time(getattr(self, name), f"--{name}")
         if self.fee_bps < 0 or self.slippage_bps < 0:
             raise FcError("fees and slippage are costs: give --fee-bps/--slippage-bps >= 0")
+        object.__setattr__(self, "symbol_fees", dict(self.symbol_fees))
+        for symbol, bps in self.symbol_fees.items():
+            number = isinstance(bps, int | float) and not isinstance(bps, bool)
+            if not (number and math.isfinite(bps) and bps >= 0):
+                raise FcError(f"--fee-bps {symbol}={bps}: a fee is a cost, give bps >= 0, "
+                              f"e.g. {symbol}=10")  # fmt: skip
+        if self.top is not None and (
+            isinstance(self.top, bool) or self.top != int(self.top) or self.top < 1
+        ):
+            raise FcError(f"--top {self.top}: give the number of symbols to keep, >= 1, e.g. 10")
+        if self.top is not None:
+            object.__setattr__(self, "top", int(self.top))
 
     @property
     def cost(self) -> float:
-        """c of the wealth formula: fee plus slippage per unit of position change."""
+        """c of the wealth formula: fee plus slippage per unit of position change (of every
+        symbol not named in symbol_fees; cost_vector gives each symbol's)."""
         return (self.fee_bps + self.slippage_bps) / 1e4
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The fields as a dict; symbol_fees only when some are given and top only when set, so
+        that the JSON of a run without them stays byte for byte as it was."""
+        out = asdict(self)
+        if not out["symbol_fees"]:
+            del out["symbol_fees"]
+        if out["top"] is None:
+            del out["top"]
+        return out
+
+
+def check_universe(cfg: BacktestConfig, symbols) -> None:
+    """Refuse what a backtest of `symbols` cannot honour: per-symbol fees or --top on a
+    one-symbol run (a one-symbol run pays --fee-bps BPS and has nothing to choose among), or a
+    per-symbol fee for a symbol outside the universe."""
+    symbols = list(symbols)
+    if len(symbols) <= 1:
+        given = [f"--fee-bps {s}=BPS" for s in list(cfg.symbol_fees)[:1]]
+        given += ["--top"] if cfg.top is not None else []
+        if given:
+            raise FcError(f"{' and '.join(given)} choose among a universe's symbols; this run "
+                          "trades one symbol: give --fee-bps BPS and no --top")  # fmt: skip
+        return
+    outside = [s for s in cfg.symbol_fees if s not in symbols]
+    if outside:
+        named = ",".join(symbols) if len(symbols) <= 8 else ",".join(symbols[:8]) + ",…"
+        raise FcError(f"--fee-bps {outside[0]}={cfg.symbol_fees[outside[0]]:g}: {outside[0]} is "
+                      f"not in the run's universe of {len(symbols)} symbols ({named}); name one "
+                      "of its symbols")  # fmt: skip
+
+
+def cost_vector(cfg: BacktestConfig, symbols) -> np.ndarray:
+    """Each symbol's cost per unit traded, (S,) in the order of `symbols`: its --fee-bps
+    SYMBOL=BPS where given, else the default --fee-bps, plus --slippage-bps, in fractions (the
+    c_s of policies.wealth_factors). Checked against the universe first (check_universe)."""
+    check_universe(cfg, symbols)
+    fees = [cfg.symbol_fees.get(s, cfg.fee_bps) + cfg.slippage_bps for s in symbols]
+    return np.array(fees, dtype=np.float64) / 1e4
 
 
 def blocks_for(cfg: BacktestConfig, horizon: int) -> BacktestConfig:

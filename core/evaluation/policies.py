@@ -210,19 +210,37 @@ def sequential_positions(
     return hold(values, decide)
 
 
-def wealth_factors(positions: np.ndarray, returns: np.ndarray, cost: float = 0.0) -> np.ndarray:
+def wealth_factors(positions: np.ndarray, returns: np.ndarray, cost=0.0) -> np.ndarray:
     """Per-step growth 1 + f_t R_{t+1} - c |f_t - f_{t-1}| with f_{-1} = 0.
 
     positions[i] is decided at a close and earns returns[i] (the next candle's return). A
     portfolio's weights (bars, symbols) against its symbols' returns give the portfolio's
-    growth 1 + sum_s w_{s,t} R_{s,t+1} - c sum_s |w_{s,t} - w_{s,t-1}|, one a bar."""
+    growth 1 + sum_s w_{s,t} R_{s,t+1} - c sum_s |w_{s,t} - w_{s,t-1}|, one a bar.
+
+    `cost` is a scalar c, or an array broadcasting against the positions: per symbol (S,)
+    (core.evaluation.backtest.cost_vector: small coins cost more), the growth is then
+    1 + sum_s w_s R_s - sum_s c_s |Δw_s|. A scalar takes the formula above, bit for bit."""
     f = np.asarray(positions, dtype=np.float64)
     r = np.asarray(returns, dtype=np.float64)
+    if np.ndim(cost) > 0:
+        return 1.0 + book_moves(f, r)[0] - traded_cost(f, cost)
     if f.ndim == 2:
         pnl, turnover = book_moves(f, r)
         return 1.0 + pnl - cost * turnover
     turnover = np.abs(np.diff(f, prepend=0.0))
     return 1.0 + f * r - cost * turnover
+
+
+def traded_cost(positions: np.ndarray, cost) -> np.ndarray:
+    """Per bar, what trading costs with a cost per symbol (or per bar and symbol):
+    sum_s c_s |f_{s,t} - f_{s,t-1}| (from flat) of a (bars, symbols) matrix; c_t |Δf_t| of one
+    position series (cost then broadcasts over the bars)."""
+    f = np.asarray(positions, dtype=np.float64)
+    c = np.asarray(cost, dtype=np.float64)
+    if not np.all(c >= 0):  # NaN too
+        raise FcError("a cost per unit traded must be >= 0")
+    moves = c * np.abs(np.diff(f, axis=0, prepend=0.0))
+    return moves.sum(axis=1) if f.ndim == 2 else moves
 
 
 def book_moves(positions: np.ndarray, returns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -236,8 +254,9 @@ def book_moves(positions: np.ndarray, returns: np.ndarray) -> tuple[np.ndarray, 
     return (f * r).sum(axis=1), np.abs(np.diff(f, axis=0, prepend=0.0)).sum(axis=1)
 
 
-def wealth(positions: np.ndarray, returns: np.ndarray, cost: float = 0.0, start: float = 1.0):
-    """W after each step: W_{t+1} = W_t (1 + f_t R_{t+1} - c |f_t - f_{t-1}|)."""
+def wealth(positions: np.ndarray, returns: np.ndarray, cost=0.0, start: float = 1.0):
+    """W after each step: W_{t+1} = W_t (1 + f_t R_{t+1} - c |f_t - f_{t-1}|); `cost` a scalar
+    or per symbol, as in wealth_factors."""
     return start * np.cumprod(wealth_factors(positions, returns, cost))
 
 

@@ -100,6 +100,10 @@ def _underscored(path: Path, section: str, values) -> dict | list:
 
 
 def _fees(path: Path, report: dict) -> tuple[float, ...]:
+    """[report] fees: the fees every variant is backtested at, each the fee of every symbol. A
+    lab's variants trade one symbol, so there is no per-symbol fee here; were universes lab
+    units, the sweep would move the default fee and per-symbol fees stay fixed
+    (core.evaluation.backtest.BacktestConfig)."""
     unknown = sorted(set(report) - set(REPORT_KEYS))
     if unknown:
         raise FcError(f"{path}: unknown key {unknown[0]!r} in [report]; it takes fees = [bps, …]")
