@@ -246,3 +246,38 @@ def test_no_two_symbols_ever_eligible_together_is_one_line(tmp_path):
             "--runs", str(tmp_path / "runs")]  # fmt: skip
     one_line_error(runner.invoke(app, args), "no two", "eligible")
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_top_n_and_per_symbol_fees_reach_the_books():
+    """--top 2 decides only the two eligible symbols of largest trailing quote volume; a fee per
+    symbol is charged on that symbol's trades (the wealth recomputed with a loop)."""
+    rng = np.random.default_rng(11)
+    bars, size = 60, 5
+    closes, real = universe(rng, bars, size)
+    volumes = np.where(real, rng.uniform(1, 100, (bars, size)), 0.0)
+    eligible = eligibility(real, WARM)
+    decide = eligible.any(axis=1)
+    decide[-1] = False
+    times = pd.date_range("2024-01-01", periods=bars, freq="1h", tz="UTC")
+    symbols = [f"S{i}/USDT" for i in range(size)]
+    fees = {"S1/USDT": 30.0, "S3/USDT": 12.0}
+    cfg = BacktestConfig(fee_bps=5.0, bootstrap_reps=20, symbol_fees=fees, top=2)
+    frame, _ = portfolio_backtest(times, closes, rng.uniform(0, 1, (bars, size)), decide,
+                                  {"validation": np.ones(bars, dtype=bool)}, cfg, "1h", symbols,
+                                  presence=(real, eligible), volumes=volumes)  # fmt: skip
+    w = frame[[f"weight_long_short_S{i}_USDT" for i in range(size)]].to_numpy()
+    quote = pd.DataFrame(closes * volumes, index=times).rolling("30D").sum().to_numpy()
+    for t in np.flatnonzero(decide):
+        mine = np.flatnonzero(eligible[t])
+        chosen = set(mine[np.argsort(-quote[t, mine], kind="stable")][:2])
+        before = w[t - 1] if t else np.zeros(size)
+        moved = {s for s in range(size) if w[t, s] != before[s]}
+        assert moved <= chosen | {s for s in range(size) if t == np.flatnonzero(real[:, s])[-1]}
+    cost = np.array([fees.get(s, 5.0) for s in symbols]) / 1e4
+    wealth, held, out = 1.0, np.zeros(size), []
+    for t in range(bars):
+        gain = (w[t] * (closes[t + 1] / closes[t] - 1)).sum() if t + 1 < bars else 0.0
+        wealth *= 1 + gain - (cost * np.abs(w[t] - held)).sum()
+        held = w[t]
+        out.append(wealth)
+    np.testing.assert_allclose(frame["wealth_long_short"], out, rtol=0, atol=1e-9)

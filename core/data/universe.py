@@ -104,6 +104,11 @@ def universe_real(grids: dict) -> np.ndarray:
     return np.column_stack([~g["filled"].to_numpy(dtype=bool) for g in grids.values()])
 
 
+def universe_volumes(grids: dict) -> np.ndarray:
+    """Volumes (bars, symbols), 0 where a symbol has no candle (a filled bar's volume)."""
+    return np.column_stack([g["volume"].to_numpy(dtype=np.float64) for g in grids.values()])
+
+
 def universe_eligible(grids: dict, warm_up: int) -> np.ndarray:
     """(bars, symbols): where each symbol may be decided (core.data.presence.eligibility)."""
     return eligibility(universe_real(grids), warm_up)

@@ -18,9 +18,15 @@ from fc.core.data.presence import close_delisted, members
 from fc.core.data.store import symbol_slug
 from fc.core.errors import FcError
 from fc.core.evaluation import metrics
-from fc.core.evaluation.backtest import BacktestConfig, strategy_statistics, trade_mask
+from fc.core.evaluation.backtest import (
+    BacktestConfig,
+    cost_vector,
+    strategy_statistics,
+    trade_mask,
+)
 from fc.core.evaluation.policies import PolicyParams, held_positions, hold, wealth_factors
 from fc.core.evaluation.schedule import Schedule
+from fc.core.evaluation.universe_choice import top_mask, trailing_quote_volume
 
 STRATEGIES = ("long_short", "equal_weight_discrete", "equal_weight_proportional")
 BASELINES = ("buy_and_hold", "cross_sectional_reversal")
@@ -273,6 +279,12 @@ def range_weights(weights: np.ndarray, decide: np.ndarray, part: np.ndarray) -> 
     return held
 
 
+def book_cost(cfg: BacktestConfig, symbols):
+    """The cost of trading each symbol: a scalar (cfg.cost) unless fees are given per symbol
+    (--fee-bps SYMBOL=BPS: backtest.cost_vector, one a symbol)."""
+    return cost_vector(cfg, symbols) if cfg.symbol_fees else cfg.cost
+
+
 def range_books(weights_by_policy: dict, closes, decide, part, cost: float) -> dict:
     """{strategy: (weights, next returns, growth factors)} over one range's bars."""
     returns = np.nan_to_num(next_returns(closes))[part]
@@ -290,6 +302,7 @@ def portfolio_report(
     parts: dict,
     cfg: BacktestConfig,
     timeframe: str,
+    symbols=(),
 ) -> dict:
     """{range: {strategy: statistics}}: each range's weights ({range: {strategy: (bars,
     symbols)}}, decided on that range's decision bars, as run_backtest decides each range's)
@@ -299,7 +312,7 @@ def portfolio_report(
     for name, part in parts.items():
         if name not in weights_by_range or not (part & decide).any():
             continue
-        books = range_books(weights_by_range[name], closes, decide, part, cfg.cost)
+        books = range_books(weights_by_range[name], closes, decide, part, book_cost(cfg, symbols))
         report[name] = strategy_statistics(books, int((part & decide).sum()), per_year, cfg)
     return report
 
@@ -332,14 +345,22 @@ def portfolio_backtest(
     horizon: int = 1,
     schedule: Schedule = Schedule(),
     presence: tuple | None = None,
+    volumes: np.ndarray | None = None,
 ):
     """The portfolio of a universe over every range with a decision, as run_backtest does one
     symbol: (positions frame with a range column, {range: {strategy: statistics}}); every book
     decided on the schedule's candles (core.evaluation.schedule), held in between. presence:
     (real, eligible) (core.data.presence; None: every symbol at every decision bar); the
     long-short and the cross-sectional reversal report `k_capped`, the decision bars where
-    fewer than 2k symbols were eligible (where symbols are not all present at once)."""
+    fewer than 2k symbols were eligible (where symbols are not all present at once). cfg.top:
+    only the N eligible symbols of largest trailing 30-day quote volume (`volumes`, (bars,
+    symbols), with the closes; core.evaluation.universe_choice) are decided at each candle."""
     real, eligible = presence or (None, None)
+    if cfg.top is not None:  # only the N most traded eligible symbols are decided
+        if eligible is None:
+            real = eligible = np.ones(np.shape(closes), dtype=bool)
+        eligible = top_mask(trailing_quote_volume(closes, volumes, times), eligible, cfg.top)
+        presence = (real, eligible)
     weights_by_range, frames = {}, []
     for name, part in parts.items():
         if not (part & decide).any():
@@ -349,7 +370,7 @@ def portfolio_backtest(
             decide & part, times, timeframe,
         )  # fmt: skip
         weights_by_range[name] = weights
-        books = range_books(weights, closes, decide, part, cfg.cost)
+        books = range_books(weights, closes, decide, part, book_cost(cfg, symbols))
         frame = positions_frame(
             times[part], np.asarray(p_up)[part],
             {key: books[key][0] for key in STRATEGIES}, symbols,
@@ -359,7 +380,7 @@ def portfolio_backtest(
             frame["decision"] = (schedule.decision_candles(times, timeframe) & decide)[part]
         frame.insert(1, "range", name)
         frames.append(frame)
-    report = portfolio_report(weights_by_range, closes, decide, parts, cfg, timeframe)
+    report = portfolio_report(weights_by_range, closes, decide, parts, cfg, timeframe, symbols)
     if presence is not None and not shared_presence(eligible, real):
         k = ((params or {}).get("long_short") or PolicyParams()).k
         for name, section in report.items():

@@ -26,6 +26,7 @@ from fc.core.data.universe import (
     universe_frame,
     universe_grids,
     universe_real,
+    universe_volumes,
 )
 from fc.core.errors import FcError
 from fc.core.evaluation.backtest import (
@@ -154,6 +155,7 @@ def backtest_universe(
         config.horizon,
         config.schedule,
         (real, eligible),
+        universe_volumes(grids),
     )
     shown = STRATEGIES if config.target == "relative" else STRATEGIES[1:]
     if config.target == "next":

@@ -16,7 +16,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fc.core.data.universe import check_pairs, universe_eligible, universe_frame, universe_real
+from fc.core.data.universe import (
+    check_pairs,
+    universe_eligible,
+    universe_frame,
+    universe_real,
+    universe_volumes,
+)
 from fc.core.evaluation.backtest import BacktestConfig, blocks_for, trade_mask
 from fc.core.evaluation.policies import PolicyParams
 from fc.core.evaluation.portfolio import BASELINES, STRATEGIES, portfolio_backtest
@@ -100,7 +106,8 @@ def write_universe_backtest(walk_dir, grids, predictions, first_start, base, cfg
     frame, portfolio = portfolio_backtest(first.index, closes, p_up, decide, {RANGE: inside},
                                           cfg, base.timeframe, symbols, by_policy, base.horizon,
                                           base.schedule,
-                                          (universe_real(grids), eligible))  # fmt: skip
+                                          (universe_real(grids), eligible),
+                                          universe_volumes(grids))  # fmt: skip
     shown = STRATEGIES if base.target == "relative" else STRATEGIES[1:]
     if base.target == "next":
         frame = frame.drop(columns=[c for c in frame if "long_short" in c])
