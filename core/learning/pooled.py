@@ -65,13 +65,15 @@ def universe_series(config: TrainConfig, grids: dict):
 
 
 def check_universe(config: TrainConfig) -> None:
-    """Options a pooled run does not take (yet), refused before any work."""
+    """Options a pooled run does not take (yet), and the family's own checks, refused before
+    any work. Every family pools (its fit_universe)."""
+    from fc.core.learning.family import family_of
+
     if len(config.symbols) < 2:
         raise FcError("--symbols: give two or more symbols, e.g. BTC/USDT,ETH/USDT")
     if config.seeds != 1 or config.calibrate != "none":
         raise FcError("--seeds and --calibrate are for one symbol yet; drop them with --symbols")
-    if config.family != "gru":
-        raise FcError(f"--family {config.family} with --symbols: only the GRU pools symbols yet")
+    family_of(config).check(config)
 
 
 def pooled_batches(series: dict, xs: dict, config: TrainConfig, rng):
@@ -154,7 +156,7 @@ def fit_pooled(
     series, test_start = universe_series(config, grids)
     specs = symbol_specs(config.features, config.symbols)
     scalings = {s: Scaling(*fit_scaling(series[s], config.scaling, specs[s])) for s in series}
-    config = _resolved(config, series, scalings, specs, test_start)
+    config = _resolved(config, series, scalings, test_start)
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     model = Forecast(config.hidden, config.layers, config.n_inputs).to(device)
@@ -217,26 +219,49 @@ def _per_epoch(series: dict, config: TrainConfig) -> int:
     return max(1, math.ceil(chunks / config.batch_size))
 
 
-def _resolved(config, series: dict, scalings: dict, specs: dict, test_start) -> TrainConfig:
-    """The config as trained: ranges (shared by every symbol), each symbol's scaling, and the
-    first symbol's scaling and spec in the one-symbol fields."""
-    first = next(iter(series.values()))
-    t_train, t_val = np.flatnonzero(first.train), np.flatnonzero(first.validation)
-    spec = specs[config.symbols[0]]
+def _resolved(config, series: dict, scalings: dict, test_start) -> TrainConfig:
+    """The config as trained (universe_resolved), with each symbol's scaling and the first
+    symbol's scaling in the one-symbol fields."""
+    first = config.symbols[0]
     scaling = {s: [_plain(v.center), _plain(v.scale)] for s, v in scalings.items()}
+    return universe_resolved(
+        config,
+        series,
+        test_start,
+        scale_center=scalings[first].center,
+        scale_scale=scalings[first].scale,
+        symbol_scaling=scaling,
+    )
+
+
+def universe_resolved(config: TrainConfig, series: dict, test_start, **learnt) -> TrainConfig:
+    """The config of a pooled run as trained: the first symbol in `symbol`, the feature spec,
+    each range from the first decision of any symbol to the last of any (each symbol's Series
+    on its own index), this fc's version, and what the fit learnt (`learnt`)."""
+    spec = replace(config, symbol=config.symbols[0]).spec
+    test = _span(series, "test")
+    recorded = recorded_test_range(next(iter(series.values())), test_start)
     return replace(
         config,
         symbol=config.symbols[0],
-        scale_center=scalings[config.symbols[0]].center,
-        scale_scale=scalings[config.symbols[0]].scale,
-        symbol_scaling=scaling,
         features=spec.text,
         feature_spec=spec.to_dict(),
-        train_range=(first.time[t_train[0]].isoformat(), first.time[t_train[-1]].isoformat()),
-        validation_range=(first.time[t_val[0]].isoformat(), first.time[t_val[-1]].isoformat()),
-        **recorded_test_range(first, test_start),
+        train_range=_span(series, "train"),
+        validation_range=_span(series, "validation"),
+        test_from=recorded["test_from"],
+        test_range=test,
         fc_version=__version__,
+        **learnt,
     )
+
+
+def _span(series: dict, name: str) -> tuple:
+    """(first, last) decision time of range `name` over every symbol, ISO UTC; () for none."""
+    times = [one.time[getattr(one, name)] for one in series.values()]
+    times = [t for t in times if len(t)]
+    if not times:
+        return ()
+    return (min(t[0] for t in times).isoformat(), max(t[-1] for t in times).isoformat())
 
 
 def _plain(value):
@@ -264,14 +289,21 @@ def _final(model, series: dict, scalings: dict, config, cost, device, val_ends: 
     metrics = {
         "target": config.target,
         "validation": pooled,
-        "baselines": baselines(_stacked(series), _stacked_ends(series), config.horizon),
+        "baselines": pooled_baselines(series, config),
         "symbols": per_symbol,
         "validation_sample_size": int(sum(len(v) for v in val_ends.values())),
         "check": per_symbol[first]["check"],
     }
-    if config.target == "relative":
-        metrics["baselines"].pop("buy_and_hold_log_growth")
     return metrics, pd.concat(frames, ignore_index=True)
+
+
+def pooled_baselines(series: dict, config: TrainConfig) -> dict:
+    """The baselines on every symbol's validation decisions together (no buy and hold for the
+    relative target: long the symbol alone is no baseline of a spread)."""
+    out = baselines(_stacked(series), _stacked_ends(series), config.horizon)
+    if config.target == "relative":
+        out.pop("buy_and_hold_log_growth")
+    return out
 
 
 def _stacked(series: dict) -> Series:
