@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import one_line_error
+from test_universe import assert_only_own_p_up_moved, data_args
 from typer.testing import CliRunner
 
 from fc.cli.main import app
@@ -61,10 +62,6 @@ def write_universe(folder: Path, poison: str | None = None, after=None) -> dict[
         files[symbol] = folder / f"{symbol.replace('/', '_')}.parquet"
         frame.to_parquet(files[symbol])
     return files
-
-
-def data_args(files: dict) -> list[str]:
-    return [a for s, p in files.items() for a in ("--data", f"{s}={p}")]
 
 
 @pytest.fixture(scope="module")
@@ -200,13 +197,7 @@ def test_backtest_p_up_never_reads_another_symbol(runs, files, tmp_path):
         result = runner.invoke(app, ["backtest", str(run), "--json", *data_args(data)])
         assert result.exit_code == 0, result.output
         frames.append(pd.read_parquet(run / "backtest" / "positions.parquet").set_index("time"))
-    before, now = frames
-    for symbol in SYMBOLS:
-        column = f"p_up_{symbol.replace('/', '_')}"
-        keep = before.index <= after if symbol == "CCC/USDT" else slice(None)
-        pd.testing.assert_series_equal(now.loc[keep, column], before.loc[keep, column])
-    late = now.index > after + pd.Timedelta("2h")
-    assert not np.allclose(now.loc[late, "p_up_CCC_USDT"], before.loc[late, "p_up_CCC_USDT"])
+    assert_only_own_p_up_moved(*frames, SYMBOLS, "CCC/USDT", after, "30min")
 
 
 @pytest.fixture(scope="module")
