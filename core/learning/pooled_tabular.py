@@ -32,7 +32,8 @@ def fit_tabular_universe(family, config: TrainConfig, grids: dict, on_progress=N
                          on_validation=None, timing=None) -> Trained:  # fmt: skip
     """Fit `family` (a TabularFamily) on every symbol of `grids` ({symbol: grid}, the order of
     config.symbols): metrics with the pooled validation at top level and a block per symbol
-    under `symbols`; predictions (time, symbol, p_up) of every validation decision."""
+    with validation decisions under `symbols`; predictions (time, symbol, p_up) of every
+    validation decision."""
     check_universe(config)
     stamps = timing if timing is not None else {}
     started = time.perf_counter()
@@ -41,6 +42,8 @@ def fit_tabular_universe(family, config: TrainConfig, grids: dict, on_progress=N
     model = family.fit_rows(config, list(series.values()), stamps)
     per_symbol, frames = {}, []
     for symbol, one in series.items():
+        if not one.validation.any():  # listed after the validation range: nothing to score
+            continue
         per_symbol[symbol], p_up = family.symbol_block(model, one, config)
         if config.target == "relative":  # long the symbol alone is no baseline of a spread
             per_symbol[symbol]["baselines"].pop("buy_and_hold_log_growth")
@@ -55,7 +58,7 @@ def fit_tabular_universe(family, config: TrainConfig, grids: dict, on_progress=N
         "baselines": pooled_baselines(series, config),
         "symbols": per_symbol,
         "validation_sample_size": pooled["decisions"],  # every one: the fit chose on all
-        "check": per_symbol[config.symbols[0]]["check"],
+        "check": next(iter(per_symbol.values()))["check"],
         **family.fit_record(model, history, started, list(series.values())),
         **purge_record(next(iter(series.values()))),
     }
@@ -68,7 +71,7 @@ def _pooled_validation(series: dict, per_symbol: dict, frames: list) -> dict:
     counts = {s: block["validation"]["decisions"] for s, block in per_symbol.items()}
     results = {s: block["validation"] for s, block in per_symbol.items()}
     pooled = pooled_result(results, counts, "ce")
-    labels = np.concatenate([one.labels[one.validation] for one in series.values()])
+    labels = np.concatenate([series[s].labels[series[s].validation] for s in per_symbol])
     pooled |= scores(np.concatenate([f["p_up"].to_numpy() for f in frames]), labels)
     pooled["decisions"] = int(sum(counts.values()))
     return pooled

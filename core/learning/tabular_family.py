@@ -124,9 +124,10 @@ class TabularFamily:
     def fit_rows(self, config: TrainConfig, series: list, stamps: dict):
         """The model fitted on the training decisions' rows of every Series in `series` (one
         symbol's, or each symbol of a universe: a row cut from its own Series only, rows stacked
-        in the given order), choosing on their validation decisions' rows."""
+        in the given order), choosing on their validation decisions' rows. A Series without a
+        decision in a range gives that range no row (a symbol listed after the training range)."""
         parts = {
-            name: [(one, np.flatnonzero(getattr(one, name))) for one in series]
+            name: [(one, ends) for one in series if len(ends := np.flatnonzero(getattr(one, name)))]
             for name in ("train", "validation")
         }
         x = {n: np.concatenate([rows_at(o.features, e, config.lags) for o, e in p])
