@@ -75,10 +75,12 @@ def _print_universe(run_dir: Path) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from fc.core.studies.runs import read_config
+
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    val = metrics["validation"]
+    val, how = metrics["validation"], _how(read_config(run_dir).family)
     table = Table(title=f"validation, target {metrics['target']} ({val['decisions']} decisions "
-                  "over every symbol, exact windows)")  # fmt: skip
+                  f"over every symbol, {how})")  # fmt: skip
     for col in ("", "log loss", "accuracy", "prior log loss", "mean reversion acc"):
         table.add_column(col, no_wrap=True)
     rows = [("pooled", val, metrics["baselines"])]
@@ -89,6 +91,11 @@ def _print_universe(run_dir: Path) -> None:
                       f"{base['mean_reversion_accuracy']:.4f}")  # fmt: skip
     Console(stderr=True).print(table)
     Console(stderr=True).print(_test_line(run_dir, metrics))
+
+
+def _how(family: str) -> str:
+    """What a decision reads, in a table's title (the words only)."""
+    return "exact windows" if family == "gru" else f"{family}, lagged rows"
 
 
 def _with_progress(job):
@@ -123,9 +130,7 @@ def _print_summary(run_dir: Path) -> None:
     from fc.core.studies.runs import read_config
 
     config = read_config(run_dir)
-    family = config.family
-    how = "exact windows" if family == "gru" else f"{family}, lagged rows"  # the words only
-    table = Table(title=f"validation ({val['decisions']} decisions, {how})")
+    table = Table(title=f"validation ({val['decisions']} decisions, {_how(config.family)})")
     members, calibration = metrics.get("members"), metrics.get("calibration")
     for col in ("", "log loss", "accuracy"):
         table.add_column(col, no_wrap=True)

@@ -52,16 +52,7 @@ def export_tabular(run_dir: Path, config, model, report, torchscript: bool, data
     """Write RUN/export/model.onnx for a tabular run and fill `report` (an ExportReport)."""
     if torchscript:
         raise FcError(f"--torchscript: a {config.family} run has no torch model; use --onnx")
-    out = run_dir / "export"
-    out.mkdir(exist_ok=True)
-    n_features = config.n_inputs * config.lags
-    write = lightgbm_onnx if isinstance(model, LightGBMModel) else logistic_onnx
-    graph = write(model, n_features, tabular_metadata(config, params))
-    path = out / ONNX_NAME
-    onnx.save(graph, str(path))
-    report.onnx, report.opset = str(path), graph.opset_import[0].version
-    report.exporter = next(p.value for p in graph.metadata_props if p.key == "exporter")
-    report.notes.append("no step graph: a tabular model reads each decision's lagged row")
+    graph = write_tabular_graph(run_dir, config, model, tabular_metadata(config, params), report)
     times, rows = validation_rows(config, data)
     report.notes.append(f"real rows: every one of {len(rows)} validation decisions")
     report.max_abs_diff["onnx_real"] = parity(model, graph, rows)
@@ -72,6 +63,22 @@ def export_tabular(run_dir: Path, config, model, report, torchscript: bool, data
             graph, rows, times, positions
         )
     return report
+
+
+def write_tabular_graph(run_dir: Path, config, model, metadata: dict, report):
+    """Write RUN/export/model.onnx of a LightGBM or logistic model with `metadata`, and note it
+    in `report`; the graph proto."""
+    out = run_dir / "export"
+    out.mkdir(exist_ok=True)
+    n_features = config.n_inputs * config.lags
+    write = lightgbm_onnx if isinstance(model, LightGBMModel) else logistic_onnx
+    graph = write(model, n_features, metadata)
+    path = out / ONNX_NAME
+    onnx.save(graph, str(path))
+    report.onnx, report.opset = str(path), graph.opset_import[0].version
+    report.exporter = next(p.value for p in graph.metadata_props if p.key == "exporter")
+    report.notes.append("no step graph: a tabular model reads each decision's lagged row")
+    return graph
 
 
 def validation_rows(config, data) -> tuple[pd.DatetimeIndex, np.ndarray]:

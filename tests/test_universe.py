@@ -187,12 +187,20 @@ def test_windows_never_read_another_symbol(universe_run, tmp_path):
     result = runner.invoke(app, ["backtest", str(run), "--json", *data_args(poisoned)])
     assert result.exit_code == 0, result.output
     now = pd.read_parquet(run / "backtest" / "positions.parquet").set_index("time")
-    for symbol in SYMBOLS:
+    assert_only_own_p_up_moved(before, now, SYMBOLS, "CCC/USDT", after_t, "30min")
+
+
+def assert_only_own_p_up_moved(before, now, symbols, poisoned: str, after, lag: str) -> None:
+    """positions.parquet frames (by time) of a backtest before and after `poisoned`'s candles
+    after `after` were poisoned: every other symbol's p_up equal everywhere, the poisoned
+    one's at or before `after`, and the poisoned one's moved once its inputs (`lag` later)
+    read poisoned candles."""
+    for symbol in symbols:
         column = f"p_up_{slug(symbol)}"
-        keep = before.index <= after_t if symbol == "CCC/USDT" else slice(None)
+        keep = before.index <= after if symbol == poisoned else slice(None)
         pd.testing.assert_series_equal(now.loc[keep, column], before.loc[keep, column])
-    late = now.index > after_t + pd.Timedelta("30min")
-    assert not np.allclose(now.loc[late, "p_up_CCC_USDT"], before.loc[late, "p_up_CCC_USDT"])
+    late, column = now.index > after + pd.Timedelta(lag), f"p_up_{slug(poisoned)}"
+    assert not np.allclose(now.loc[late, column], before.loc[late, column])
 
 
 def test_k_more_than_half_the_universe_is_one_line(universe_run):

@@ -37,6 +37,12 @@ class Family(Protocol):
         """Fit on the config's training range, choosing (checkpoint, stopping, strength) on its
         validation range only; returns a core.learning.training.Trained."""
 
+    def fit_universe(self, config: TrainConfig, grids: dict, on_progress=None,
+                     on_validation=None, timing=None):  # fmt: skip
+        """One model over every symbol of `grids` ({symbol: grid}, the order of config.symbols),
+        each symbol's rows or windows from its own Series only; a Trained whose metrics hold
+        the pooled validation and a block per symbol under `symbols`."""
+
     def save(self, model, folder: Path) -> None:
         """Write the model's own files into `folder` (the GRU: model.pt)."""
 

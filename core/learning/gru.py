@@ -45,6 +45,11 @@ class GruFamily:
 
         return fit(config, grid, on_progress, on_validation, timing)
 
+    def fit_universe(self, config, grids, on_progress=None, on_validation=None, timing=None):
+        from fc.core.learning.pooled import fit_pooled
+
+        return fit_pooled(config, grids, on_progress, on_validation, timing)
+
     def save(self, model, folder: Path) -> None:
         import torch
 

@@ -102,13 +102,15 @@ def _lives(grids: dict) -> dict:
 
 
 def check_universe(config: TrainConfig) -> None:
-    """Options a pooled run does not take (yet), refused before any work."""
+    """Options a pooled run does not take (yet), and the family's own checks, refused before
+    any work. Every family pools (its fit_universe)."""
+    from fc.core.learning.family import family_of
+
     if len(config.symbols) < 2:
         raise FcError("--symbols: give two or more symbols, e.g. BTC/USDT,ETH/USDT")
     if config.seeds != 1 or config.calibrate != "none":
         raise FcError("--seeds and --calibrate are for one symbol yet; drop them with --symbols")
-    if config.family != "gru":
-        raise FcError(f"--family {config.family} with --symbols: only the GRU pools symbols yet")
+    family_of(config).check(config)
 
 
 def pooled_batches(series: dict, xs: dict, config: TrainConfig, rng):
@@ -192,7 +194,7 @@ def fit_pooled(
     series, test_start = universe_series(config, grids)
     specs = symbol_specs(config.features, config.symbols)
     scalings = {s: Scaling(*v) for s, v in symbol_scalings(config, series, specs).items()}
-    config = _resolved(config, series, scalings, specs, test_start)
+    config = _resolved(config, series, scalings, test_start)
     series = {s: one for s, one in series.items() if one.train.any() or one.validation.any()}
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
@@ -290,34 +292,49 @@ def _per_epoch(series: dict, config: TrainConfig) -> int:
     return max(1, math.ceil(chunks / config.batch_size))
 
 
-def _resolved(config, series: dict, scalings: dict, specs: dict, test_start) -> TrainConfig:
-    """The config as trained: the universe's ranges (each from the first to the last decision of
-    any symbol), each symbol's scaling (`pooled_scaling`: the symbols scaled with the universe's
-    pooled training statistics), and the first symbol's scaling and spec in the one-symbol
-    fields."""
-    spec = specs[config.symbols[0]]
+def _resolved(config, series: dict, scalings: dict, test_start) -> TrainConfig:
+    """The config as trained (universe_resolved), with each symbol's scaling (`pooled_scaling`:
+    the symbols scaled with the universe's pooled training statistics) and the first symbol's
+    scaling in the one-symbol fields."""
+    first = config.symbols[0]
     pooled = tuple(s for s in config.symbols if s not in series or not series[s].train.any())
     scaling = {s: [_plain(v.center), _plain(v.scale)] for s, v in scalings.items()}
+    return universe_resolved(
+        config,
+        series,
+        test_start,
+        scale_center=scalings[first].center,
+        scale_scale=scalings[first].scale,
+        symbol_scaling=scaling,
+        pooled_scaling=pooled,
+    )
+
+
+def universe_resolved(config: TrainConfig, series: dict, test_start, **learnt) -> TrainConfig:
+    """The config of a pooled run as trained: the first symbol in `symbol`, the feature spec,
+    each range from the first decision of any symbol to the last of any (each symbol's Series
+    on its own index), this fc's version, and what the fit learnt (`learnt`)."""
+    spec = replace(config, symbol=config.symbols[0]).spec
+    test = _span(series, "test")
+    recorded = recorded_test_range(next(iter(series.values())), test_start)
     return replace(
         config,
         symbol=config.symbols[0],
-        scale_center=scalings[config.symbols[0]].center,
-        scale_scale=scalings[config.symbols[0]].scale,
-        symbol_scaling=scaling,
         features=spec.text,
         feature_spec=spec.to_dict(),
         train_range=_span(series, "train"),
         validation_range=_span(series, "validation"),
-        test_from=recorded_test_range(next(iter(series.values())), test_start)["test_from"],
-        test_range=_span(series, "test"),
-        pooled_scaling=pooled,
+        test_from=recorded["test_from"],
+        test_range=test,
         fc_version=__version__,
+        **learnt,
     )
 
 
-def _span(series: dict, part: str) -> tuple:
-    """(first, last) decision time of a range over every symbol, ISO; () when none has one."""
-    times = [one.time[getattr(one, part)] for one in series.values() if getattr(one, part).any()]
+def _span(series: dict, name: str) -> tuple:
+    """(first, last) decision time of range `name` over every symbol, ISO UTC; () for none."""
+    times = [one.time[getattr(one, name)] for one in series.values()]
+    times = [t for t in times if len(t)]
     if not times:
         return ()
     return (min(t[0] for t in times).isoformat(), max(t[-1] for t in times).isoformat())
@@ -349,14 +366,21 @@ def _final(model, series: dict, scalings: dict, config, cost, device, val_ends: 
     metrics = {
         "target": config.target,
         "validation": pooled,
-        "baselines": baselines(_stacked(series), _stacked_ends(series), config.horizon),
+        "baselines": pooled_baselines(series, config),
         "symbols": per_symbol,
         "validation_sample_size": int(sum(len(v) for v in val_ends.values())),
         "check": per_symbol[first]["check"],
     }
-    if config.target == "relative":
-        metrics["baselines"].pop("buy_and_hold_log_growth")
     return metrics, pd.concat(frames, ignore_index=True)
+
+
+def pooled_baselines(series: dict, config: TrainConfig) -> dict:
+    """The baselines on every symbol's validation decisions together (no buy and hold for the
+    relative target: long the symbol alone is no baseline of a spread)."""
+    out = baselines(_stacked(series), _stacked_ends(series), config.horizon)
+    if config.target == "relative":
+        out.pop("buy_and_hold_log_growth")
+    return out
 
 
 def _stacked(series: dict) -> Series:

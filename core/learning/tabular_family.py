@@ -94,28 +94,57 @@ class TabularFamily:
         stamps = timing if timing is not None else {}
         started = time.perf_counter()
         series, test_start = checked_series(config, grid)
-        config = resolved(config, series, test_start)
-        if "lr" in self.own:
-            config = replace(config, lr=config.lr or LIGHTGBM_LR)
-        train, val = np.flatnonzero(series.train), np.flatnonzero(series.validation)
-        x_val = rows_at(series.features, val, config.lags)
-        stamps.setdefault("first_step", time.time())
-        model = self._model(config).fit(
-            rows_at(series.features, train, config.lags), series.labels[train] == 0,
-            x_val, series.labels[val] == 0,
-        )  # fmt: skip
-        stamps["last_step"] = time.time()
-        p_up = model.p_up(x_val)
-        result = p_up_result(p_up, series, val)
+        config = self.with_lr(resolved(config, series, test_start))
+        model = self.fit_rows(config, [series], stamps)
+        block, p_up = self.symbol_block(model, series, config)
         history = self.history(model)
-        if on_validation:
-            on_validation(1, result)
-        if on_progress:
-            on_progress(len(history), len(history), result["loss"], result["loss"])
-        check = validation_sample(series, config.val_size)[:8]
+        self.report_fit(history, block["validation"], on_progress, on_validation)
+        val = np.flatnonzero(series.validation)
         metrics = {
-            "validation": {**result, "decisions": int(len(val))},
+            "validation": block["validation"],
             "validation_sample_size": int(len(val)),  # every one: the fit chose on all of them
+            "baselines": block["baselines"],
+            "check": block["check"],
+            **self.fit_record(model, history, started, [series]),
+            **purge_record(series),
+        }
+        predictions = pd.DataFrame({"time": series.time[val], "p_up": p_up})
+        return Trained(config, model, history, metrics, predictions)
+
+    def fit_universe(self, config, grids, on_progress=None, on_validation=None, timing=None):
+        """One model over a universe's lagged rows (core.learning.pooled_tabular)."""
+        from fc.core.learning.pooled_tabular import fit_tabular_universe
+
+        return fit_tabular_universe(self, config, grids, on_progress, on_validation, timing)
+
+    def with_lr(self, config: TrainConfig) -> TrainConfig:
+        """The learning rate as fitted (--lr 0: LightGBM's default) for a family that reads it."""
+        return replace(config, lr=config.lr or LIGHTGBM_LR) if "lr" in self.own else config
+
+    def fit_rows(self, config: TrainConfig, series: list, stamps: dict):
+        """The model fitted on the training decisions' rows of every Series in `series` (one
+        symbol's, or each symbol of a universe: a row cut from its own Series only, rows stacked
+        in the given order), choosing on their validation decisions' rows. A Series without a
+        decision in a range gives that range no row (a symbol listed after the training range)."""
+        parts = {
+            name: [(one, ends) for one in series if len(ends := np.flatnonzero(getattr(one, name)))]
+            for name in ("train", "validation")
+        }
+        x = {n: np.concatenate([rows_at(o.features, e, config.lags) for o, e in p])
+             for n, p in parts.items()}  # fmt: skip
+        up = {n: np.concatenate([o.labels[e] == 0 for o, e in p]) for n, p in parts.items()}
+        stamps.setdefault("first_step", time.time())
+        model = self._model(config).fit(x["train"], up["train"], x["validation"], up["validation"])
+        stamps["last_step"] = time.time()
+        return model
+
+    def symbol_block(self, model, series, config: TrainConfig) -> tuple[dict, np.ndarray]:
+        """({validation, baselines, check} of one Series' validation decisions, their p_up)."""
+        val = np.flatnonzero(series.validation)
+        p_up = model.p_up(rows_at(series.features, val, config.lags))
+        check = validation_sample(series, config.val_size)[:8]
+        block = {
+            "validation": {**p_up_result(p_up, series, val), "decisions": int(len(val))},
             "baselines": baselines(series, val, config.horizon),
             "check": {
                 "time": [series.time[i].isoformat() for i in check],
@@ -123,15 +152,27 @@ class TabularFamily:
                     float(p) for p in model.p_up(rows_at(series.features, check, config.lags))
                 ],
             },
+        }
+        return block, p_up
+
+    def fit_record(self, model, history: pd.DataFrame, started: float, series: list) -> dict:
+        """metrics.json's record of the fit over the Series in `series`."""
+        return {
             "selection": self.selection(model),
             "train_seconds": round(time.perf_counter() - started, 2),
             "steps": int(len(history)),  # boosting rounds run, or L2 strengths fitted
-            "test_decisions": int(series.test.sum()),  # a count of dates: no test price read
-            "scored_targets": int(len(train)),
-            **purge_record(series),
+            # a count of dates: no test price read
+            "test_decisions": int(sum(one.test.sum() for one in series)),
+            "scored_targets": int(sum(one.train.sum() for one in series)),
         }
-        predictions = pd.DataFrame({"time": series.time[val], "p_up": p_up})
-        return Trained(config, model, history, metrics, predictions)
+
+    @staticmethod
+    def report_fit(history: pd.DataFrame, result: dict, on_progress, on_validation) -> None:
+        """The one validation of a fit, to fc tune's pruning and the progress bar."""
+        if on_validation:
+            on_validation(1, result)
+        if on_progress:
+            on_progress(len(history), len(history), result["loss"], result["loss"])
 
     def history(self, model) -> pd.DataFrame:
         """Validation log loss per boosting round (LightGBM) or per C (logistic), in the columns

@@ -39,7 +39,7 @@ from fc.core.evaluation.backtest import (
 from fc.core.evaluation.policies import PolicyParams
 from fc.core.evaluation.portfolio import BASELINES, STRATEGIES, portfolio_backtest
 from fc.core.learning.config import TrainConfig
-from fc.core.learning.pooled import fit_pooled, universe_closes
+from fc.core.learning.pooled import universe_closes
 from fc.core.studies.backtest_run import (
     decision_ranges,
     given_or_trained,
@@ -52,10 +52,12 @@ from fc.core.studies.runs import new_run_dir, read_config, save_run
 def train_universe(
     config: TrainConfig, grids: dict, runs, on_progress=None, on_validation=None, timing=None
 ) -> Path:
-    """fit_pooled on the grids, written into a new run folder under `runs` (removed again if
-    writing fails: no half run is left to be loaded); on_validation as train()'s (fc tune's
-    pruning)."""
-    trained = fit_pooled(config, grids, on_progress, on_validation, timing=timing)
+    """The family's pooled fit on the grids (fit_universe), written into a new run folder under
+    `runs` (removed again if writing fails: no half run is left to be loaded); on_validation as
+    train()'s (fc tune's pruning)."""
+    from fc.core.learning.family import family_of
+
+    trained = family_of(config).fit_universe(config, grids, on_progress, on_validation, timing)
     run_dir = new_run_dir(Path(runs), trained.config)
     try:
         save_run(run_dir, trained)
@@ -94,11 +96,19 @@ def universe_p_up(run_dir: Path, config: TrainConfig, grids: dict, need, device,
         if predict is not None:
             p_up[ends, i] = predict(symbol, grid_features(grid), ends)
             continue
-        center, scale = config.symbol_scaling[symbol]
-        mine = replace(config, scale_center=_tuple(center), scale_scale=_tuple(scale))
+        mine = symbol_config(config, symbol)
         family = family_of(mine).predictor(run_dir, mine, device)
         p_up[ends, i] = family(grid_features(grid), ends, progress)
     return p_up
+
+
+def symbol_config(config: TrainConfig, symbol: str) -> TrainConfig:
+    """The run's config as its predictor reads one symbol: with that symbol's scaling where the
+    family scales (the GRU); a run without symbol_scaling (LightGBM, logistic: raw rows) as is."""
+    if not config.symbol_scaling:
+        return config
+    center, scale = config.symbol_scaling[symbol]
+    return replace(config, scale_center=_tuple(center), scale_scale=_tuple(scale))
 
 
 def _tuple(value):
