@@ -113,6 +113,7 @@ def test_paper_diff_finds_no_difference(replayed):
     data = [a for s, p in files.items() for a in ("--data", f"{s}={p}")]
     args = ["paper", "diff", "--run", str(run), "--journal", str(journal), *data, "--json"]
     result = runner.invoke(app, args)
+    assert result.stdout.startswith("{"), result.output
     report = json.loads(result.stdout)
     assert result.exit_code == 0, json.dumps(report, indent=1)[:3000]
     assert report["differing"] == 0 and report["matches"]
