@@ -42,7 +42,17 @@ CREATE TABLE IF NOT EXISTS events (
     detail TEXT    NOT NULL DEFAULT '{}'
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS absences (
+    symbol     TEXT    NOT NULL,
+    timeframe  TEXT    NOT NULL,
+    candle_ms  INTEGER NOT NULL,  -- the candle a universe service decided without the symbol
+    reason     TEXT    NOT NULL,  -- missing (no candle by the deadline), delisted (closed)
+    detail     TEXT    NOT NULL DEFAULT '',
+    noted_ms   INTEGER NOT NULL,
+    PRIMARY KEY (symbol, timeframe, candle_ms)
+);
 """
+ABSENCE_COLUMNS = ("symbol", "timeframe", "candle_ms", "reason", "detail", "noted_ms")
 COLUMNS = (
     "symbol",
     "timeframe",
@@ -65,6 +75,20 @@ ADDED_COLUMNS = (
     ("model_sha256", "TEXT NOT NULL", "''"),
     ("policy_params", "TEXT NOT NULL", "''"),
 )
+
+
+@dataclass(frozen=True)
+class Absence:
+    """A universe service's symbol not decided at a candle the others were: its candle had not
+    come by the deadline (`missing`; it held its weight), or its market is gone (`delisted`;
+    closed there, once). One per (symbol, timeframe, candle), written with that candle's rows."""
+
+    symbol: str
+    timeframe: str
+    candle_ms: int
+    reason: str
+    detail: str
+    noted_ms: int
 
 
 @dataclass(frozen=True)
@@ -155,9 +179,9 @@ class Journal:
                 )
         self._check_columns()
 
-    def record(self, rows: list[Row]) -> int:
-        """Write rows in one transaction; a row whose key exists is left alone. Returns how many
-        rows were new."""
+    def record(self, rows: list[Row], absences: list[Absence] = ()) -> int:
+        """Write rows (and a universe's absences of that candle) in one transaction; a row whose
+        key exists is left alone. Returns how many decision rows were new."""
         values = [tuple(getattr(r, c) for c in COLUMNS) for r in rows]
         marks = ", ".join("?" * len(COLUMNS))
         with self._transaction():
@@ -165,7 +189,30 @@ class Journal:
             self.db.executemany(
                 f"INSERT OR IGNORE INTO decisions ({', '.join(COLUMNS)}) VALUES ({marks})", values
             )
-            return self.db.total_changes - before
+            new = self.db.total_changes - before
+            if new and absences:  # a candle journalled already keeps the absences it had
+                self.db.executemany(
+                    f"INSERT OR IGNORE INTO absences ({', '.join(ABSENCE_COLUMNS)}) "
+                    f"VALUES ({', '.join('?' * len(ABSENCE_COLUMNS))})",
+                    [tuple(getattr(a, c) for c in ABSENCE_COLUMNS) for a in absences],
+                )
+            return new
+
+    def absences(self, timeframe: str | None = None) -> pd.DataFrame:
+        """A universe service's absences, oldest first (none in a journal without the table)."""
+        if "absences" not in self._tables():
+            return pd.DataFrame(columns=list(ABSENCE_COLUMNS))
+        sql = f"SELECT {', '.join(ABSENCE_COLUMNS)} FROM absences"
+        args = [] if timeframe is None else [timeframe]
+        sql += " WHERE timeframe = ?" if timeframe else ""
+        rows = self.db.execute(sql + " ORDER BY candle_ms, symbol", args).fetchall()
+        return pd.DataFrame(rows, columns=list(ABSENCE_COLUMNS))
+
+    def symbols(self, timeframe: str) -> set[str]:
+        """The symbols with any row at the timeframe."""
+        found = self.db.execute("SELECT DISTINCT symbol FROM decisions WHERE timeframe = ?",
+                                (timeframe,))  # fmt: skip
+        return {symbol for (symbol,) in found}
 
     def event(self, at_ms: int, kind: str, **detail) -> None:
         with self._transaction():

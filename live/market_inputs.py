@@ -30,6 +30,16 @@ class SymbolSources:
     def closed_candles(self, symbol: str, timeframe: str, count: int, now_ms: int):
         return self.sources[symbol].closed_candles(symbol, timeframe, count, now_ms)
 
+    def listed(self, symbols, now_ms: int) -> dict:
+        """{symbol: whether its market is still listed} (a source that cannot tell: listed)."""
+        return {s: listed_at(self.sources[s], s, now_ms) for s in symbols}
+
+
+def listed_at(source, symbol: str, now_ms: int) -> bool:
+    """Whether `source` still lists the market (True for a source without a market list)."""
+    ask = getattr(source, "listed", None)
+    return True if ask is None else bool(ask([symbol], now_ms)[symbol])
+
 
 def model_spec(predictor) -> FeatureSpec | None:
     """The predictor's declared spec, None for the workshop's price_change (or `close` alone)."""
@@ -42,14 +52,16 @@ def bars_needed(spec: FeatureSpec | None, seq_len: int) -> int:
     return seq_len + 1 if spec is None else spec.first_decision(seq_len) + 1
 
 
-def fetch_all(source, symbols: list[str], timeframe: str, count: int, now_ms: int, check) -> list:
+def fetch_all(source, symbols: list[str], timeframe: str, count, now_ms: int, check) -> list:
     """[(frame or None, reason)] for each symbol: source.closed_candles passed through
     check(frame) -> (frame or None, reason); a source's FcError is that symbol's reason. Several
-    symbols are fetched at once, on threads, so a tick waits for the slowest, not their sum."""
+    symbols are fetched at once, on threads, so a tick waits for the slowest, not their sum.
+    count: candles asked of each symbol, or {symbol: count} (a universe asks each what it lacks)."""
 
     def one(symbol: str):
         try:
-            return check(source.closed_candles(symbol, timeframe, count, now_ms))
+            n = count[symbol] if isinstance(count, dict) else count
+            return check(source.closed_candles(symbol, timeframe, n, now_ms))
         except FcError as exc:  # the exchange module's ExchangeUnavailable, BadExchangeData
             return None, f"{type(exc).__name__}: {exc}"
 

@@ -25,14 +25,30 @@ class RecordedSource:
     """A candle source answering from a candle frame: the closed candles as of now_ms, as an
     exchange would (real candles only; the service makes the grid)."""
 
-    def __init__(self, candles: pd.DataFrame, timeframe: str):
+    def __init__(self, candles: pd.DataFrame, timeframe: str, delisted: bool = False):
         self.candles = candles
         self.tf = timeframe_ms(timeframe)
         self.open_ms = candles.index.as_unit("ns").asi8 // 1_000_000
+        self.delisted = delisted  # its candles end before the universe's: the market goes
 
     def closed_candles(self, symbol: str, timeframe: str, count: int, now_ms: int) -> pd.DataFrame:
         end = int(np.searchsorted(self.open_ms, int(now_ms) - self.tf, side="right"))
         return self.candles.iloc[max(0, end - count) : end]
+
+    def listed(self, symbols, now_ms: int) -> dict:
+        """A delisted market is listed until its last candle closes: the service closes it
+        there, at its last price, as the backtest does (core.data.presence.close_delisted)."""
+        newest = (int(now_ms) // self.tf) * self.tf - self.tf  # the last candle closed at now
+        gone = self.delisted and newest >= self.open_ms[-1]
+        return {symbol: not gone for symbol in symbols}
+
+
+def recorded_sources(frames: dict, timeframe: str) -> SymbolSources:
+    """A RecordedSource a symbol; the ones whose candles end before the last symbol's are
+    delisted at their last candle."""
+    end = max(int(f.index[-1].value // 1_000_000) for f in frames.values())
+    return SymbolSources({s: RecordedSource(f, timeframe, int(f.index[-1].value // 1_000_000) < end)
+                          for s, f in frames.items()})  # fmt: skip
 
 
 def recorded_candles(path: str | Path, timeframe: str) -> pd.DataFrame:
@@ -71,10 +87,19 @@ def replay(
     if any(len(frame) == 0 for frame in frames.values()):
         raise FcError("a replay file has no candles")
     tf = timeframe_ms(config.timeframe)
-    open_ms = candles.index.as_unit("ns").asi8 // 1_000_000
-    grid = np.arange(open_ms[0], open_ms[-1] + 1, tf)
+    universe = is_universe(predictor)
+    # a universe's candles are the union of its symbols' (each decided where it is eligible);
+    # a model reading several symbols decides where all of them have candles
+    ranges = [f.index[[0, -1]].as_unit("ns").asi8 // 1_000_000 for f in frames.values()]
+    if universe:
+        candles = max(frames.values(), key=len)
+        grid = np.arange(min(r[0] for r in ranges), max(r[1] for r in ranges) + 1, tf)
+        overlap = grid[0]
+    else:
+        open_ms = candles.index.as_unit("ns").asi8 // 1_000_000
+        grid = np.arange(open_ms[0], open_ms[-1] + 1, tf)
+        overlap = max(r[0] for r in ranges)
     bars = bars_needed(model_spec(predictor), predictor.seq_len)
-    overlap = max(int(f.index[0].value // 1_000_000) for f in frames.values())
     first = min(max(grid[0], overlap) + (bars - 1) * tf, grid[-1])
     if start:
         first = max(first, utc_time(start, "--start").value // 1_000_000)
@@ -86,8 +111,11 @@ def replay(
             f"{bars}: give a longer file or an earlier --start"
         )
     clock = SimulatedClock(int(steps[0]))
-    source = SymbolSources({s: RecordedSource(f, config.timeframe) for s, f in frames.items()})
-    engine = UniverseService if is_universe(predictor) else PaperService
+    if universe:
+        source = recorded_sources(frames, config.timeframe)
+    else:
+        source = SymbolSources({s: RecordedSource(f, config.timeframe) for s, f in frames.items()})
+    engine = UniverseService if universe else PaperService
     service = engine(config, source, predictor, journal, clock)
     decided = skipped = 0
     began = time.perf_counter()

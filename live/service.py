@@ -59,6 +59,8 @@ class PaperConfig:
     policy_params: dict = field(default_factory=dict)  # {policy: PolicyParams}; absent: defaults
     model_sha256: str = ""  # and the sha256 of its bytes
     schedule: Schedule = Schedule()  # the graph's: decide on its decision candles, hold between
+    deadline_s: float | None = None  # a universe: wait this long after the close for a symbol's
+    # candle, then decide the others without it (None: a tenth of the candle)
 
     def __post_init__(self):
         if not self.fee_bps >= 0:
@@ -69,6 +71,11 @@ class PaperConfig:
             raise FcError(f"--delay {self.delay_s} must be >= 0 and less than a {self.timeframe}")
         if self.window_s is not None and not self.window_s > self.delay_s:
             raise FcError(f"--window {self.window_s} must be longer than --delay {self.delay_s}")
+        if self.deadline_s is not None and not 0 <= self.deadline_s < self.timeframe_ms / 1000:
+            raise FcError(
+                f"--deadline {self.deadline_s} must be >= 0 seconds and less than "
+                f"a {self.timeframe} candle, e.g. {self.timeframe_ms // 10_000}"
+            )
 
     @property
     def cost(self) -> float:
@@ -86,6 +93,13 @@ class PaperConfig:
         if self.window_s is not None:
             return int(self.window_s * 1000)
         return min(self.timeframe_ms // 2, 300_000)
+
+    @property
+    def deadline_ms(self) -> int:
+        """How long after a candle's close a universe service waits for a symbol's candle."""
+        if self.deadline_s is not None:
+            return int(self.deadline_s * 1000)
+        return self.timeframe_ms // 10
 
 
 @dataclass
@@ -149,6 +163,11 @@ class PaperService:
         return Sleeves(c.schedule.sleeves, policy, c.params(policy), c.timeframe_ms).replay(decided)
 
     @property
+    def journal_symbol(self) -> str:
+        """The symbol whose row at t says that candle t was journalled."""
+        return self.config.symbol
+
+    @property
     def last_candle_ms(self) -> int | None:
         rows = [r for r in self.state.values() if r is not None]
         return min(r.candle_ms for r in rows) if len(rows) == len(POLICIES) else None
@@ -166,7 +185,7 @@ class PaperService:
         t = self.last_closed(now)
         last = self.last_candle_ms
         # the state mirrors the journal; ask it only when t may be there already
-        if last is not None and t <= last and self.journal.has(c.symbol, c.timeframe, t):
+        if last is not None and t <= last and self.journal.has(self.journal_symbol, c.timeframe, t):
             log_event(logging.INFO, "duplicate", f"candle {iso(t)} already decided", candle=iso(t))
             return None
         if last is not None and t < last:

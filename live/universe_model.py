@@ -56,9 +56,12 @@ class UniversePredictor:
         return self.graph.p_up_at(self.scaled(symbol, features), ends)
 
     def p_up_row(self, windows: dict) -> np.ndarray:
-        """p_up of each symbol, in self.symbols' order, from {symbol: raw window (seq_len,)}:
-        one onnxruntime call for all (a row's value does not depend on the others)."""
-        batch = np.stack([self.scaled(s, windows[s]) for s in self.symbols])
+        """p_up of each symbol of `windows` ({symbol: raw window (seq_len,)}), in its order: one
+        onnxruntime call for all (a row's value does not depend on the others); the symbols
+        decided at a candle, all or some."""
+        if not windows:
+            return np.zeros(0)
+        batch = np.stack([self.scaled(s, w) for s, w in windows.items()])
         return self.graph.p_up_batch(batch)
 
 

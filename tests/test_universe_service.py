@@ -61,7 +61,9 @@ class FlakySource:
         return self.sources[symbol].closed_candles(symbol, timeframe, count, now_ms)
 
 
-def test_faults_and_a_crash_decide_every_symbol_once_on_the_same_candles(exported, tmp_path):
+def test_faults_and_a_crash_decide_every_symbol_once_the_absent_one_holding(exported, tmp_path):
+    """A symbol down for a whole candle is journalled missing there and holds its positions; the
+    others are decided on time; a crash-restart writes no (symbol, candle) twice."""
     _, files, model, _ = exported
     predictor = load_universe_predictor(model)
     frames = {s: pd.read_parquet(p) for s, p in files.items()}
@@ -84,23 +86,27 @@ def test_faults_and_a_crash_decide_every_symbol_once_on_the_same_candles(exporte
     _, first = run(opens[:25], clock)  # then the process dies (kill -9): nothing closed
     service, journal = run(opens[24:], clock)  # restart: candle 24 again, then on
     rows, events = journal.decisions(), journal.events()
-    skipped = {json.loads(d)["candle"] for d in events[events.kind == "skip"].detail}
-    decided = {}
-    for (symbol, policy), got in rows.groupby(["symbol", "policy"]):
-        assert not got.candle_ms.duplicated().any()
-        decided[symbol, policy] = set(got[got.kind == "decision"].candle_ms)
-        held = set(got[got.kind == "held"].candle_ms)
-        assert held == {int(t) for t in outage}  # each skipped candle carried for everyone
-    assert len(decided) == 5 * 2 + 3 and len(set(map(frozenset, decided.values()))) == 1
-    one = next(iter(decided.values()))
-    assert len(one) == len(opens) - 2 and one.isdisjoint(outage)
-    assert skipped == {pd.Timestamp(t, unit="ms", tz="UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
-                       for t in outage}  # fmt: skip
-    reasons = [json.loads(d) for d in events[events.kind == "skip"].detail]
-    assert {r["reason"] for r in reasons} == {"unavailable"}
-    assert any("CCC/USDT: FcError: injected fault" in r["detail"] for r in reasons)
+    assert not rows.duplicated(["symbol", "policy", "candle_ms"]).any()
+    for (symbol, _), got in rows.groupby(["symbol", "policy"]):
+        assert got.candle_ms.tolist() == opens.tolist()  # every candle journalled, once
+        held = got[got.kind == "held"]
+        mine = {t for t, s in outage.items() if s == symbol}
+        assert set(held.candle_ms) == mine  # only its own outage held
+        for t in mine:  # holding the position of the candle before, carrying its close
+            before = got[got.candle_ms == t - 1_800_000].iloc[0]
+            assert held.position.tolist() == [before.position]
+            assert held.close.tolist() == [before.close] and held.p_up.isna().all()
+    absent = journal.absences()
+    assert sorted(zip(absent.candle_ms, absent.symbol, strict=True)) == sorted(outage.items())
+    assert set(absent.reason) == {"missing"}
+    assert all("injected fault" in d for d in absent.detail)
+    book = rows[(rows.symbol == "portfolio") & (rows.policy == "long_short")].set_index("candle_ms")
+    for t, symbol in outage.items():  # the absent symbol's weight is the one it held
+        weights = [json.loads(book.policy_params[x])["weights"][symbol] for x in (t - 1_800_000, t)]
+        assert weights[0] == weights[1]
+    assert "skip" not in set(events.kind)
     assert service.decide_at() is None  # the last candle again: a duplicate, nothing written
-    assert len(journal.decisions()) == len(rows)
+    assert len(journal.decisions()) == len(rows) and len(journal.absences()) == len(absent)
     first.close()
     journal.close()
 
