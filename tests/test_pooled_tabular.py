@@ -144,19 +144,20 @@ def test_pooled_model_equals_the_family_fitted_on_rows_stacked_by_hand(runs, fil
         assert saved.best_iteration_ == mine.best_iteration_
 
 
-def captured_rows(files: dict, family: str, monkeypatch) -> dict:
-    """The rows the model class's fit receives from the pooled fit, for the given files."""
+def captured_rows(files: dict, family: str, monkeypatch, symbols=SYMBOLS) -> dict:
+    """The rows and labels the model class's fit receives from the pooled fit of `files`."""
     seen = {}
     model_class = MODELS[family]
     fit = FITS[family]
 
     def spy(self, x_train, up_train, x_val, up_val):
-        seen.update(train=np.array(x_train), validation=np.array(x_val))
+        seen.update(train=np.array(x_train), validation=np.array(x_val),
+                    up_train=np.array(up_train), up_validation=np.array(up_val))  # fmt: skip
         return fit(self, x_train, up_train, x_val, up_val)
 
     monkeypatch.setattr(model_class, "fit", spy)
-    grids, _ = universe_grids("close", SYMBOLS, "30m", files, None)
-    config = TrainConfig(family=family, symbol=SYMBOLS[0], symbols=SYMBOLS, timeframe="30m",
+    grids, _ = universe_grids("close", symbols, "30m", files, None)
+    config = TrainConfig(family=family, symbol=symbols[0], symbols=symbols, timeframe="30m",
                          seq_len=SEQ_LEN, lags=LAGS, split=SPLIT, test_from=TEST,
                          target="relative")  # fmt: skip
     family_of(config).fit_universe(config, grids)
