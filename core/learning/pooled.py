@@ -246,7 +246,7 @@ def fit_pooled(
     metrics["steps"] = step
     metrics["test_decisions"] = int(sum(one.test.sum() for one in series.values()))
     metrics["scored_targets"] = int(history["scored"].sum()) if len(history) else 0
-    metrics |= purge_record(_most_purged(series))
+    metrics |= purge_record(most_purged(series))
     return Trained(config, model, history, metrics, predictions)
 
 
@@ -278,7 +278,7 @@ def _training_candles(parts: list) -> Series:
                   empty, train, ~train, ~train)  # fmt: skip
 
 
-def _most_purged(series: dict) -> Series:
+def most_purged(series: dict) -> Series:
     """The series whose purge lost most decisions (on one grid every symbol's is the same)."""
     return max(series.values(), key=lambda one: sum(one.purged.values()))
 

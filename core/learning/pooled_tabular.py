@@ -16,10 +16,12 @@ import time
 import numpy as np
 import pandas as pd
 
+from fc.core.data.universe import check_pairs
 from fc.core.learning.config import TrainConfig
 from fc.core.learning.evaluation import scores
 from fc.core.learning.pooled import (
     check_universe,
+    most_purged,
     pooled_baselines,
     pooled_result,
     universe_resolved,
@@ -35,6 +37,7 @@ def fit_tabular_universe(family, config: TrainConfig, grids: dict, on_progress=N
     with validation decisions under `symbols`; predictions (time, symbol, p_up) of every
     validation decision."""
     check_universe(config)
+    check_pairs(grids, config.first_decision)
     stamps = timing if timing is not None else {}
     started = time.perf_counter()
     series, test_start = universe_series(config, grids)
@@ -60,7 +63,7 @@ def fit_tabular_universe(family, config: TrainConfig, grids: dict, on_progress=N
         "validation_sample_size": pooled["decisions"],  # every one: the fit chose on all
         "check": next(iter(per_symbol.values()))["check"],
         **family.fit_record(model, history, started, list(series.values())),
-        **purge_record(next(iter(series.values()))),
+        **purge_record(most_purged(series)),
     }
     return Trained(config, model, history, metrics, pd.concat(frames, ignore_index=True))
 
