@@ -23,10 +23,14 @@ WITHHELD, REMOVED = "SYNTH/USDT", "XRP/USDT"
 TF = 1_800_000
 
 
+def decimal(value: float) -> float:
+    return float(f"{value:.8f}")  # as the exchange's strings parse
+
+
 def test_withheld_candles_and_a_removed_market(binance_server, tmp_path):
     server = binance_server
     server.timeframe, server.symbols = "30m", SYMBOLS
-    server.candles = {s: make_candles(80, timeframe="30min", seed=i).map(lambda v: float(f"{v:.8f}"))
+    server.candles = {s: make_candles(80, timeframe="30min", seed=i).map(decimal)
                       for i, s in enumerate(SYMBOLS)}  # fmt: skip
     opens = server.candles[SYMBOLS[0]].index.as_unit("ns").asi8 // 1_000_000
     ticks = [int(t) for t in opens[-12:]]
@@ -59,7 +63,7 @@ def test_withheld_candles_and_a_removed_market(binance_server, tmp_path):
         return journal
 
     crashed = run(ticks[:5])  # then it dies without closing anything, mid-outage
-    journal = run(ticks[4:], again=ticks[4:5])  # restart: the fifth candle is decided already, then on
+    journal = run(ticks[4:], again=ticks[4:5])  # restart: the fifth candle is decided already
     rows, absent = journal.decisions(), journal.absences()
     assert not rows.duplicated(["symbol", "policy", "candle_ms"]).any()
     assert not absent.duplicated(["symbol", "candle_ms"]).any()
@@ -71,7 +75,8 @@ def test_withheld_candles_and_a_removed_market(binance_server, tmp_path):
     assert mine.index[mine.kind == "held"].tolist() == held
     assert mine.position[held].nunique() == 1 and mine.position[held[0]] == mine.position[ticks[2]]
     missing = absent[absent.reason == "missing"]
-    assert list(zip(missing.symbol, missing.candle_ms, strict=True)) == [(WITHHELD, t) for t in held]
+    assert list(zip(missing.symbol, missing.candle_ms, strict=True)) == [(WITHHELD, t)
+                                                                         for t in held]  # fmt: skip
     gone = absent[absent.reason == "delisted"]
     assert list(zip(gone.symbol, gone.candle_ms, strict=True)) == [(REMOVED, removed)]
     assert rows[rows.symbol == REMOVED].candle_ms.max() == ticks[7]

@@ -10,7 +10,15 @@ import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
-from universe_presence import DELISTED, GAPPY, LATE, SYMBOLS, presence_frames, times_ms, write_frames
+from universe_presence import (
+    DELISTED,
+    GAPPY,
+    LATE,
+    SYMBOLS,
+    presence_frames,
+    times_ms,
+    write_frames,
+)
 
 from fc.cli.main import app
 from fc.live.journal import Journal
