@@ -30,7 +30,7 @@ SYMBOLS = ("AAA/USDT", "BBB/USDT", "CCC/USDT", "DDD/USDT", "EEE/USDT")
 SEQ, TICKS, TF = 512, 300, 1_800_000
 
 
-def random_model(folder: Path) -> Path:
+def random_model(folder: Path, symbols: tuple = SYMBOLS) -> Path:
     """An untrained universe model exported as `fc export` writes one (torch only here)."""
     import torch
 
@@ -42,8 +42,8 @@ def random_model(folder: Path) -> Path:
 
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    scaling = {s: [0.0, 0.005] for s in SYMBOLS}
-    config = TrainConfig(symbol=SYMBOLS[0], timeframe="30m", seq_len=SEQ, symbols=SYMBOLS,
+    scaling = {s: [0.0, 0.005] for s in symbols}
+    config = TrainConfig(symbol=symbols[0], timeframe="30m", seq_len=SEQ, symbols=symbols,
                          target="relative", symbol_scaling=scaling)  # fmt: skip
     params = {p: PolicyParams(k=2) for p in POLICIES}
     return write_window_onnx(Forecast(16, 3).eval(), Scaling(0.0, 1.0), config,
@@ -54,10 +54,12 @@ def random_model(folder: Path) -> Path:
 class DelayedSource:
     """Candles answered after a fixed delay (a stand-in for the exchange's round trip)."""
 
-    def __init__(self, source, delay_s: float):
-        self.source, self.delay_s = source, delay_s
+    def __init__(self, source, delay_s: float, limiter=None):
+        self.source, self.delay_s, self.limiter = source, delay_s, limiter
 
     def closed_candles(self, symbol, timeframe, count, now_ms):
+        if self.limiter is not None:  # as ccxt throttles each request before sending it
+            self.limiter.throttle(1)
         time.sleep(self.delay_s)
         return self.source.closed_candles(symbol, timeframe, count, now_ms)
 

@@ -65,6 +65,15 @@ def paper(
             "included; later it is skipped. Default: half the timeframe, at most 300.",
         ),
     ] = None,
+    deadline: Annotated[
+        float | None,
+        typer.Option(
+            envvar="FC_DEADLINE_S",
+            help="A universe: seconds after a close to wait for each symbol's candle; a symbol "
+            "whose candle has not come is not decided then (it holds). Default: a tenth of the "
+            "candle.",
+        ),
+    ] = None,
     log_json: Annotated[
         bool, typer.Option("--log-json", envvar="FC_LOG_JSON", help="Log JSON lines.")
     ] = False,
@@ -154,6 +163,7 @@ def paper(
             policy,
             new_model,
             store,
+            deadline,
         )
         report["replay"] = {
             "decisions": result.decisions,
@@ -167,7 +177,7 @@ def paper(
 
     run_paper(
         str(model), symbol, exchange, exchange_url, str(journal), fee_bps, capital, delay, window,
-        policy, new_model, metrics_port, metrics_host,
+        policy, new_model, metrics_port, metrics_host, deadline,
     )  # fmt: skip
 
 

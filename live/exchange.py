@@ -4,6 +4,8 @@ progress is never returned.
 """
 
 import json
+import logging
+import threading
 import time
 from collections.abc import Callable
 
@@ -41,6 +43,7 @@ class Exchange:
         now_ms: Callable[[], int] | None = None,
         page_limit: int = PAGE_LIMIT,
         on_error: Callable[[str], None] | None = None,
+        limiter: "RateLimiter | None" = None,
     ):
         exchange_id = exchange_id.strip().lower()
         if exchange_id not in ccxt.exchanges:
@@ -56,6 +59,8 @@ class Exchange:
         self.on_error = on_error  # told the kind of every failed request (metrics)
         self._markets_loaded = False
         self.client = getattr(ccxt, exchange_id)({"enableRateLimit": True, "timeout": timeout_ms})
+        if limiter is not None:  # several clients of one exchange: one rate limit for all
+            self.client.throttle = limiter.throttle
         if url:
             self._point_at(url.rstrip("/"))
 
@@ -156,11 +161,14 @@ class Exchange:
         until_ms: int | None = None,
         on_page: Callable[[pd.DataFrame], None] | None = None,
         now_ms: int | None = None,
+        limit: int | None = None,
     ) -> pd.DataFrame:
         """Closed candles with open time in [since_ms, until_ms], page by page (each page is
-        validated, then handed to on_page). A candle whose close (open + timeframe) is after
-        now is never returned."""
+        validated, then handed to on_page) of `limit` candles (default: the page limit; a few
+        candles cost the rate limit less than a full page). A candle whose close (open +
+        timeframe) is after now is never returned."""
         self.check_market(symbol, timeframe)
+        page = min(self.page_limit, limit or self.page_limit)
         step = timeframe_ms(timeframe)
         now = self.now() if now_ms is None else int(now_ms)
         stop = now - step  # the last open time whose candle has closed
@@ -174,22 +182,22 @@ class Exchange:
                 symbol,
                 timeframe,
                 since=since,
-                limit=self.page_limit,
+                limit=page,
                 params={"until": stop},
             )
             try:
-                page = self._page(rows, symbol, timeframe, since, step)
+                frame = self._page(rows, symbol, timeframe, since, step)
             except BadExchangeData:
                 self._failed("bad_data")
                 raise
-            page = page[page.index.as_unit("ms").asi8 <= stop]  # an exchange ignoring endTime
-            if page.empty:
+            frame = frame[frame.index.as_unit("ms").asi8 <= stop]  # an exchange ignoring endTime
+            if frame.empty:
                 break
             if on_page is not None:
-                on_page(page)
-            pages.append(page)
-            since = int(page.index[-1].value // 1_000_000) + step
-            if len(rows) < self.page_limit:  # fewer than asked: nothing more up to stop
+                on_page(frame)
+            pages.append(frame)
+            since = int(frame.index[-1].value // 1_000_000) + step
+            if len(rows) < page:  # fewer than asked: nothing more up to stop
                 break
         return pd.concat(pages) if pages else _empty()
 
@@ -201,7 +209,7 @@ class Exchange:
         last = last_closed_open(timeframe, now_ms)
         now = min(int(now_ms), self.now())
         return self.fetch_candles(
-            symbol, timeframe, last - (count - 1) * step, until_ms=last, now_ms=now
+            symbol, timeframe, last - (count - 1) * step, until_ms=last, now_ms=now, limit=count
         )
 
     def _page(self, rows, symbol: str, timeframe: str, since: int, step: int) -> pd.DataFrame:
@@ -235,6 +243,109 @@ class Exchange:
         except FcError as exc:
             what = str(exc).split(";")[0]  # validate_candles' advice is for files, not answers
             raise BadExchangeData(f"{what}: the exchange sent bad data; try again later") from None
+
+
+class RateLimiter:
+    """ccxt's rate limit shared by several clients of one exchange (a universe's symbols are
+    fetched on threads, one client each): every request waits for its slot, the exchange's
+    rateLimit (ms) x the request's cost after the slot before it, as ccxt spaces one client's
+    requests. Installed as each client's `throttle`, which ccxt calls before every request."""
+
+    def __init__(self, interval_ms: float, sleep: Callable[[float], None] = time.sleep):
+        self.interval_ms, self.sleep = float(interval_ms), sleep
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def throttle(self, cost=None) -> None:
+        cost = 1 if cost is None else cost
+        with self._lock:
+            now = time.monotonic() * 1000
+            slot = max(now, self._next)
+            self._next = slot + self.interval_ms * cost
+        if slot > now:
+            self.sleep((slot - now) / 1000)
+
+
+class ExchangePool:
+    """The candle source of a universe live: one Exchange a symbol (a ccxt client is not shared
+    between threads: the answer check reads its last response), all under one RateLimiter, one
+    market list (loaded once) and one server clock (its offset read with the market list, so a
+    request a symbol a tick asks nothing but the candles). `listed` reloads the market list
+    when a symbol's newest candle did not come (or at the latest every `reload_s`)."""
+
+    def __init__(self, symbols, timeframe: str, exchange_id: str = "binance",
+                 reload_s: float = 3600.0, **options):  # fmt: skip
+        self.timeframe, self.reload_s = timeframe, reload_s
+        self.offset_ms, self.reloaded_ms = 0, None
+        lead = Exchange(exchange_id, **options)
+        self.limiter = RateLimiter(lead.client.rateLimit)
+        lead.client.throttle = self.limiter.throttle
+
+        def clock() -> int:
+            return int(time.time() * 1000) + self.offset_ms
+
+        options = {**options, "now_ms": options.get("now_ms") or clock}
+        self.lead = lead
+        self.exchanges = {s: Exchange(exchange_id, limiter=self.limiter, **options)
+                          for s in symbols}  # fmt: skip
+        self.suspect: set = set()
+        self._lock = threading.Lock()
+        self._reload()
+        if lead.client.timeframes and timeframe not in lead.client.timeframes:
+            raise FcError(f"{lead.id} has no {timeframe} candles; use one of 1m, 5m, 30m, 1h")
+        listed = self._listed(symbols)
+        if not any(listed.values()):
+            raise FcError(f"{lead.id} lists none of {', '.join(symbols)}; give a universe "
+                          "model of markets it trades")  # fmt: skip
+        for symbol in [s for s, ok in listed.items() if not ok]:
+            logging.getLogger("fc.live").warning(f"{symbol}: {lead.id} does not list it now")
+
+    def _reload(self) -> None:
+        """The market list (and the server clock's offset) again, shared with every client."""
+        lead = self.lead
+        lead._call("the market list", lead.client.load_markets, True)
+        lead._markets_loaded = True
+        if lead.client.has.get("fetchTime") and lead._now_ms is None:
+            self.offset_ms = lead.now() - int(time.time() * 1000)
+        for exchange in self.exchanges.values():
+            exchange.client.set_markets_from_exchange(lead.client)
+            exchange._markets_loaded = True
+        self.reloaded_ms = int(time.time() * 1000)
+
+    def _listed(self, symbols) -> dict:
+        markets = self.lead.client.markets or {}
+        return {s: s in markets and markets[s].get("active") is not False for s in symbols}
+
+    def closed_candles(self, symbol: str, timeframe: str, count: int, now_ms: int):
+        """Exchange.closed_candles of the symbol's own client; a symbol that failed or whose
+        newest candle has not come is suspect (its market is looked up at the next `listed`)."""
+        try:
+            frame = self.exchanges[symbol].closed_candles(symbol, timeframe, count, now_ms)
+        except FcError:
+            with self._lock:
+                self.suspect.add(symbol)
+            raise
+        newest = frame.index[-1].value // 1_000_000 if len(frame) else None
+        with self._lock:
+            if newest is None or newest < last_closed_open(timeframe, now_ms):
+                self.suspect.add(symbol)
+            else:
+                self.suspect.discard(symbol)
+        return frame
+
+    def listed(self, symbols, now_ms: int) -> dict:
+        """{symbol: whether the exchange still lists its market, active}: the market list
+        reloaded first when a symbol is suspect or the list is older than reload_s (a reload
+        that fails leaves the list as it was)."""
+        stale = self.reloaded_ms is None or now_ms - self.reloaded_ms >= self.reload_s * 1000
+        if stale or self.suspect & set(symbols):
+            try:
+                self._reload()
+            except FcError as exc:
+                logging.getLogger("fc.live").warning(f"market list not reloaded: {exc}")
+            with self._lock:
+                self.suspect -= set(symbols)
+        return self._listed(symbols)
 
 
 def error_kind(exc: Exception) -> str:

@@ -52,11 +52,13 @@ def bars_needed(spec: FeatureSpec | None, seq_len: int) -> int:
     return seq_len + 1 if spec is None else spec.first_decision(seq_len) + 1
 
 
-def fetch_all(source, symbols: list[str], timeframe: str, count, now_ms: int, check) -> list:
+def fetch_all(source, symbols: list[str], timeframe: str, count, now_ms: int, check,
+              pool: ThreadPoolExecutor | None = None) -> list:  # fmt: skip
     """[(frame or None, reason)] for each symbol: source.closed_candles passed through
     check(frame) -> (frame or None, reason); a source's FcError is that symbol's reason. Several
     symbols are fetched at once, on threads, so a tick waits for the slowest, not their sum.
-    count: candles asked of each symbol, or {symbol: count} (a universe asks each what it lacks)."""
+    count: candles asked of each symbol, or {symbol: count} (a universe asks each what it lacks);
+    pool: the threads to use (a universe service keeps its own: none started a tick)."""
 
     def one(symbol: str):
         try:
@@ -67,6 +69,8 @@ def fetch_all(source, symbols: list[str], timeframe: str, count, now_ms: int, ch
 
     if len(symbols) == 1:
         return [one(symbols[0])]
+    if pool is not None:
+        return list(pool.map(one, symbols))
     with ThreadPoolExecutor(max_workers=len(symbols), thread_name_prefix="fc-fetch") as pool:
         return list(pool.map(one, symbols))
 

@@ -181,6 +181,7 @@ def replay_file(
     policy: dict | None = None,
     new_model: bool = False,
     store: str | Path | None = None,
+    deadline_s: float | None = None,
 ) -> tuple[ReplayResult, dict]:
     """`fc paper --replay FILE` (or SYMBOL=FILE values, one a symbol the model reads, the rest
     from `store`): the service over the candles, then the journal report. The policy parameters
@@ -199,6 +200,7 @@ def replay_file(
         policy_params=with_overrides(predictor.meta["policy_params"], policy or {}),
         model_sha256=model_sha256(model),
         schedule=predictor.meta["schedule"],
+        deadline_s=deadline_s,
     )
     check_journal_schedule(journal_path, config.symbol, config.timeframe, config.schedule)
     candles = replay_candles(path, store, predictor, config.timeframe)

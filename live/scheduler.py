@@ -105,13 +105,14 @@ def run_paper(
     new_model: bool = False,
     metrics_port: int | None = None,
     metrics_host: str = "127.0.0.1",
+    deadline_s: float | None = None,
 ) -> None:
     """`fc paper`: load the model (its metadata gives the timeframe and the policy parameters,
     each one in `policy` replaced), open the journal and the exchange, serve metrics when asked,
     and trade on paper until SIGTERM/SIGINT. The journal is opened for writing last, after every
     check that may refuse to start."""
     from fc.core.evaluation.policies import with_overrides
-    from fc.live.exchange import Exchange
+    from fc.live.exchange import Exchange, ExchangePool
     from fc.live.journal import Journal
     from fc.live.market_inputs import SymbolSources, model_spec
     from fc.live.metrics import NoMetrics, PrometheusMetrics
@@ -136,6 +137,7 @@ def run_paper(
         capital=capital,
         delay_s=delay_s,
         window_s=window_s,
+        deadline_s=deadline_s,
         model=str(model),
         policy_params=with_overrides(predictor.meta["policy_params"], policy or {}),
         model_sha256=model_sha256(model),
@@ -159,12 +161,17 @@ def run_paper(
     # shared between threads (its last answer is read to check the candles)
     spec = model_spec(predictor)
     exchanges = {}
-    for name in universe or ([config.symbol] if spec is None else spec.symbols):
+    for name in [] if universe else ([config.symbol] if spec is None else spec.symbols):
         exchanges[name] = Exchange(exchange_id, url=exchange_url, timeout_ms=10_000, retries=2,
                                    backoff_s=1.0, sleep=clock.sleep,
                                    on_error=metrics.exchange_error)  # fmt: skip
         exchanges[name].check_market(name, config.timeframe)
-    source = exchanges[config.symbol] if len(exchanges) == 1 else SymbolSources(exchanges)
+    if universe:  # one rate limit and one market list for every symbol's client
+        source = ExchangePool(universe, config.timeframe, exchange_id, url=exchange_url,
+                              timeout_ms=10_000, retries=2, backoff_s=1.0, sleep=clock.sleep,
+                              on_error=metrics.exchange_error)  # fmt: skip
+    else:
+        source = exchanges[config.symbol] if len(exchanges) == 1 else SymbolSources(exchanges)
     journal = Journal(journal_path)
     lock = lock or lock_journal(journal_path)
     engine = UniverseService if universe else PaperService

@@ -334,8 +334,10 @@ class PaperService:
     def _carry(self, prev: Row, times: np.ndarray, closes: np.ndarray):
         """Held rows for the candles after prev (of its symbol) and before the last one; and the
         wealth then."""
-        c = replace(self.config, symbol=prev.symbol)
         between = np.flatnonzero((times > prev.candle_ms) & (times < times[-1]))
+        if not len(between):  # the usual candle: nothing held before it
+            return [], prev.wealth
+        c = replace(self.config, symbol=prev.symbol)
         if len(between) and times[between[0]] != prev.candle_ms + c.timeframe_ms:
             log_event(
                 logging.WARNING,

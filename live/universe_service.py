@@ -24,6 +24,7 @@ backtest's definitions; an equal-weight book holds each member's position / the 
 
 import json
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -58,6 +59,7 @@ class UniverseService(PaperService):
 
     def __init__(self, config, source, predictor, journal, clock, metrics=None):
         self.universe = list(predictor.symbols)
+        self.tf = config.timeframe_ms
         self.cache = {}  # {symbol: (open times ms, closes)}: its real candles, oldest first
         self.first_seen = {}  # {symbol: its first candle the service has seen}
         self.answered = set()  # symbols the source has answered (with candles or none yet)
@@ -65,6 +67,12 @@ class UniverseService(PaperService):
         super().__init__(config, source, predictor, journal, clock, metrics)
         self.symbols = self.universe
         self.warm_up = self.bars - 1  # candles of its own a symbol needs before t
+        self.pool = ThreadPoolExecutor(max_workers=min(len(self.universe), 64),
+                                       thread_name_prefix="fc-fetch")  # fmt: skip
+        self.params_json = {p: PaperService._params_json(self, p) for p in POLICIES}
+
+    def _params_json(self, policy: str) -> str:
+        return self.params_json[policy]  # the same text on every row: made once
 
     @property
     def journal_symbol(self) -> str:
@@ -113,7 +121,7 @@ class UniverseService(PaperService):
                 sleeves = self.symbol_sleeves[symbol, policy]
                 positions[symbol, policy] = (sleeves.step(float(p_up[i]), t) if eligible[i]
                                              else sleeves.book())  # fmt: skip
-        tf, params = self.config.timeframe_ms, self.predictor.portfolio_params
+        tf, params = self.tf, self.predictor.portfolio_params
         mine = self.book_sleeves[(t // tf) % len(self.book_sleeves)]
         since = [-np.inf if m is None else m // tf for m in mine["changed"]]
         new = next_sides(np.nan_to_num(p_up, nan=0.5).tolist(), mine["sides"], since, t // tf,
@@ -153,7 +161,8 @@ class UniverseService(PaperService):
             if missing:
                 counts = {s: self._lacking(s, t) for s in missing}
                 answers = fetch_all(self.source, missing, c.timeframe, counts,
-                                    self.clock.now_ms(), lambda frame: (frame, ""))  # fmt: skip
+                                    self.clock.now_ms(), lambda frame: (frame, ""),
+                                    self.pool)  # fmt: skip
                 for symbol, (frame, why) in zip(missing, answers, strict=True):
                     if frame is not None:
                         self.answered.add(symbol)
@@ -198,7 +207,7 @@ class UniverseService(PaperService):
     def _lacking(self, symbol: str, t: int) -> int:
         """Candles to ask of the symbol at candle t: from its newest cached one to t (usually
         one), or a full window and the candles missed since the last decision when none."""
-        tf = self.config.timeframe_ms
+        tf = self.tf
         opens = self.cache.get(symbol, (EMPTY, EMPTY))[0]
         if len(opens):
             return int(min(max(1, (t - opens[-1]) // tf), MAX_FETCH))
@@ -216,13 +225,19 @@ class UniverseService(PaperService):
         if not len(opens):
             return
         old_opens, old_closes = self.cache.get(symbol, (EMPTY, EMPTY))
-        new = ~np.isin(opens, old_opens)
-        opens = np.concatenate([old_opens, opens[new]])
-        closes = np.concatenate([old_closes, closes[new]])
-        order = np.argsort(opens, kind="stable")
-        size = max(self.bars + 1, int(new.sum()) + 1)
-        self.cache[symbol] = (opens[order][-size:], closes[order][-size:])
-        self.first_seen[symbol] = min(self.first_seen.get(symbol, opens.min()), opens.min())
+        size = max(self.bars + 1, len(opens) + 1)
+        if len(old_opens) and opens[0] > old_opens[-1]:  # the usual tick: newer candles only
+            opens = np.concatenate([old_opens, opens])
+            closes = np.concatenate([old_closes, closes])
+        else:  # a first answer, or one that fills in older candles too
+            new = ~np.isin(opens, old_opens)
+            opens = np.concatenate([old_opens, opens[new]])
+            closes = np.concatenate([old_closes, closes[new]])
+            order = np.argsort(opens, kind="stable")
+            opens, closes = opens[order], closes[order]
+        self.cache[symbol] = (opens[-size:], closes[-size:])
+        first = int(opens[0])
+        self.first_seen[symbol] = min(self.first_seen.get(symbol, first), first)
 
     def _stale(self, symbol: str) -> str:
         opens = self.cache.get(symbol, (EMPTY, EMPTY))[0]
@@ -246,7 +261,7 @@ class UniverseService(PaperService):
         if first is None:
             return False
         opens = self.cache[symbol][0]
-        return bool(((opens >= first + self.warm_up * self.config.timeframe_ms)
+        return bool(((opens >= first + self.warm_up * self.tf)
                      & (opens <= t)).any())  # fmt: skip
 
     def _closes(self, symbol: str, times: np.ndarray, base: float | None = None) -> np.ndarray:
@@ -268,7 +283,7 @@ class UniverseService(PaperService):
     def _window(self, symbol: str, t: int) -> np.ndarray | None:
         """The model's window of the symbol at t (price_change of its last seq_len + 1 closes on
         the grid), None where its candles do not reach back that far."""
-        tf = self.config.timeframe_ms
+        tf = self.tf
         times = t - tf * np.arange(self.bars - 1, -1, -1, dtype=np.int64)
         closes = self._closes(symbol, times)
         if not np.isfinite(closes).all():
@@ -278,7 +293,7 @@ class UniverseService(PaperService):
     # -- deciding ----------------------------------------------------------------------------
 
     def _decide(self, t: int, tick: Tick, now: int) -> Decision | None:
-        c, tf = self.config, self.config.timeframe_ms
+        c, tf = self.config, self.tf
         decides = self.is_decision_candle(t)  # between decision candles every book is held
         windows = {}
         for symbol in self.universe:
@@ -344,12 +359,12 @@ class UniverseService(PaperService):
 
     def _warm(self, symbol: str, t: int) -> bool:
         first = self.first_seen.get(symbol)
-        return first is not None and t - first >= self.warm_up * self.config.timeframe_ms
+        return first is not None and t - first >= self.warm_up * self.tf
 
     def _times(self, t: int, since: int) -> np.ndarray:
         """The candles from `since` (a last row's) to t, open times; a downtime longer than
         MAX_FETCH candles is bridged from `since` to the first of the last MAX_FETCH."""
-        tf = self.config.timeframe_ms
+        tf = self.tf
         if since >= t:
             return np.array([t], dtype=np.int64)
         first = max(since + tf, t - (MAX_FETCH - 1) * tf)
@@ -439,7 +454,7 @@ class UniverseService(PaperService):
             weights = np.array(row, dtype=np.float64)
             moved = weights != held
         else:
-            params, tf = self.predictor.portfolio_params, self.config.timeframe_ms
+            params, tf = self.predictor.portfolio_params, self.tf
             side = np.sign(held).astype(int).tolist()
             since = [-np.inf if m is None else m // tf for m in before["changed"]]
             new = next_sides(np.nan_to_num(p_up, nan=0.5).tolist(), side, since, t // tf, params,

@@ -7,6 +7,7 @@ Every exchange test drives the real ccxt client against it (`Exchange(url=server
     server.fail("503", times=2)       # the next two /api/v3/klines requests answer 503
     server.fail("ok", times=2); server.fail("malformed")   # the third one is malformed
     server.count("/api/v3/klines"), server.start_times()   # what the client asked
+    server.withheld = {"BTC/USDT": ms}  # that market's candles from ms on are not served (yet)
 """
 
 import json
@@ -65,6 +66,7 @@ class BinanceServer:
     symbols: tuple = ("BTC/USDT", "SYNTH/USDT", "ETH/BTC")
     slow_s: float = 1.0
     faults: deque = field(default_factory=deque)
+    withheld: dict = field(default_factory=dict)
     requests: list = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -143,6 +145,9 @@ class BinanceServer:
         opens = _open_ms(frame)
         now = self.server_time()
         keep = opens <= now
+        held = {s.replace("/", ""): ms for s, ms in self.withheld.items()}
+        if params.get("symbol") in held:
+            keep &= opens < held[params["symbol"]]
         if end is not None:
             keep &= opens <= end
         if start is not None:

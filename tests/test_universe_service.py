@@ -140,6 +140,14 @@ def test_bad_live_input_is_one_line_and_leaves_the_journal_unchanged(exported, t
     one_line_error(result, "--symbol AAA/USDT")
 
 
+@pytest.mark.parametrize("deadline", ["-1", "1800", "2500"])
+def test_a_deadline_outside_the_candle_is_one_line(exported, deadline):
+    _, files, model, _ = exported
+    replay = [a for s, p in files.items() for a in ("--replay", f"{s}={p}")]
+    result = runner.invoke(app, ["paper", *replay, "--model", str(model), "--deadline", deadline])
+    one_line_error(result, f"--deadline {float(deadline)}", "less than a 30m candle")
+
+
 def test_metrics_carry_a_symbol_label_and_the_portfolio(exported):
     _, files, model, _ = exported
     predictor = load_universe_predictor(model)
