@@ -64,6 +64,20 @@ class DelayedSource:
         return self.source.closed_candles(symbol, timeframe, count, now_ms)
 
 
+def service_maker(predictor, folder: Path):
+    """service(source, name) -> (a UniverseService of the predictor over `source`, journalling
+    into folder/name.sqlite, fee 5 bps; its simulated clock)."""
+    config = PaperConfig(symbol=predictor.symbols[0], timeframe="30m", fee_bps=5.0,
+                         policy_params=predictor.meta["policy_params"])  # fmt: skip
+
+    def service(source, name: str):
+        clock = SimulatedClock(0)
+        journal = Journal(folder / f"{name}.sqlite")
+        return UniverseService(config, source, predictor, journal, clock), clock
+
+    return service
+
+
 def ticks(service, clock, opens) -> np.ndarray:
     """Seconds of decide_at at each candle of `opens`, each one a decision."""
     out = np.empty(len(opens))
@@ -88,14 +102,7 @@ def main() -> int:
                   for i, s in enumerate(symbols)}  # fmt: skip
         recorded = {s: RecordedSource(f, "30m") for s, f in frames.items()}
         opens = frames[symbols[0]].index[-2 * TICKS :].as_unit("ns").asi8 // 1_000_000
-        config = PaperConfig(symbol=symbols[0], timeframe="30m", fee_bps=5.0,
-                             policy_params=predictor.meta["policy_params"])  # fmt: skip
-
-        def service(source, name: str):
-            clock = SimulatedClock(0)
-            journal = Journal(Path(tmp) / f"{name}.sqlite")
-            return UniverseService(config, source, predictor, journal, clock), clock
-
+        service = service_maker(predictor, Path(tmp))
         compute = ticks(*service(SymbolSources(recorded), "compute"), opens[:TICKS])
         delay = args.delay_ms / 1000
         slow = {s: DelayedSource(r, delay) for s, r in recorded.items()}

@@ -19,18 +19,14 @@ import time
 from pathlib import Path
 
 import numpy as np
-from live_multi_speed import SEQ, DelayedSource, random_model, ticks
+from live_multi_speed import SEQ, DelayedSource, random_model, service_maker, ticks
 
 from fc.core.data.synth import synth_candles
-from fc.live.clock import SimulatedClock
 from fc.live.exchange import RateLimiter
-from fc.live.journal import Journal
 from fc.live.logs import setup_logging
 from fc.live.market_inputs import SymbolSources
 from fc.live.replay import RecordedSource
-from fc.live.service import PaperConfig
 from fc.live.universe_model import load_universe_predictor
-from fc.live.universe_service import UniverseService
 
 TICKS, WALL_TICKS = 100, 10
 
@@ -63,14 +59,7 @@ def main() -> int:
         recorded = {s: RecordedSource(f, "30m") for s, f in frames.items()}
         opens = frames[symbols[0]].index[-(TICKS + WALL_TICKS + 1) :].as_unit("ns").asi8
         opens = opens // 1_000_000
-        config = PaperConfig(symbol=symbols[0], timeframe="30m", fee_bps=5.0,
-                             policy_params=predictor.meta["policy_params"])  # fmt: skip
-
-        def service(source, name: str):
-            clock = SimulatedClock(0)
-            journal = Journal(Path(tmp) / f"{name}.sqlite")
-            return UniverseService(config, source, predictor, journal, clock), clock
-
+        service = service_maker(predictor, Path(tmp))
         compute = ticks(*service(SymbolSources(recorded), "compute"), opens[:TICKS])
         delay = args.delay_ms / 1000
         limiter = RateLimiter(args.interval_ms)
