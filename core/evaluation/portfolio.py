@@ -178,7 +178,7 @@ def next_sides(row: list, side: list, changed: list, t: int, params: PolicyParam
         order = sorted(symbols, key=lambda s, g=sign: -(row[s] + g * band * (side[s] == g)))
         need = k - sum(1 for s in symbols if eligible[s] and new[s] == sign)
         for s in order if sign > 0 else reversed(order):
-            if need and free[s]:
+            if need > 0 and free[s]:
                 new[s], free[s], need = sign, False, need - 1
     return new
 
