@@ -13,6 +13,7 @@ PORTFOLIO = (
     ("equal_weight_proportional", "eq. proportional"),
     ("buy_and_hold", "buy and hold"),
     ("cross_sectional_reversal", "xs reversal"),
+    ("cross_sectional_momentum", "xs momentum"),
 )
 
 

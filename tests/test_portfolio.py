@@ -18,6 +18,7 @@ from fc.core.evaluation.portfolio import (
     STRATEGIES,
     _sequential_sides,
     buy_and_hold,
+    cross_sectional_momentum,
     cross_sectional_reversal,
     equal_weight,
     long_short,
@@ -181,6 +182,11 @@ def test_cross_sectional_reversal_by_hand():
     got = cross_sectional_reversal(closes, decide, k=1)
     want = [[0, 0, 0], [-0.5, 0.5, 0], [0.5, 0, -0.5], [0.5, 0, -0.5], [0.5, -0.5, 0]]
     np.testing.assert_array_equal(got, want)
+    # momentum bets the other way: long the last relative winner (ties: the one listed first
+    # ranks higher, so at bar 2 B, not A, is the short)
+    momentum = cross_sectional_momentum(closes, decide, k=1)
+    want = [[0, 0, 0], [0.5, -0.5, 0], [0, -0.5, 0.5], [0, -0.5, 0.5], [-0.5, 0.5, 0]]
+    np.testing.assert_array_equal(momentum, want)
 
 
 def test_long_short_ties_band_and_min_hold_by_hand():

@@ -127,7 +127,8 @@ def test_relative_rows_report_the_classifier_and_the_portfolio(universe_run):
         portfolio = report[name]["portfolio"]
         assert set(portfolio) == {"long_short", "equal_weight_discrete",
                                   "equal_weight_proportional", "buy_and_hold",
-                                  "cross_sectional_reversal"}  # fmt: skip
+                                  "cross_sectional_reversal",
+                                  "cross_sectional_momentum"}  # fmt: skip
         for block in portfolio.values():
             assert keys <= set(block)
         for symbol in SYMBOLS:

@@ -29,7 +29,7 @@ from fc.core.evaluation.schedule import Schedule
 from fc.core.evaluation.universe_choice import top_mask, trailing_quote_volume
 
 STRATEGIES = ("long_short", "equal_weight_discrete", "equal_weight_proportional")
-BASELINES = ("buy_and_hold", "cross_sectional_reversal")
+BASELINES = ("buy_and_hold", "cross_sectional_reversal", "cross_sectional_momentum")
 
 
 def portfolio_decisions(filled: np.ndarray, seq_len: int) -> np.ndarray:
@@ -110,6 +110,15 @@ def cross_sectional_reversal(
     +-1/(2k) (k capped as long_short's)."""
     moved = relative_return(closes, horizon, eligible)
     return ranked_book(-moved, decide, PolicyParams(k=k), eligible)
+
+
+def cross_sectional_momentum(
+    closes: np.ndarray, decide: np.ndarray, k: int = 1, horizon: int = 1, eligible=None
+) -> np.ndarray:
+    """The cross-section's momentum, the reversal's opposite bet: long the k symbols whose last
+    H candles rose most against the universe's mean, short the k that fell most."""
+    return ranked_book(relative_return(closes, horizon, eligible), decide, PolicyParams(k=k),
+                       eligible)  # fmt: skip
 
 
 def ranked_book(scores: np.ndarray, decide: np.ndarray, params: PolicyParams,
@@ -226,6 +235,7 @@ def portfolio_weights(
         ),
         "buy_and_hold": buy_and_hold(*p.shape),
         "cross_sectional_reversal": cross_sectional_reversal(closes, decide, pair.k, horizon),
+        "cross_sectional_momentum": cross_sectional_momentum(closes, decide, pair.k, horizon),
     }
 
 
@@ -244,7 +254,10 @@ def _present_weights(p, closes, decide, params: dict, horizon: int, real, eligib
         "buy_and_hold": present_weights(np.broadcast_to(1.0 / n_t, p.shape), decide, eligible),
         "cross_sectional_reversal": cross_sectional_reversal(
             closes, decide, pair.k, horizon, eligible
-        ),  # fmt: skip
+        ),
+        "cross_sectional_momentum": cross_sectional_momentum(
+            closes, decide, pair.k, horizon, eligible
+        ),
     }
     for key, policy in (("equal_weight_discrete", "discrete"),
                         ("equal_weight_proportional", "proportional")):  # fmt: skip
@@ -385,6 +398,6 @@ def portfolio_backtest(
         k = ((params or {}).get("long_short") or PolicyParams()).k
         for name, section in report.items():
             capped = k_capped(eligible, decide & parts[name], k)
-            for key in ("long_short", "cross_sectional_reversal"):
+            for key in ("long_short", "cross_sectional_reversal", "cross_sectional_momentum"):
                 section[key]["k_capped"] = capped
     return pd.concat(frames, ignore_index=True), report
