@@ -31,13 +31,12 @@ import numpy as np
 
 from fc.core.data.features import price_change
 from fc.core.evaluation.policies import POLICIES, book_moves
-from fc.core.evaluation.portfolio import STRATEGIES, equal_weight, k_cap, next_sides, side_weights
-from fc.core.evaluation.schedule import mean_book
+from fc.core.evaluation.portfolio import STRATEGIES, k_cap, next_sides, side_weights
 from fc.live.journal import Absence, Row
 from fc.live.logs import log_event
 from fc.live.market_inputs import fetch_all
 from fc.live.service import MAX_FETCH, Decision, PaperService, held_close, held_trade, iso
-from fc.live.sleeves import Sleeves
+from fc.live.sleeves import BookSleeves, Sleeves
 
 PORTFOLIO = "portfolio"  # the journal's symbol of the portfolio's rows
 EQUAL_WEIGHT = {"equal_weight_discrete": "discrete", "equal_weight_proportional": "proportional"}
@@ -96,48 +95,46 @@ class UniverseService(PaperService):
         self.metrics.restored([r for r in self.state.values() if r is not None])
 
     def _rebuild_sleeves(self) -> None:
-        """With sleeves: every symbol's and the long-short's sleeve states, rebuilt by replaying
-        the journal's decided candles (each symbol's p_up there) through _sleeve_candle."""
+        """With sleeves: every symbol's and every book's sleeve states, rebuilt by replaying
+        the journal's candles through _sleeve_candle: at each, the symbols decided there (a
+        finite p_up) are the eligible ones, those with a row the members, the markets
+        journalled delisted there the closing ones."""
         c = self.config
-        n, size = c.schedule.sleeves, len(self.universe)
-        self.symbol_sleeves = {(s, p): Sleeves(n, p, c.params(p), c.timeframe_ms)
+        self.symbol_sleeves = {(s, p): Sleeves(c.schedule.sleeves, p, c.params(p), self.tf)
                                for s in self.universe for p in POLICIES}  # fmt: skip
-        self.book_sleeves = [{"sides": [0] * size, "changed": [None] * size} for _ in range(n)]
-        rows = self.journal.decisions(timeframe=self.config.timeframe)
-        mine = rows[(rows.policy == POLICIES[0]) & (rows.kind == "decision")
-                    & rows.symbol.isin(self.universe)]  # fmt: skip
+        self.book_sleeves = BookSleeves(c.schedule.sleeves, len(self.universe),
+                                        self.predictor.portfolio_params, self.tf,
+                                        STRATEGIES)  # fmt: skip
+        rows = self.journal.decisions(timeframe=c.timeframe)
+        mine = rows[(rows.policy == POLICIES[0]) & rows.symbol.isin(self.universe)]
         table = mine.pivot(index="candle_ms", columns="symbol", values="p_up")
-        table = table.reindex(columns=self.universe)
-        for t, p_up in zip(table.index, table.to_numpy(dtype=np.float64), strict=True):
-            self._sleeve_candle(int(t), p_up, np.isfinite(p_up).tolist())
+        p_up = table.reindex(columns=self.universe).to_numpy(dtype=np.float64)
+        member = mine.assign(one=1).pivot(index="candle_ms", columns="symbol", values="one")
+        member = member.reindex(columns=self.universe).notna().to_numpy()
+        absent = self.journal.absences(c.timeframe)
+        gone = absent[absent.reason == "delisted"]
+        for i, t in enumerate(table.index.tolist()):
+            closing = set(gone.symbol[gone.candle_ms == t])
+            present = (np.isfinite(p_up[i]).tolist(), member[i].tolist(),
+                       [s in closing for s in self.universe])  # fmt: skip
+            self._sleeve_candle(int(t), p_up[i], present)
 
-    def _sleeve_candle(self, t: int, p_up, eligible: list) -> tuple[dict, dict]:
+    def _sleeve_candle(self, t: int, p_up, present: tuple) -> tuple[dict, dict]:
         """({(symbol, policy): book position}, {strategy: weights}) at candle t with sleeves:
-        the sleeve of t re-decides (each eligible symbol by next_position, the long-short by
-        next_sides), every book is the mean of its sleeves' (core.evaluation.schedule)."""
+        the sleeve of t re-decides (each eligible symbol by next_position, the books by
+        BookSleeves), every book is the mean of its sleeves' (core.evaluation.schedule).
+        present: (eligible, member, closing) a symbol, as _decide finds them."""
+        eligible = present[0]
         positions = {}
         for i, symbol in enumerate(self.universe):
             for policy in POLICIES:
                 sleeves = self.symbol_sleeves[symbol, policy]
                 positions[symbol, policy] = (sleeves.step(float(p_up[i]), t) if eligible[i]
                                              else sleeves.book())  # fmt: skip
-        tf, params = self.tf, self.predictor.portfolio_params
-        mine = self.book_sleeves[(t // tf) % len(self.book_sleeves)]
-        since = [-np.inf if m is None else m // tf for m in mine["changed"]]
-        new = next_sides(np.nan_to_num(p_up, nan=0.5).tolist(), mine["sides"], since, t // tf,
-                         params, eligible)  # fmt: skip
-        mine["changed"] = [t if a != b else m for a, b, m in
-                           zip(new, mine["sides"], mine["changed"], strict=True)]  # fmt: skip
-        mine["sides"] = new
-        books = {"long_short": mean_book([side_weights(b["sides"], params)
-                                          for b in self.book_sleeves])}  # fmt: skip
-        for strategy, policy in EQUAL_WEIGHT.items():
-            books[strategy] = mean_book([
-                equal_weight(np.array([[self.symbol_sleeves[s, policy].positions[k]
-                                        for s in self.universe]]))[0]
-                for k in range(len(self.book_sleeves))
-            ])  # fmt: skip
-        return positions, books
+        j = self.book_sleeves.sleeve(t)
+        held = {strategy: [self.symbol_sleeves[s, policy].positions[j] for s in self.universe]
+                for strategy, policy in EQUAL_WEIGHT.items()}  # fmt: skip
+        return positions, self.book_sleeves.step(t, p_up, *present, held)
 
     @property
     def last_candle_ms(self) -> int | None:
@@ -309,9 +306,10 @@ class UniverseService(PaperService):
         p_up = np.full(len(self.universe), np.nan)
         if decides and windows:
             p_up[eligible] = self.predictor.p_up_row(windows)
+        present = (eligible, member, [s in closing for s in self.universe])
         self.sleeve_books = None
         if self.book_sleeves is not None:  # sleeves: every candle re-decides one of them
-            self.sleeve_positions, self.sleeve_books = self._sleeve_candle(t, p_up, eligible)
+            self.sleeve_positions, self.sleeve_books = self._sleeve_candle(t, p_up, present)
         rows, positions, absences = [], {}, []
         for i, symbol in enumerate(self.universe):
             if not member[i]:
@@ -331,7 +329,6 @@ class UniverseService(PaperService):
             absences.append(Absence(symbol, c.timeframe, t, "delisted",
                                     "the exchange no longer lists the market: closed at its "
                                     "last price", now))  # fmt: skip
-        present = (eligible, member, [s in closing for s in self.universe])
         rows += self._portfolio_rows(t, p_up, positions, now, decides, present)
         if self.journal.record(rows, absences) == 0:
             log_event(logging.INFO, "duplicate", f"candle {iso(t)} journalled by another job")
