@@ -12,25 +12,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import universe_presence as fixture
 from typer.testing import CliRunner
-from universe_presence import (
-    DELISTED,
-    GAPPY,
-    LATE,
-    SYMBOLS,
-    presence_frames,
-    times_ms,
-    write_frames,
-)
+from universe_presence import DELISTED, GAPPY, LATE, SYMBOLS, presence_frames, times_ms
 
 from fc.cli.main import app
 
 runner = CliRunner()
-SPLIT, TEST, H = "2023-01-25", "2023-02-01", 4
-QUICK = ["--seq-len", "32", "--hidden", "4", "--layers", "1", "--epochs", "1", "--max-steps",
-         "3", "--split", SPLIT, "--test-from", TEST, "--quiet", "--threads", "1"]  # fmt: skip
-FEE_BPS, CAPITAL, TF, K = 2.0, 10_000.0, 1_800_000, 3
-STRATEGIES = ("long_short", "equal_weight_discrete", "equal_weight_proportional")
+H, TF, K = 4, 1_800_000, 3  # horizon and schedule, 30m in ms, the long-short's k (capped)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -46,10 +35,12 @@ def invoke(*args):
 def data(tmp_path_factory):
     """(frames, files) of the seeded universe with a late listing, gaps and a delisting."""
     frames = presence_frames()
-    return frames, write_frames(frames, tmp_path_factory.mktemp("presence_schedule"))
+    return frames, fixture.write_frames(frames, tmp_path_factory.mktemp("presence_schedule"))
 
 
-@pytest.fixture(scope="module", params=["sleeves", "cadence"])
+# the cadence was right before sleeves were (and a one-grid universe's is in the fast suite,
+# test_horizon_live): slow, to keep the fast suite's time for the sleeves
+@pytest.fixture(scope="module", params=["sleeves", pytest.param("cadence", marks=pytest.mark.slow)])
 def replayed(request, data, tmp_path_factory):
     """(schedule, run, model, backtest's test rows, journal, --replay arguments) of a relative
     universe at H = 4 on the schedule, k 2: trained, exported, backtested with --model and
@@ -58,20 +49,21 @@ def replayed(request, data, tmp_path_factory):
     root = tmp_path_factory.mktemp(how)
     args = [a for s, p in files.items() for a in ("--data", f"{s}={p}")]
     out = invoke("train", "--symbols", ",".join(SYMBOLS), "--target", "relative", "--horizon", H,
-                 f"--{how}", H, *args, *QUICK, "--runs", root / "runs")  # fmt: skip
+                 f"--{how}", H, *args, *fixture.QUICK, "--runs", root / "runs")  # fmt: skip
     assert out.exit_code == 0, out.output
     run = Path(out.stdout.strip().splitlines()[-1])
     out = invoke("export", run, "--onnx", "--k", K)
     assert out.exit_code == 0, out.output
     model = run / "export" / "model.onnx"
-    out = invoke("backtest", run, "--model", model, "--fee-bps", FEE_BPS, "--k", K, "--json")
+    out = invoke("backtest", run, "--model", model, "--fee-bps", fixture.FEE_BPS, "--k", K,
+                 "--json")  # fmt: skip
     assert out.exit_code == 0, out.output
     report = json.loads(out.stdout)
     assert report[how] == H
     test = pd.read_parquet(run / "backtest" / "positions.parquet")
     test = test[test["range"] == "test"].reset_index(drop=True)
     replay = [a for s, p in files.items() for a in ("--replay", f"{s}={p}")]
-    replay += ["--model", model, "--fee-bps", FEE_BPS, "--capital", CAPITAL]
+    replay += ["--model", model, "--fee-bps", fixture.FEE_BPS, "--capital", fixture.CAPITAL]
     journal = root / "paper.sqlite"
     out = invoke("paper", *replay, "--journal", journal, "--start", start_of(test))
     assert out.exit_code == 0, out.output
@@ -96,12 +88,12 @@ def test_every_book_equals_the_backtest(replayed):
     how, _, _, test, journal, _, _ = replayed
     rows = journal_rows(journal)
     times = (test.time.astype("int64") // 1_000_000).tolist()
-    for strategy in STRATEGIES:
+    for strategy in fixture.STRATEGIES:
         book = rows[(rows.symbol == "portfolio") & (rows.policy == strategy)]
         book = book.reset_index(drop=True)
         assert book.candle_ms.tolist()[:-1] == times
         want = np.r_[1.0, test[f"wealth_{strategy}"].to_numpy()]
-        np.testing.assert_allclose(book.wealth / CAPITAL, want, rtol=0, atol=1e-9)
+        np.testing.assert_allclose(book.wealth / fixture.CAPITAL, want, rtol=0, atol=1e-9)
         columns = [f"weight_{strategy}_{s.replace('/', '_')}" for s in SYMBOLS]
         np.testing.assert_array_equal(book_weights(book.iloc[:-1]), test[columns].to_numpy())
     decided = rows[(rows.symbol == "portfolio") & (rows.kind == "decision")]
@@ -125,7 +117,7 @@ def test_the_range_holds_what_the_parity_is_about(replayed, data):
         ~np.isin(times, times_ms(frames[GAPPY])) & (times < times_ms(frames[GAPPY])[-1])
     )
     assert len(gaps) >= 3 and gaps[0] > 0
-    for strategy in STRATEGIES:
+    for strategy in fixture.STRATEGIES:
         weights = test[f"weight_{strategy}_{slug(GAPPY)}"].to_numpy()
         np.testing.assert_array_equal(weights[gaps], weights[gaps - 1])
     assert test[f"weight_long_short_{slug(GAPPY)}"].to_numpy()[gaps].any()
