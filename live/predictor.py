@@ -338,9 +338,11 @@ class RowPredictor(OnnxPredictor):
 
     def p_up_batch(self, windows: np.ndarray) -> np.ndarray:
         windows = self._windows(windows)[:, -self.meta["lags"] :, :]
-        rows = np.ascontiguousarray(windows.transpose(0, 2, 1).reshape(len(windows), -1))
+        width = windows.shape[1] * windows.shape[2]  # no window (a symbol listed later): none
+        rows = np.ascontiguousarray(windows.transpose(0, 2, 1).reshape(len(windows), width))
         run = self.session.run
-        return np.array([run(["p_up"], {"rows": rows[i : i + 1]})[0][0] for i in range(len(rows))])
+        return np.array([run(["p_up"], {"rows": rows[i : i + 1]})[0][0] for i in range(len(rows))],
+                        dtype=np.float64)  # fmt: skip
 
 
 class OnnxStepPredictor(_Graph):

@@ -11,6 +11,7 @@ A model of declared features reads candle t of every symbol its spec names (live
 and decides only when each of them is closed and present.
 """
 
+import functools
 import json
 import logging
 import math
@@ -42,6 +43,9 @@ class Predictor(Protocol):
     seq_len: int
 
     def p_up(self, window: np.ndarray) -> float: ...
+
+
+_timeframe_ms = functools.lru_cache(timeframe_ms)  # read a few times a symbol each tick
 
 
 @dataclass(frozen=True)
@@ -86,7 +90,7 @@ class PaperConfig:
 
     @property
     def timeframe_ms(self) -> int:
-        return timeframe_ms(self.timeframe)
+        return _timeframe_ms(self.timeframe)
 
     @property
     def decision_window_ms(self) -> int:

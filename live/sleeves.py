@@ -5,7 +5,11 @@ candle at a time; a restarted service rebuilds the sleeves by replaying the jour
 
 import math
 
+import numpy as np
+
 from fc.core.evaluation.policies import PolicyParams, next_position
+from fc.core.evaluation.portfolio import k_cap, next_sides, side_weights
+from fc.core.evaluation.schedule import mean_book
 
 
 class Sleeves:
@@ -38,3 +42,45 @@ class Sleeves:
         for t, p_up in decided:
             self.step(float(p_up), int(t))
         return self
+
+
+class BookSleeves:
+    """A universe's books in sleeves: each sleeve's long-short sides (and the candle each last
+    changed, for min_hold) and each strategy's weights, the sleeve of candle t re-decided there
+    as core.evaluation.portfolio decides one sleeve's book in the backtest (portfolio_weights
+    on that sleeve's decision candles, under the presence rule): an eligible symbol takes its
+    new weight, the long-short's k capped at half the eligible symbols at t and an equal-weight
+    book giving it the sleeve's position / the members at t; any other symbol holds the
+    sleeve's weight; a closing market is 0 in every sleeve from then on (close_delisted)."""
+
+    def __init__(self, count: int, size: int, params: PolicyParams, timeframe_ms: int,
+                 strategies: tuple):  # fmt: skip
+        self.params, self.tf = params, timeframe_ms
+        self.sleeves = [{"sides": [0] * size, "changed": [None] * size,
+                         "weights": {q: np.zeros(size) for q in strategies}}
+                        for _ in range(count)]  # fmt: skip
+
+    def sleeve(self, t: int) -> int:
+        """The sleeve re-decided at candle t (open time, ms)."""
+        return (t // self.tf) % len(self.sleeves)
+
+    def step(self, t: int, p_up, eligible: list, member: list, closing: list,
+             positions: dict) -> dict:  # fmt: skip
+        """{strategy: book weights} after the sleeve of candle t re-decides. positions:
+        {equal-weight strategy: the symbols' positions in the sleeve of t, an array}."""
+        mine, tf, params = self.sleeves[self.sleeve(t)], self.tf, self.params
+        since = [-math.inf if m is None else m // tf for m in mine["changed"]]
+        new = next_sides(np.nan_to_num(p_up, nan=0.5).tolist(), mine["sides"], since, t // tf,
+                         params, eligible)  # fmt: skip
+        mine["changed"] = [t if a != b else m for a, b, m in
+                           zip(new, mine["sides"], mine["changed"], strict=True)]  # fmt: skip
+        mine["sides"] = new
+        decided = {"long_short": side_weights(new, params, k_cap(params.k, sum(eligible)))}
+        n = max(sum(member), 1)
+        decided |= {q: np.asarray(held, dtype=np.float64) / n for q, held in positions.items()}
+        for strategy, weights in decided.items():
+            mine["weights"][strategy] = np.where(eligible, weights, mine["weights"][strategy])
+        for sleeve in self.sleeves:
+            for weights in sleeve["weights"].values():
+                weights[np.asarray(closing, dtype=bool)] = 0.0
+        return {q: mean_book([s["weights"][q] for s in self.sleeves]) for q in decided}

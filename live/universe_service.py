@@ -31,13 +31,12 @@ import numpy as np
 
 from fc.core.data.features import price_change
 from fc.core.evaluation.policies import POLICIES, book_moves
-from fc.core.evaluation.portfolio import STRATEGIES, equal_weight, k_cap, next_sides, side_weights
-from fc.core.evaluation.schedule import mean_book
+from fc.core.evaluation.portfolio import STRATEGIES, k_cap, next_sides, side_weights
 from fc.live.journal import Absence, Row
 from fc.live.logs import log_event
 from fc.live.market_inputs import fetch_all
 from fc.live.service import MAX_FETCH, Decision, PaperService, held_close, held_trade, iso
-from fc.live.sleeves import Sleeves
+from fc.live.sleeves import BookSleeves, Sleeves
 
 PORTFOLIO = "portfolio"  # the journal's symbol of the portfolio's rows
 EQUAL_WEIGHT = {"equal_weight_discrete": "discrete", "equal_weight_proportional": "proportional"}
@@ -96,48 +95,46 @@ class UniverseService(PaperService):
         self.metrics.restored([r for r in self.state.values() if r is not None])
 
     def _rebuild_sleeves(self) -> None:
-        """With sleeves: every symbol's and the long-short's sleeve states, rebuilt by replaying
-        the journal's decided candles (each symbol's p_up there) through _sleeve_candle."""
+        """With sleeves: every symbol's and every book's sleeve states, rebuilt by replaying
+        the journal's candles through _sleeve_candle: at each, the symbols decided there (a
+        finite p_up) are the eligible ones, those with a row the members, the markets
+        journalled delisted there the closing ones."""
         c = self.config
-        n, size = c.schedule.sleeves, len(self.universe)
-        self.symbol_sleeves = {(s, p): Sleeves(n, p, c.params(p), c.timeframe_ms)
+        self.symbol_sleeves = {(s, p): Sleeves(c.schedule.sleeves, p, c.params(p), self.tf)
                                for s in self.universe for p in POLICIES}  # fmt: skip
-        self.book_sleeves = [{"sides": [0] * size, "changed": [None] * size} for _ in range(n)]
-        rows = self.journal.decisions(timeframe=self.config.timeframe)
-        mine = rows[(rows.policy == POLICIES[0]) & (rows.kind == "decision")
-                    & rows.symbol.isin(self.universe)]  # fmt: skip
+        self.book_sleeves = BookSleeves(c.schedule.sleeves, len(self.universe),
+                                        self.predictor.portfolio_params, self.tf,
+                                        STRATEGIES)  # fmt: skip
+        rows = self.journal.decisions(timeframe=c.timeframe)
+        mine = rows[(rows.policy == POLICIES[0]) & rows.symbol.isin(self.universe)]
         table = mine.pivot(index="candle_ms", columns="symbol", values="p_up")
-        table = table.reindex(columns=self.universe)
-        for t, p_up in zip(table.index, table.to_numpy(dtype=np.float64), strict=True):
-            self._sleeve_candle(int(t), p_up, np.isfinite(p_up).tolist())
+        p_up = table.reindex(columns=self.universe).to_numpy(dtype=np.float64)
+        member = mine.assign(one=1).pivot(index="candle_ms", columns="symbol", values="one")
+        member = member.reindex(columns=self.universe).notna().to_numpy()
+        absent = self.journal.absences(c.timeframe)
+        gone = absent[absent.reason == "delisted"]
+        for i, t in enumerate(table.index.tolist()):
+            closing = set(gone.symbol[gone.candle_ms == t])
+            present = (np.isfinite(p_up[i]).tolist(), member[i].tolist(),
+                       [s in closing for s in self.universe])  # fmt: skip
+            self._sleeve_candle(int(t), p_up[i], present)
 
-    def _sleeve_candle(self, t: int, p_up, eligible: list) -> tuple[dict, dict]:
+    def _sleeve_candle(self, t: int, p_up, present: tuple) -> tuple[dict, dict]:
         """({(symbol, policy): book position}, {strategy: weights}) at candle t with sleeves:
-        the sleeve of t re-decides (each eligible symbol by next_position, the long-short by
-        next_sides), every book is the mean of its sleeves' (core.evaluation.schedule)."""
+        the sleeve of t re-decides (each eligible symbol by next_position, the books by
+        BookSleeves), every book is the mean of its sleeves' (core.evaluation.schedule).
+        present: (eligible, member, closing) a symbol, as _decide finds them."""
+        eligible = present[0]
         positions = {}
         for i, symbol in enumerate(self.universe):
             for policy in POLICIES:
                 sleeves = self.symbol_sleeves[symbol, policy]
                 positions[symbol, policy] = (sleeves.step(float(p_up[i]), t) if eligible[i]
                                              else sleeves.book())  # fmt: skip
-        tf, params = self.tf, self.predictor.portfolio_params
-        mine = self.book_sleeves[(t // tf) % len(self.book_sleeves)]
-        since = [-np.inf if m is None else m // tf for m in mine["changed"]]
-        new = next_sides(np.nan_to_num(p_up, nan=0.5).tolist(), mine["sides"], since, t // tf,
-                         params, eligible)  # fmt: skip
-        mine["changed"] = [t if a != b else m for a, b, m in
-                           zip(new, mine["sides"], mine["changed"], strict=True)]  # fmt: skip
-        mine["sides"] = new
-        books = {"long_short": mean_book([side_weights(b["sides"], params)
-                                          for b in self.book_sleeves])}  # fmt: skip
-        for strategy, policy in EQUAL_WEIGHT.items():
-            books[strategy] = mean_book([
-                equal_weight(np.array([[self.symbol_sleeves[s, policy].positions[k]
-                                        for s in self.universe]]))[0]
-                for k in range(len(self.book_sleeves))
-            ])  # fmt: skip
-        return positions, books
+        j = self.book_sleeves.sleeve(t)
+        held = {strategy: [self.symbol_sleeves[s, policy].positions[j] for s in self.universe]
+                for strategy, policy in EQUAL_WEIGHT.items()}  # fmt: skip
+        return positions, self.book_sleeves.step(t, p_up, *present, held)
 
     @property
     def last_candle_ms(self) -> int | None:
@@ -167,7 +164,8 @@ class UniverseService(PaperService):
                     if frame is not None:
                         self.answered.add(symbol)
                         self._merge(symbol, frame, t)
-                    reasons[symbol] = why or self._stale(symbol)
+                    if not self._has(symbol, t):  # the reason's text only where it is read
+                        reasons[symbol] = why or self._stale(symbol)
             reasons = {s: why for s, why in reasons.items() if not self._has(s, t)}
             waiting = [s for s in reasons if self._expected(s, t)]
             some = len(reasons) < len(wanted)  # some symbol has candle t
@@ -218,8 +216,9 @@ class UniverseService(PaperService):
     def _merge(self, symbol: str, frame, t: int) -> None:
         """The answer's candles up to t, with sound closes, into the symbol's cache (kept to
         the longest of a window and what was just asked)."""
-        opens = frame.index.as_unit("ns").asi8 // 1_000_000
-        closes = frame["close"].to_numpy(dtype=np.float64)
+        index = frame.index  # as_unit copies even when the unit is ns already: 10 us a symbol
+        opens = (index.asi8 if index.unit == "ns" else index.as_unit("ns").asi8) // 1_000_000
+        closes = close_column(frame)
         keep = (opens <= t) & np.isfinite(closes) & (closes > 0)
         opens, closes = opens[keep], closes[keep]
         if not len(opens):
@@ -283,9 +282,12 @@ class UniverseService(PaperService):
     def _window(self, symbol: str, t: int) -> np.ndarray | None:
         """The model's window of the symbol at t (price_change of its last seq_len + 1 closes on
         the grid), None where its candles do not reach back that far."""
-        tf = self.tf
-        times = t - tf * np.arange(self.bars - 1, -1, -1, dtype=np.int64)
-        closes = self._closes(symbol, times)
+        tf, bars = self.tf, self.bars
+        opens, cached = self.cache.get(symbol, (EMPTY, EMPTY))
+        if len(opens) >= bars and opens[-1] == t and opens[-bars] == t - (bars - 1) * tf:
+            closes = cached[-bars:]  # the usual tick: every candle of the window is real
+        else:
+            closes = self._closes(symbol, t - tf * np.arange(bars - 1, -1, -1, dtype=np.int64))
         if not np.isfinite(closes).all():
             return None
         return price_change(closes[-(self.seq_len + 1) :])[1:]
@@ -309,9 +311,10 @@ class UniverseService(PaperService):
         p_up = np.full(len(self.universe), np.nan)
         if decides and windows:
             p_up[eligible] = self.predictor.p_up_row(windows)
+        present = (eligible, member, [s in closing for s in self.universe])
         self.sleeve_books = None
         if self.book_sleeves is not None:  # sleeves: every candle re-decides one of them
-            self.sleeve_positions, self.sleeve_books = self._sleeve_candle(t, p_up, eligible)
+            self.sleeve_positions, self.sleeve_books = self._sleeve_candle(t, p_up, present)
         rows, positions, absences = [], {}, []
         for i, symbol in enumerate(self.universe):
             if not member[i]:
@@ -331,7 +334,6 @@ class UniverseService(PaperService):
             absences.append(Absence(symbol, c.timeframe, t, "delisted",
                                     "the exchange no longer lists the market: closed at its "
                                     "last price", now))  # fmt: skip
-        present = (eligible, member, [s in closing for s in self.universe])
         rows += self._portfolio_rows(t, p_up, positions, now, decides, present)
         if self.journal.record(rows, absences) == 0:
             log_event(logging.INFO, "duplicate", f"candle {iso(t)} journalled by another job")
@@ -492,6 +494,15 @@ class UniverseService(PaperService):
         if strategy in EQUAL_WEIGHT:
             return self.config.params(EQUAL_WEIGHT[strategy]).to_dict()
         return self.predictor.portfolio_params.to_dict() | {"k": self.predictor.portfolio_params.k}
+
+
+def close_column(frame) -> np.ndarray:
+    """frame["close"] as float64, without building a Series: an answer of a candle or two, 35
+    a tick, spent 30 us each in pandas' column lookup against 3 us from the frame's values
+    (one float block for OHLCV; a frame of mixed columns converts through object, the same
+    numbers)."""
+    values = frame.to_numpy()[:, frame.columns.get_loc("close")]
+    return values.astype(np.float64, copy=False)
 
 
 def _book(row: Row | None, symbols: list) -> dict:

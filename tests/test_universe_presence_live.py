@@ -11,9 +11,13 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 from universe_presence import (
+    CAPITAL,
     DELISTED,
+    FEE_BPS,
     GAPPY,
     LATE,
+    QUICK,
+    STRATEGIES,
     SYMBOLS,
     presence_frames,
     times_ms,
@@ -24,11 +28,6 @@ from fc.cli.main import app
 from fc.live.journal import Journal
 
 runner = CliRunner()
-SPLIT, TEST = "2023-01-25", "2023-02-01"
-QUICK = ["--seq-len", "32", "--hidden", "4", "--layers", "1", "--epochs", "1", "--max-steps",
-         "3", "--split", SPLIT, "--test-from", TEST, "--quiet"]  # fmt: skip
-FEE_BPS, CAPITAL = 2.0, 10_000.0
-STRATEGIES = ("long_short", "equal_weight_discrete", "equal_weight_proportional")
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -10,6 +10,11 @@ from fc.core.data.synth import synth_candles
 
 SYMBOLS = ("AAA/USDT", "BBB/USDT", "CCC/USDT", "DDD/USDT", "EEE/USDT", "FFF/USDT")
 LATE, GAPPY, DELISTED = "DDD/USDT", "EEE/USDT", "FFF/USDT"
+SPLIT, TEST = "2023-01-25", "2023-02-01"  # the late listing and the delisting are in the test
+QUICK = ["--seq-len", "32", "--hidden", "4", "--layers", "1", "--epochs", "1", "--max-steps",
+         "3", "--split", SPLIT, "--test-from", TEST, "--quiet"]  # fmt: skip
+FEE_BPS, CAPITAL = 2.0, 10_000.0
+STRATEGIES = ("long_short", "equal_weight_discrete", "equal_weight_proportional")
 
 
 def presence_frames(days: int = 40, timeframe: str = "30m", seed: int = 7) -> dict:
