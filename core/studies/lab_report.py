@@ -62,8 +62,10 @@ def lab_report(folder: LabFolder) -> tuple[dict, dict]:
               "unfinished": [v["name"] for v in manifest["variants"] if stored[v["id"]] is None],
               "variants": variants}  # fmt: skip
     if any(v.get("universe") for v in manifest["variants"]):  # pooled universes: their own
-        report |= {"k": manifest["k"],
-                   "universe_variants": universe_entries(manifest, stored, walk_command)}
+        report |= {
+            "k": manifest["k"],
+            "universe_variants": universe_entries(manifest, stored, walk_command),
+        }
     return report, stored
 
 
@@ -222,8 +224,22 @@ def _strategy_cells(name: str, st: dict) -> list[str]:
             bps(st), f"{st['turnover']:.3f}"]  # fmt: skip
 
 
-UNIVERSE_WALK = ("A pooled universe's `fc walk --symbols` reports the long-short at the policy's "
-                 "default k (1); the lab's other k are the same predictions ranked again.")
+UNIVERSE_WALK = (
+    "A pooled universe's `fc walk --symbols` reports the long-short at the policy's "
+    "default k (1); the lab's other k are the same predictions ranked again. "
+    "`--data …` stands for the lab file's other `data` entries, one `--data "
+    "SYMBOL=FILE` each."
+)
+SHOWN_DATA = 2  # --data entries of a universe's command shown in report.md (report.json: all)
+
+
+def short_command(options: dict) -> str:
+    """walk_command with a long list of --data SYMBOL=FILE (a universe's) cut to its first
+    entries and `…`: a readable line of report.md."""
+    data = options.get("data")
+    if not isinstance(data, list) or len(data) <= SHOWN_DATA:
+        return walk_command(options)
+    return walk_command({**options, "data": [*data[:SHOWN_DATA], "…"]})
 
 
 def report_markdown(report: dict) -> str:
@@ -250,7 +266,8 @@ def report_markdown(report: dict) -> str:
     lines += [f"- {v['name']}: `{v['walk_command']}`" for v in report["variants"]]
     if report.get("universe_variants"):
         lines += ["", UNIVERSE_WALK, ""] if report["variants"] else [UNIVERSE_WALK, ""]
-        lines += [f"- {v['name']}: `{v['walk_command']}`" for v in report["universe_variants"]]
+        lines += [f"- {v['name']}: `{short_command(v['options'])}`"
+                  for v in report["universe_variants"]]  # fmt: skip
     return "\n".join(lines) + "\n"
 
 

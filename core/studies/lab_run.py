@@ -93,7 +93,7 @@ def _check_ks(lab: Lab, grid) -> None:
     if not isinstance(grid, dict):
         if lab.ks:
             raise FcError(f"[report] k = {list(lab.ks)} is the long-short of a universe and this "
-                          "variant trades one symbol; give symbols = \"A,B,…\" or drop k")  # fmt: skip
+                          "variant trades one symbol; give symbols = A,B,… or drop k")  # fmt: skip
         return
     too_many = [k for k in report_ks(lab) if 2 * k > len(grid)]
     if too_many:

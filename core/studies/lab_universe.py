@@ -20,7 +20,7 @@ from fc.core.evaluation.policies import PolicyParams
 from fc.core.evaluation.significance import moments
 from fc.core.learning.pooled import universe_closes
 from fc.core.studies.lab_folder import write_atomic
-from fc.core.studies.lab_variant import equity_series, finite, json_default, fee_name
+from fc.core.studies.lab_variant import equity_series, fee_name, finite, json_default
 from fc.core.studies.universe import pooled_classifier
 from fc.core.studies.universe_walk import stitched_walk, universe_books
 from fc.core.studies.walk import WalkConfig
