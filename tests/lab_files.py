@@ -8,10 +8,8 @@ from conftest import make_candles
 # 9 weeks of hourly candles from 2024-01-01; four weekly folds from 2024-02-05 (each trains on
 # what comes before its week of validation)
 WEEKS = 9
-LAB = """\
-[data]
-data = "candles.parquet"
-symbol = "SYNTH/USDT"
+# the lab files' shared [data] tail and [walk]: weekly folds from 2024-02-05
+WALK = """\
 timeframe = "1h"
 seq_len = 24
 runs = "runs"
@@ -20,7 +18,15 @@ runs = "runs"
 start = "2024-02-05"
 every = "1W"
 val = "1W"
-
+"""
+LAB = (
+    """\
+[data]
+data = "candles.parquet"
+symbol = "SYNTH/USDT"
+"""
+    + WALK
+    + """
 [report]
 fees = [0, 2]
 
@@ -34,6 +40,7 @@ family = "lightgbm"
 lags = 4
 min-data-in-leaf = 20
 """
+)
 
 
 def candle_file(folder: Path, seed: int = 7, weeks: int = WEEKS) -> Path:
@@ -52,24 +59,19 @@ def lab_file(folder: Path, text: str = LAB, name: str = "study.toml", weeks: int
     return path
 
 
-# a pooled universe of four symbols at 1h from 2024-01-01, DDD listed late (inside the third
+# a pooled universe of four symbols at 1h from 2024-01-01, DDD listed late (inside the second
 # fold): two weekly folds from 2024-02-05, each a pooled LightGBM (relative) or logistic (next)
 UNIVERSE = ("AAA/USDT", "BBB/USDT", "CCC/USDT", "DDD/USDT")
 LATE = "2024-02-14 05:00"  # DDD's first candle
-UNIVERSE_LAB = """\
+UNIVERSE_LAB = (
+    """\
 [data]
 symbols = "@universe.txt"
 data = ["AAA/USDT=AAA.parquet", "BBB/USDT=BBB.parquet", "CCC/USDT=CCC.parquet",
         "DDD/USDT=DDD.parquet"]
-timeframe = "1h"
-seq_len = 24
-runs = "runs"
-
-[walk]
-start = "2024-02-05"
-every = "1W"
-val = "1W"
-
+"""
+    + WALK
+    + """
 [report]
 fees = [0, 5]
 {k}
@@ -85,6 +87,7 @@ name = "logistic next"
 family = "logistic"
 lags = 4
 """
+)
 
 
 def universe_lab(folder: Path, k: str = "", weeks: int = 4 + 3) -> Path:
