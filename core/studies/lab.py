@@ -44,7 +44,7 @@ class Lab:
     text: str  # the file itself, shown in the report
     fees: tuple[float, ...]
     variants: tuple[Variant, ...]
-    ks: tuple[int, ...] = ()  # [report] k: the long-shorts of its universe variants (() : none)
+    ks: tuple[int, ...] = ()  # [report] k: its universes' long-shorts; () when not given
 
     @property
     def name(self) -> str:
