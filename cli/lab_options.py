@@ -15,9 +15,15 @@ from fc.core.data.inputs import parse_data
 from fc.core.errors import FcError
 
 # fc walk's options a lab sets another way: the fees come from [report] (a universe's per-symbol
-# fees and --top have no lab key: a lab's variants trade one symbol); output, folder and where
-# units run are the lab command's own
+# fees and --top have no lab key yet: REFUSED says so); output, folder and where units run are
+# the lab command's own
 NOT_KEYS = ("fee_bps", "top", "quiet", "as_json", "out", CONTEXT, *(name for name, _, _ in OPTIONS))
+REFUSED = {
+    "fee_bps": "a lab's fees are [report] fees = [bps, …], each the fee of every symbol; "
+    "per-symbol fees (SYMBOL=BPS) are no lab key yet: run fc walk --symbols --fee-bps "
+    "SYMBOL=BPS for them",
+    "top": "the N most traded symbols are no lab key yet: run fc walk --symbols --top N for them",
+}
 
 
 def walk_click_command():
@@ -49,6 +55,8 @@ def resolve(given: dict, where: dict, base: Path, name: str) -> dict:
     argv = []
     for key, value in given.items():
         option = keys.get(key)
+        if key in REFUSED:
+            raise FcError(f"{name}: [{where[key]}] {key}: {REFUSED[key]}")
         if option is None:
             raise FcError(f"{name}: unknown key {key!r} in [{where[key]}]; a lab key is one of "
                           f"fc walk's options: {', '.join(sorted(keys))}")  # fmt: skip

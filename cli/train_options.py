@@ -152,31 +152,11 @@ class Given:
 
     def load_universe(self, features: str | None = None):
         """({symbol: grid with its columns, on one index}, base TrainConfig naming every
-        symbol): the candles of --symbols from --data SYMBOL=FILE or the store; `features`
-        where the command's fields do not carry them (fc tune's fixed --features)."""
-        from dataclasses import replace
+        symbol): core.studies.inputs.load_universe, torch set to --threads."""
+        from fc.core.studies.inputs import load_universe
 
-        from fc.core.data.inputs import parse_data
-        from fc.core.data.universe import universe_grids
-        from fc.core.errors import FcError
-        from fc.core.learning.pooled import check_universe
-        from fc.core.learning.training import check_target, resolve_device
-
-        symbols = self.symbols()
-        base = replace(self.load_base(), symbol=symbols[0], symbols=symbols)
-        base = replace(base, features=features) if features else base
-        check_target(base)
-        check_universe(base)
-        resolve_device(base.device)
         self._threads(True)
-        d = self.data
-        plain, pairs = parse_data(d["data"])
-        if plain is not None:
-            raise FcError(f"--data {plain}: with --symbols give each symbol's file as SYMBOL=FILE")
-        grids, sources = universe_grids(base.features, symbols, d["timeframe"], pairs, d["store"])
-        source, digest = sources[symbols[0]]
-        inputs = {s: list(v) for s, v in sources.items() if s != symbols[0]}
-        return grids, replace(base, data=source, data_sha256=digest, inputs=inputs)
+        return load_universe(self.data, self.fields, features)
 
     def load_base(self):
         """The TrainConfig of the given fields alone, no candles read."""

@@ -60,9 +60,10 @@ def walk_command(
 
 
 def _walk(given, walk, cfg, on_fold, units, as_json: bool) -> None:
+    from fc.core.studies.inputs import pooled
     from fc.core.studies.walk import walk_forward
 
-    if len(given.symbols()) > 1 or given.fields.get("target") == "relative":
+    if pooled(given.data, given.fields):
         return _walk_universe(given, walk, cfg, on_fold, units, as_json)
     grid, base = given.load()
     runs = given.data["runs"]

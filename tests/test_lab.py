@@ -242,7 +242,8 @@ BAD = [
     (LAB.replace("lags = [4, 8]", f"lags = {list(range(1, 202))}"), ("--max-variants 200",)),
     (LAB.replace("fees = [0, 2]", "fees = [-1]"), ("fees",)),
     (LAB.replace('every = "1W"', 'every = "1X"'), ("1X", "duration")),
-    (LAB.replace('timeframe = "1h"', 'symbols = "SYNTH/USDT,ETH/USDT"'), ("pooled universes",)),
+    # a universe (tests/test_lab_universe.py) takes each symbol's file as SYMBOL=FILE
+    (LAB.replace('timeframe = "1h"', 'symbols = "SYNTH/USDT,ETH/USDT"'), ("SYMBOL=FILE",)),
     (LAB.replace('data = "candles.parquet"', 'data = "absent.parquet"'), ("absent.parquet",)),
 ]
 

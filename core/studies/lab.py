@@ -1,6 +1,7 @@
 """A lab file (LAB.toml): declared walk-forward studies, read and checked before any work.
 
-[data] and [walk] hold fc walk's options shared by every variant, [report] the fees to report,
+[data] and [walk] hold fc walk's options shared by every variant, [report] the fees to report
+(and the long-short's k of its pooled universes),
 [grid] lists crossed into one variant per combination, and each [[variant]] one more variant on
 its own. Keys are fc walk's own option names (dashes may be written as underscores); the caller
 (cli.lab) hands in `resolve`, which turns one variant's keys into fc walk's resolved options
@@ -22,7 +23,7 @@ else:  # pragma: no cover - Python 3.10: the same parser, as a package
 
 MAX_VARIANTS = 200
 SHARED = ("data", "walk")  # sections whose keys every variant takes
-REPORT_KEYS = ("fees",)
+REPORT_KEYS = ("fees", "k")
 NAME_KEY = "name"  # a [[variant]]'s label, not an option
 
 # resolve({key: value}, {key: section}) -> {"data", "fields", "walk", "backtest"}: fc walk's
@@ -43,6 +44,7 @@ class Lab:
     text: str  # the file itself, shown in the report
     fees: tuple[float, ...]
     variants: tuple[Variant, ...]
+    ks: tuple[int, ...] = ()  # [report] k: its universes' long-shorts; () when not given
 
     @property
     def name(self) -> str:
@@ -67,6 +69,7 @@ def read_lab(path: str | Path, resolve: Resolve, max_variants: int = MAX_VARIANT
         raise FcError(f"{path}: unknown section [{unknown[0]}]; a lab file has [data], [walk], "
                       "[report], [grid] and [[variant]]")  # fmt: skip
     fees = _fees(path, doc.get("report", {}))
+    ks = _ks(path, doc.get("report", {}))
     shared, where = {}, {}
     for section in SHARED:
         shared |= doc.get(section, {})
@@ -87,7 +90,7 @@ def read_lab(path: str | Path, resolve: Resolve, max_variants: int = MAX_VARIANT
                           "drop one (each variant counts once in the deflated Sharpe)")  # fmt: skip
         seen[key] = name
         variants.append(Variant(name, given, resolved))
-    return Lab(path.resolve(), text, fees, tuple(variants))
+    return Lab(path.resolve(), text, fees, tuple(variants), ks)
 
 
 def _underscored(path: Path, section: str, values) -> dict | list:
@@ -100,13 +103,12 @@ def _underscored(path: Path, section: str, values) -> dict | list:
 
 
 def _fees(path: Path, report: dict) -> tuple[float, ...]:
-    """[report] fees: the fees every variant is backtested at, each the fee of every symbol. A
-    lab's variants trade one symbol, so there is no per-symbol fee here; were universes lab
-    units, the sweep would move the default fee and per-symbol fees stay fixed
-    (core.evaluation.backtest.BacktestConfig)."""
+    """[report] fees: the fees every variant is backtested at, each the fee of every symbol
+    (a universe's per-symbol fees are no lab key: fc walk --symbols --fee-bps SYMBOL=BPS)."""
     unknown = sorted(set(report) - set(REPORT_KEYS))
     if unknown:
-        raise FcError(f"{path}: unknown key {unknown[0]!r} in [report]; it takes fees = [bps, …]")
+        raise FcError(f"{path}: unknown key {unknown[0]!r} in [report]; it takes fees = [bps, …] "
+                      "and k = [symbols, …]")  # fmt: skip
     fees = report.get("fees", [0])
     fees = fees if isinstance(fees, list) else [fees]
     ok = fees and all(isinstance(f, int | float) and not isinstance(f, bool) for f in fees)
@@ -114,6 +116,21 @@ def _fees(path: Path, report: dict) -> tuple[float, ...]:
         raise FcError(f"{path}: [report] fees = {fees!r}: give distinct fees in bps >= 0, "
                       "e.g. fees = [0, 2, 5]")  # fmt: skip
     return tuple(float(f) for f in fees)
+
+
+def _ks(path: Path, report: dict) -> tuple[int, ...]:
+    """[report] k: the long-short's k (long the k highest p_up, short the k lowest) at which a
+    universe variant is reported, each without refitting; () when not given (the policy's
+    default k then, core.studies.lab_run.report_ks). Checked against each universe's size when
+    the lab is planned."""
+    if "k" not in report:
+        return ()
+    ks = report["k"] if isinstance(report["k"], list) else [report["k"]]
+    ok = ks and all(isinstance(k, int) and not isinstance(k, bool) and k >= 1 for k in ks)
+    if not ok or len(set(ks)) != len(ks):
+        raise FcError(f"{path}: [report] k = {report['k']!r}: give distinct whole numbers of "
+                      "symbols >= 1, e.g. k = [3, 5]")  # fmt: skip
+    return tuple(ks)
 
 
 def _declared(path: Path, doc: dict) -> list[tuple[str, dict, str]]:

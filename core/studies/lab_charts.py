@@ -22,6 +22,16 @@ LINES = (
     ("mean_reversion", "mean reversion (one-liner)"),
 )
 
+# a pooled universe's books beside its baselines
+BOOKS = (
+    ("long_short", "long-short (model)"),
+    ("equal_weight_discrete", "equal-weight discrete (model)"),
+    ("equal_weight_proportional", "equal-weight proportional (model)"),
+    ("buy_and_hold", "buy and hold of the universe"),
+    ("cross_sectional_reversal", "cross-sectional reversal"),
+    ("cross_sectional_momentum", "cross-sectional momentum"),
+)
+
 
 def png_data(fig) -> bytes:
     buffer = io.BytesIO()
@@ -39,11 +49,12 @@ def _figure(title: str):
     return fig, ax
 
 
-def equity_figure(equity: dict, title: str):
-    """The stitched walk's wealth of both policies beside buy-and-hold and mean reversion."""
+def equity_figure(equity: dict, title: str, lines=LINES):
+    """The stitched walk's wealth of both policies beside buy-and-hold and mean reversion (or
+    the `lines` given: a universe's BOOKS)."""
     fig, ax = _figure(title)
     times = pd.to_datetime(equity["time"], utc=True).tz_localize(None)
-    for key, label in LINES:
+    for key, label in lines:
         if key in equity:
             ax.plot(times, equity[key], lw=1.0, label=label)
     ax.set_yscale("log")

@@ -8,6 +8,7 @@ from html import escape
 
 from fc.core.studies import lab_charts
 from fc.core.studies.lab_report import report_tables
+from fc.core.studies.lab_universe_report import universe_tables
 from fc.core.studies.lab_variant import fee_name
 
 STYLE = """
@@ -32,7 +33,27 @@ def report_html(report: dict, stored: dict, lab_text: str) -> str:
              "is annualised; intervals are 95 % stationary block bootstraps.</p>"]  # fmt: skip
     if report["unfinished"]:
         parts.append(f"<p>Not finished: {escape(', '.join(report['unfinished']))}.</p>")
-    # the headline and the deflated Sharpe first, the charts, then each fee's strategies
+    if report["variants"]:
+        parts += _symbol_parts(report, stored, first)
+    if report.get("universe_variants"):
+        parts += _universe_parts(report, stored, first)
+    parts.append(
+        f"<h2>The lab file</h2><p>Made by <code>{escape(report['command'])}</code>."
+        f"</p><pre>{escape(lab_text)}</pre><h2>Each variant as one fc walk</h2><ul>"
+    )
+    parts += [f"<li>{escape(v['name'])}: <code>{escape(v['walk_command'])}</code></li>"
+              for v in report["variants"] + report.get("universe_variants", [])]  # fmt: skip
+    parts.append("</ul>")
+    body = "\n".join(parts)
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            f"<title>Lab {escape(report['lab'])}</title><style>{STYLE}</style></head>"
+            f"<body>\n{body}\n</body></html>\n")  # fmt: skip
+
+
+def _symbol_parts(report: dict, stored: dict, first: str) -> list[str]:
+    """The one-symbol variants: the headline and the deflated Sharpe first, the charts, then
+    each fee's strategies."""
+    parts = []
     headline, *by_fee, deflated = report_tables(report)
     parts += [_table(*headline), _table(*deflated)]
     calibration = {v["name"]: stored[v["id"]]["calibration"] for v in report["variants"]}
@@ -54,17 +75,20 @@ def report_html(report: dict, stored: dict, lab_text: str) -> str:
     parts.append(_charts([("calibration", lab_charts.calibration_figure(
         calibration, "reliability of the stitched out-of-sample predictions"))]))  # fmt: skip
     parts += [_table(*table) for table in by_fee]
-    parts.append(
-        f"<h2>The lab file</h2><p>Made by <code>{escape(report['command'])}</code>."
-        f"</p><pre>{escape(lab_text)}</pre><h2>Each variant as one fc walk</h2><ul>"
-    )
-    parts += [f"<li>{escape(v['name'])}: <code>{escape(v['walk_command'])}</code></li>"
-              for v in report["variants"]]  # fmt: skip
-    parts.append("</ul>")
-    body = "\n".join(parts)
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-            f"<title>Lab {escape(report['lab'])}</title><style>{STYLE}</style></head>"
-            f"<body>\n{body}\n</body></html>\n")  # fmt: skip
+    return parts
+
+
+def _universe_parts(report: dict, stored: dict, first: str) -> list[str]:
+    """The pooled universes: their tables, then each variant's wealth at the first fee and k
+    beside the universe's baselines."""
+    k = report["k"][0]
+    parts = ["<h2>Pooled universes</h2>"]
+    parts += [_table(*table) for table in universe_tables(report)]
+    for v in report["universe_variants"]:
+        title = f"{v['name']}: wealth at {first} bps, k = {k}"
+        figure = lab_charts.equity_figure(stored[v["id"]]["equity"], title, lab_charts.BOOKS)
+        parts.append(_charts([("equity", figure)]))
+    return parts
 
 
 def _table(title: str, head: list[str], rows: list[list[str]]) -> str:

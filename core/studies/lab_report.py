@@ -31,6 +31,8 @@ TITLES = {"discrete": "discrete", "proportional": "proportional", "buy_and_hold"
 def lab_report(folder: LabFolder) -> tuple[dict, dict]:
     """(report.json's content, {variant id: stored summary}) of a lab folder; FcError when no
     variant has finished."""
+    from fc.core.studies.lab_universe_report import is_universe, universe_entries
+
     manifest = folder.require_manifest()
     stored = {v["id"]: folder.read_variant(v["id"]) for v in manifest["variants"]}
     finished = [v for v in manifest["variants"] if stored[v["id"]] is not None]
@@ -39,7 +41,7 @@ def lab_report(folder: LabFolder) -> tuple[dict, dict]:
                       "first (fc lab status shows what is left)")  # fmt: skip
     fees = [fee_name(f) for f in manifest["fees"]]
     variants = []
-    for v in finished:
+    for v in (v for v in finished if not is_universe(stored[v["id"]])):
         s = stored[v["id"]]
         c = s["classifier"]
         variants.append({
@@ -59,6 +61,11 @@ def lab_report(folder: LabFolder) -> tuple[dict, dict]:
               "variants_declared": len(manifest["variants"]), "variants_finished": len(finished),
               "unfinished": [v["name"] for v in manifest["variants"] if stored[v["id"]] is None],
               "variants": variants}  # fmt: skip
+    if any(v.get("universe") for v in manifest["variants"]):  # pooled universes: their own
+        report |= {
+            "k": manifest["k"],
+            "universe_variants": universe_entries(manifest, stored, walk_command),
+        }
     return report, stored
 
 
@@ -72,7 +79,8 @@ def _best(variant: dict, summary: dict, fee: str, manifest: dict, stored: dict) 
         return {"strategy": None}
     strategy = max(finite, key=lambda p: finite[p]["sharpe"])
     best = finite[strategy]
-    lab_trials = [_sharpe(stored[v["id"]], fee, strategy) for v in manifest["variants"]]
+    lab_trials = [_sharpe(stored[v["id"]], fee, strategy) for v in manifest["variants"]
+                  if not v.get("universe")]  # fmt: skip
     earlier = _earlier_looks(variant, summary, fee, strategy, stored)
     trials = lab_trials + list(earlier.values())
     dsr = deflated_from_moments(best, trials)
@@ -100,8 +108,8 @@ def _earlier_looks(variant: dict, summary: dict, fee: str, strategy: str, stored
     """{(config hash, data hash): per-bar Sharpe} of the ledger's looks at the variant's dates,
     strategy and cost, none of them a variant of this lab (a lab variant's own look, or the same
     variant run by fc walk, is counted once, as the lab's)."""
-    own = {(s["fees"][f]["variant_hash"], s["data_hash"]) for s in stored.values() if s
-           for f in s["fees"]}  # fmt: skip
+    own = {(s["fees"][f]["variant_hash"], s["data_hash"]) for s in stored.values()
+           if s and "fees" in s for f in s["fees"]}  # fmt: skip
     cost = float(fee) + float(summary.get("slippage_bps", 0.0))
     first, last = (pd.Timestamp(summary[k]).isoformat() for k in ("first_decision",
                                                                   "last_decision"))  # fmt: skip
@@ -135,8 +143,11 @@ def _null(value):
 
 
 def report_tables(report: dict) -> list[tuple[str, list[str], list[list[str]]]]:
-    """The report's tables as (title, header, rows) of text cells: report.md and report.html
-    render the same ones."""
+    """The one-symbol variants' tables as (title, header, rows) of text cells: report.md and
+    report.html render the same ones (none in a lab of pooled universes only: theirs are
+    lab_universe_report.universe_tables)."""
+    if not report["variants"]:
+        return []
     fees = [fee_name(f) for f in report["fees_bps"]]
     first = fees[0]
     head = ["variant", "folds", "accuracy", "acc − MR (95 % CI)", "acc − prior (95 % CI)",
@@ -145,19 +156,19 @@ def report_tables(report: dict) -> list[tuple[str, list[str], list[list[str]]]]:
     rows = []
     for v in report["variants"]:
         c, s = v["classifier"], v["fees"][first]["strategies"]
-        rows.append([v["name"], str(v["folds"]), _pct(c["model"]["accuracy"]),
-                     _diff(c, "mean_reversion"), _diff(c, "prior"), f"{v['log_loss']:.5f}",
-                     f"{v['prior_log_loss']:.5f}", _sharpe_ci(s["discrete"]),
-                     _sharpe_ci(s["proportional"]),
-                     f"{_bps(s['discrete'])} / {_bps(s['proportional'])}"])  # fmt: skip
+        rows.append([v["name"], str(v["folds"]), pct(c["model"]["accuracy"]),
+                     diff_ci(c, "mean_reversion"), diff_ci(c, "prior"), f"{v['log_loss']:.5f}",
+                     f"{v['prior_log_loss']:.5f}", sharpe_ci(s["discrete"]),
+                     sharpe_ci(s["proportional"]),
+                     f"{bps(s['discrete'])} / {bps(s['proportional'])}"])  # fmt: skip
     lead = report["variants"][0]
     c, s = lead["classifier"], lead["fees"][first]["strategies"]
     for name in [
         n for n in ("mean_reversion", "last_direction", "momentum", "buy_and_hold") if n in s
     ]:
-        acc = _pct(c[name]["accuracy"]) if name in c else ""
-        rows.append([f"{TITLES[name]} (one-liner)", "", acc, "", "", "", "", _sharpe_ci(s[name]),
-                     "", _bps(s[name])])  # fmt: skip
+        acc = pct(c[name]["accuracy"]) if name in c else ""
+        rows.append([f"{TITLES[name]} (one-liner)", "", acc, "", "", "", "", sharpe_ci(s[name]),
+                     "", bps(s[name])])  # fmt: skip
     tables = [(f"Walk-forward, {lead['first_decision'][:10]} to {lead['last_decision'][:10]}",
                head, rows)]  # fmt: skip
     for fee in fees:
@@ -188,8 +199,8 @@ def report_tables(report: dict) -> list[tuple[str, list[str], list[list[str]]]]:
             if b["strategy"] is None:
                 continue
             rows.append([v["name"], f"{fee} bps", TITLES[b["strategy"]], f"{b['sharpe']:+.2f}",
-                         _num(b["psr"], 3), f"{b['trials']} ({b['trials_in_lab']} + "
-                         f"{b['earlier_looks']})", _num(b["deflated_sharpe"], 3)])  # fmt: skip
+                         num(b["psr"], 3), f"{b['trials']} ({b['trials_in_lab']} + "
+                         f"{b['earlier_looks']})", num(b["deflated_sharpe"], 3)])  # fmt: skip
     tables.append(
         (
             "Deflated Sharpe of each variant's best strategy",
@@ -209,11 +220,31 @@ def report_tables(report: dict) -> list[tuple[str, list[str], list[list[str]]]]:
 
 
 def _strategy_cells(name: str, st: dict) -> list[str]:
-    return [TITLES[name], f"{st['final_wealth']:.4f}", _sharpe_ci(st), _num(st["psr"], 3),
-            _bps(st), f"{st['turnover']:.3f}"]  # fmt: skip
+    return [TITLES[name], f"{st['final_wealth']:.4f}", sharpe_ci(st), num(st["psr"], 3),
+            bps(st), f"{st['turnover']:.3f}"]  # fmt: skip
+
+
+UNIVERSE_WALK = (
+    "A pooled universe's `fc walk --symbols` reports the long-short at the policy's "
+    "default k (1); the lab's other k are the same predictions ranked again. "
+    "`--data …` stands for the lab file's other `data` entries, one `--data "
+    "SYMBOL=FILE` each."
+)
+SHOWN_DATA = 2  # --data entries of a universe's command shown in report.md (report.json: all)
+
+
+def short_command(options: dict) -> str:
+    """walk_command with a long list of --data SYMBOL=FILE (a universe's) cut to its first
+    entries and `…`: a readable line of report.md."""
+    data = options.get("data")
+    if not isinstance(data, list) or len(data) <= SHOWN_DATA:
+        return walk_command(options)
+    return walk_command({**options, "data": [*data[:SHOWN_DATA], "…"]})
 
 
 def report_markdown(report: dict) -> str:
+    from fc.core.studies.lab_universe_report import universe_tables
+
     lines = [f"# Lab {report['lab']}", "",
              f"{report['variants_finished']} of {report['variants_declared']} variants finished; "
              "walk-forward, every fold predicted by a model trained before it. Sharpe is "
@@ -221,7 +252,7 @@ def report_markdown(report: dict) -> str:
     if report["unfinished"]:
         lines.append(f"Not finished: {', '.join(report['unfinished'])}.")
     lines += ["", f"Made by `{report['command']}`."]
-    for title, head, rows in report_tables(report):
+    for title, head, rows in report_tables(report) + universe_tables(report):
         lines += ["", f"## {title}", "", "| " + " | ".join(head) + " |",
                   "| --- |" + " ---: |" * (len(head) - 1)]  # fmt: skip
         lines += ["| " + " | ".join(row) + " |" for row in rows]
@@ -233,6 +264,10 @@ def report_markdown(report: dict) -> str:
         "",
     ]
     lines += [f"- {v['name']}: `{v['walk_command']}`" for v in report["variants"]]
+    if report.get("universe_variants"):
+        lines += ["", UNIVERSE_WALK, ""] if report["variants"] else [UNIVERSE_WALK, ""]
+        lines += [f"- {v['name']}: `{short_command(v['options'])}`"
+                  for v in report["universe_variants"]]  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
@@ -250,26 +285,26 @@ def walk_command(options: dict) -> str:
     return " ".join(words)
 
 
-def _pct(x) -> str:
+def pct(x) -> str:
     return "–" if x is None else f"{100 * x:.2f} %"
 
 
-def _num(x, digits: int) -> str:
+def num(x, digits: int) -> str:
     return "–" if x is None else f"{x:.{digits}f}"
 
 
-def _diff(c: dict, other: str) -> str:
+def diff_ci(c: dict, other: str) -> str:
     lo, hi = c[f"accuracy_minus_{other}_ci95"] or (None, None)
     ci = "" if lo is None else f" ({100 * lo:+.2f} .. {100 * hi:+.2f})"
     return f"{100 * c[f'accuracy_minus_{other}']:+.2f}{ci}"
 
 
-def _sharpe_ci(st: dict) -> str:
+def sharpe_ci(st: dict) -> str:
     lo, hi = st.get("sharpe_ci95") or (None, None)
     ci = "" if lo is None else f" ({lo:+.2f} .. {hi:+.2f})"
     return f"{st['sharpe']:+.2f}{ci}"
 
 
-def _bps(st: dict) -> str:
+def bps(st: dict) -> str:
     fee = st.get("break_even_fee_bps")
     return "none" if fee is None else f"{fee:.2f} bps"

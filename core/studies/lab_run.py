@@ -30,8 +30,12 @@ class PlannedVariant:
     slippage_bps: float
     runs: Path  # where its looks are recorded (RUNS/ledger.sqlite)
     units: list[str]  # unit keys, fold order
-    grid: object
+    grid: object  # a universe: {symbol: grid}
     base: object
+
+    @property
+    def universe(self) -> bool:
+        return isinstance(self.grid, dict)
 
 
 def default_out(lab: Lab) -> Path:
@@ -50,7 +54,8 @@ def plan_lab(lab: Lab) -> tuple[list[PlannedVariant], dict[str, dict]]:
                 loaded[source] = variant_inputs(resolved)
             grid, base = loaded[source]
             walk = WalkConfig(**resolved["walk"])
-            folds = plan_folds(grid, walk, base.seq_len, base.horizon)
+            folds = plan_folds(_fold_frame(grid, base), walk, base.seq_len, base.horizon)
+            _check_ks(lab, grid)
         except FcError as exc:
             raise FcError(f"{lab.path.name}, variant {variant.name!r}: {exc}") from None
         keys = []
@@ -66,12 +71,43 @@ def plan_lab(lab: Lab) -> tuple[list[PlannedVariant], dict[str, dict]]:
     return variants, tasks
 
 
+def _fold_frame(grid, base):
+    """What the folds are planned on: the grid, or a universe's frame (fc walk --symbols's)."""
+    if not isinstance(grid, dict):
+        return grid
+    from fc.core.data.universe import check_pairs, universe_frame
+
+    check_pairs(grid, base.first_decision)
+    return universe_frame(grid, base.first_decision)
+
+
+def report_ks(lab: Lab) -> tuple[int, ...]:
+    """The long-short k a universe variant is reported at: [report] k, else the policy's."""
+    from fc.core.evaluation.policies import PolicyParams
+
+    return lab.ks or (PolicyParams().k,)
+
+
+def _check_ks(lab: Lab, grid) -> None:
+    """[report] k: for a universe at most half its symbols; a lab of one symbol has no k."""
+    if not isinstance(grid, dict):
+        if lab.ks:
+            raise FcError(f"[report] k = {list(lab.ks)} is the long-short of a universe and this "
+                          "variant trades one symbol; give symbols = A,B,… or drop k")  # fmt: skip
+        return
+    too_many = [k for k in report_ks(lab) if 2 * k > len(grid)]
+    if too_many:
+        raise FcError(f"[report] k = {too_many[0]} is more than half the universe of {len(grid)} "
+                      f"symbols; give k <= {len(grid) // 2}")  # fmt: skip
+
+
 def manifest_of(lab: Lab, folder: LabFolder, variants: list[PlannedVariant]) -> dict:
     return {
         "lab": os.path.relpath(lab.path, folder.path.resolve()),
         "name": lab.name,
         "lab_file": lab.path.name,
         "fees": list(lab.fees),
+        **({"k": list(report_ks(lab))} if any(v.universe for v in variants) else {}),
         "variants": [
             {
                 "id": v.id,
@@ -80,6 +116,7 @@ def manifest_of(lab: Lab, folder: LabFolder, variants: list[PlannedVariant]) -> 
                 "units": v.units,
                 "family": v.base.family,
                 "runs": str(v.runs),
+                **({"universe": True} if v.universe else {}),
             }
             for v in variants
         ],  # fmt: skip
@@ -124,6 +161,7 @@ def run_lab(
     executor's events (a progress bar), with "planned" first. Returns counts: units computed
     now and reused from the folder."""
     from fc.core.studies.lab_report import write_reports
+    from fc.core.studies.lab_universe import summarise_universe
     from fc.core.studies.lab_variant import summarise_variant
 
     executor.check()
@@ -154,12 +192,18 @@ def run_lab(
         summarised = 0
         for v in variants:
             stored = folder.read_variant(v.id)
-            if stored is not None and stored.get("fee_list") == list(lab.fees):
+            wanted = {"fee_list": list(lab.fees)}
+            wanted |= {"k_list": list(report_ks(lab))} if v.universe else {}
+            if stored is not None and all(stored.get(k) == w for k, w in wanted.items()):
                 continue
             units = [folder.read_unit(k) for k in v.units]
-            look = f"lab:{lab.name}:{v.id}"
-            summarise_variant(v.grid, v.base, v.walk, v.slippage_bps, lab.fees, units,
-                              folder.variant_dir(v.id), v.runs, look)  # fmt: skip
+            if v.universe:
+                summarise_universe(v.grid, v.base, v.walk, v.slippage_bps, lab.fees,
+                                   report_ks(lab), units, folder.variant_dir(v.id))  # fmt: skip
+            else:
+                look = f"lab:{lab.name}:{v.id}"
+                summarise_variant(v.grid, v.base, v.walk, v.slippage_bps, lab.fees, units,
+                                  folder.variant_dir(v.id), v.runs, look)  # fmt: skip
             summarised += 1
     report = write_reports(folder)
     return {"out": str(folder.path), "units": len(tasks), "computed": len(todo),

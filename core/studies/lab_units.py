@@ -25,21 +25,22 @@ UNIT_VERSION = 1  # bump when a unit's result changes for the same task
 
 def variant_inputs(resolved: dict, files: dict | None = None):
     """(grid, base TrainConfig) of one variant, as `fc walk` loads them (core.studies.inputs),
-    with the family's options checked; pooled universes are refused (not a lab unit yet).
-    `files` {path: unit_inputs.DataFile}: where this process reads each --data file (a cluster
-    worker's --data-root), its sha256 checked."""
-    from fc.core.data.universe import parse_symbols
-    from fc.core.studies.inputs import load_features
+    with the family's options checked; a pooled universe (symbols A,B,… or target relative):
+    ({symbol: grid}, base naming every symbol), as `fc walk --symbols` loads it. `files` {path:
+    unit_inputs.DataFile}: where this process reads each --data file (a cluster worker's
+    --data-root), its sha256 checked."""
+    from fc.core.studies.inputs import load_features, load_universe, pooled
     from fc.core.studies.walk import check_walk_options
 
     data, fields = dict(resolved["data"]), resolved["fields"]
-    if len(parse_symbols(data.get("symbols"))) > 1 or fields.get("target") == "relative":
-        raise FcError("symbols: a lab of pooled universes is not supported yet; run fc walk "
-                      "--symbols for it")  # fmt: skip
-    base = TrainConfig(symbol=data["symbol"], timeframe=data["timeframe"], **fields)
-    check_walk_options(base)  # as fc walk checks before its folds
     if files:
         data["data"] = [_local(value, files) for value in data_values(data["data"])]
+    if pooled(data, fields):
+        grids, base = load_universe(data, fields)
+        check_walk_options(base)
+        return grids, base
+    base = TrainConfig(symbol=data["symbol"], timeframe=data["timeframe"], **fields)
+    check_walk_options(base)  # as fc walk checks before its folds
     grids, base = load_features(data, fields, [fields.get("features", "close")])
     return next(iter(grids.values())), base
 
@@ -65,22 +66,27 @@ def unit_task(resolved: dict, base: TrainConfig, fold: Fold) -> dict:
     data = {k: str(v) if isinstance(v, Path) else v for k, v in resolved["data"].items()}
     if isinstance(data.get("data"), list | tuple):
         data["data"] = [str(v) for v in data["data"]]
-    return {
+    task = {
         "data": data,
         "fields": resolved["fields"],
         "fold": fold.to_dict(),
         "sha256": data_digests(base),
         "threads": int(data.get("threads", 1)),
     }
+    if len(base.symbols) > 1:  # a universe: its symbols in their order (the pooled rows' order)
+        task["symbols"] = list(base.symbols)
+    return task
 
 
 def unit_key(task: dict) -> str:
     """Content hash of a unit: its options (those at TrainConfig's default left out, so an
-    option a later fc adds changes no key), the fold, the data's sha256s and the threads; paths
-    are not in it."""
+    option a later fc adds changes no key), the fold, a universe's symbols, the data's sha256s
+    and the threads; paths are not in it."""
     default = asdict(TrainConfig())
     fields = {k: v for k, v in task["fields"].items() if v != default.get(k)}
     data = {k: task["data"][k] for k in ("symbol", "timeframe")}
+    if "symbols" in task:
+        data["symbols"] = task["symbols"]
     described = {"version": UNIT_VERSION, "fields": fields, "data": data, "fold": task["fold"],
                  "sha256": task["sha256"], "threads": task["threads"]}  # fmt: skip
     text = json.dumps(described, sort_keys=True, default=str)

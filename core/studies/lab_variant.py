@@ -72,7 +72,7 @@ def summarise_variant(
                 for s in (*POLICIES, *ONE_LINERS)
                 if s in section
             },
-            "equity": _equity_series(positions),
+            "equity": equity_series(positions),
             "variant_hash": report["ledger"]["config_hash"],
         }
         positions0 = positions if positions0 is None else positions0
@@ -94,7 +94,7 @@ def summarise_variant(
         "slippage_bps": slippage_bps,
         "fee_list": list(fees),  # a lab file with other fees re-summarises it from its units
     }
-    text = json.dumps(_finite(summary), indent=1, default=_json, allow_nan=False)
+    text = json.dumps(finite(summary), indent=1, default=json_default, allow_nan=False)
     write_atomic(out / "variant.json", text + "\n")
     return summary
 
@@ -154,7 +154,7 @@ def _accuracy_minus(grid, predictions, block: dict, horizon: int) -> dict:
             for name, d, ci in zip(right, diffs, cis, strict=True)}  # fmt: skip
 
 
-def _equity_series(positions: pd.DataFrame) -> dict:
+def equity_series(positions: pd.DataFrame) -> dict:
     """The wealth lines of the policies and the one-liners the page draws, thinned to at most
     SERIES_POINTS points (the last one always kept: the final wealth stays exact)."""
     n = len(positions)
@@ -198,7 +198,7 @@ def _calibration(grid: pd.DataFrame, predictions: pd.DataFrame, horizon: int) ->
             for k, a in bins.items()}  # fmt: skip
 
 
-def _json(value):
+def json_default(value):
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, np.ndarray):
@@ -206,13 +206,13 @@ def _json(value):
     raise TypeError(type(value))
 
 
-def _finite(value):
+def finite(value):
     """NaN and infinities (an interval of a range too short to bootstrap) as null: JSON has no
     NaN."""
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        return {k: finite(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
+        return [finite(v) for v in value]
     if isinstance(value, float | np.floating) and not np.isfinite(value):
         return None
     return value

@@ -34,6 +34,7 @@ from fc.core.evaluation.backtest import (
     blocks_for,
     classifier_section,
     label_ahead,
+    last_move_up,
     run_backtest,
 )
 from fc.core.evaluation.policies import PolicyParams
@@ -227,11 +228,9 @@ def symbol_rows(config, grids, p_up, closes, decide, parts, cfg, test_from, para
             )
         return out
     h = config.horizon
-    eligible = universe_eligible(grids, config.first_decision)
-    labels = horizon_labels(closes, h, "relative", eligible)[0]
-    last_up = (relative_return(closes, h, eligible) >= 0).astype(np.float64)
+    labels, last_up, scored_all = universe_labels(config, grids, closes, decide)
     for i, symbol in enumerate(grids):
-        scored = decide & eligible[:, i] & label_ahead(closes[:, i], ~real[:, i], h)[1]
+        scored = scored_all[:, i]
         label_next = labels[:, i]
         train = label_next[parts["train"] & scored]
         prior = float((train == 0).mean()) if len(train) else 0.5
@@ -245,3 +244,40 @@ def symbol_rows(config, grids, p_up, closes, decide, parts, cfg, test_from, para
             if (part & scored).any()
         }
     return out
+
+
+def universe_labels(config: TrainConfig, grids: dict, closes: np.ndarray, decide: np.ndarray):
+    """(labels (bars, symbols), 0 where the target is up; the last H candles' move up, 1.0 or
+    0.0, the one-liners' input; scored (bars, symbols): a decision bar where the symbol is
+    eligible and its candle H ahead is real) of config.target: the relative label against the
+    eligible symbols' mean, or each symbol's own direction."""
+    h = config.horizon
+    real = universe_real(grids)
+    eligible = universe_eligible(grids, config.first_decision)
+    ahead = [label_ahead(closes[:, i], ~real[:, i], h) for i in range(closes.shape[1])]
+    if config.target == "relative":
+        labels = horizon_labels(closes, h, "relative", eligible)[0]
+        last_up = (relative_return(closes, h, eligible) >= 0).astype(np.float64)
+    else:
+        labels = np.column_stack([label for label, _ in ahead])
+        last_up = np.column_stack([last_move_up(closes[:, i], h) for i in range(closes.shape[1])])
+    scored = np.asarray(decide, dtype=bool)[:, None] & eligible
+    return labels, last_up, scored & np.column_stack([real for _, real in ahead])
+
+
+def pooled_classifier(config: TrainConfig, grids: dict, p_up, closes, decide, parts: dict,
+                      cfg: BacktestConfig, name: str) -> dict:  # fmt: skip
+    """The direction scores of every (candle, symbol) decision of the range `name` pooled, beside
+    the one-liners and the class prior of the pooled "train" part (classifier_section). The
+    decisions are laid out candle by candle, and the bootstrap block holds cfg's block of
+    candles (its length in decisions: the block times the mean decisions a candle), so that
+    symbols moving together at one candle stay in one block."""
+    labels, last_up, scored = universe_labels(config, grids, closes, decide)
+    train = labels[scored & parts["train"][:, None]]
+    prior = float((train == 0).mean()) if len(train) else 0.5
+    mask = scored & parts[name][:, None]
+    per_candle = mask.sum() / max(int(mask.any(axis=1).sum()), 1)
+    cfg = replace(cfg, bootstrap_block=cfg.bootstrap_block * max(per_candle, 1.0))
+    p = np.asarray(p_up, dtype=np.float64)
+    return classifier_section(p.ravel(), labels.ravel(), last_up.ravel(), mask.ravel(), prior,
+                              cfg, config.horizon)  # fmt: skip

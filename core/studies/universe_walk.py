@@ -88,9 +88,9 @@ def stitched_matrix(grids: dict, predictions: pd.DataFrame) -> np.ndarray:
     return p_up
 
 
-def write_universe_backtest(walk_dir, grids, predictions, first_start, base, cfg) -> dict:
-    """The stitched predictions as one range from the first fold on: the portfolio and each
-    symbol's rows (the class prior from the history before the first fold)."""
+def stitched_walk(grids, predictions, first_start, base):
+    """(the universe's frame, p_up (bars, symbols), decision bars, bars of the walk) of the
+    stitched predictions; every eligible decision of the walk has its prediction."""
     first = universe_frame(grids, base.first_decision)
     p_up = stitched_matrix(grids, predictions)
     decide = trade_mask(first["filled"].to_numpy(), base.first_decision)
@@ -98,19 +98,41 @@ def write_universe_backtest(walk_dir, grids, predictions, first_start, base, cfg
     eligible = universe_eligible(grids, base.first_decision)
     if np.isnan(p_up[(decide & inside)[:, None] & eligible]).any():
         raise AssertionError("the folds leave a decision without a prediction")
+    return first, p_up, decide, inside
+
+
+def universe_books(grids, predictions, first_start, base, cfg, params=None):
+    """(positions frame, {strategy: statistics}, the strategies shown) of the stitched
+    predictions as one range from the first fold on: the portfolio fc walk --symbols reports
+    (the long-short for the relative target, the equal-weight books for next, and the
+    baselines), with `params` {policy: PolicyParams} (default: the policies' defaults; a lab's
+    [report] k moves the long-short's). The one portfolio backtest of a pooled walk."""
+    first, p_up, decide, inside = stitched_walk(grids, predictions, first_start, base)
+    eligible = universe_eligible(grids, base.first_decision)
+    if params is None:
+        params = PolicyParams()
+        params = {"discrete": params, "proportional": params, "long_short": params}
+    frame, portfolio = portfolio_backtest(first.index, universe_closes(grids), p_up, decide,
+                                          {RANGE: inside}, blocks_for(cfg, base.horizon),
+                                          base.timeframe, list(grids), params, base.horizon,
+                                          base.schedule, (universe_real(grids), eligible),
+                                          universe_volumes(grids))  # fmt: skip
+    shown = STRATEGIES if base.target == "relative" else STRATEGIES[1:]
+    if base.target == "next":
+        frame = frame.drop(columns=[c for c in frame if "long_short" in c])
+    return frame, {k: portfolio[RANGE][k] for k in (*shown, *BASELINES)}, shown
+
+
+def write_universe_backtest(walk_dir, grids, predictions, first_start, base, cfg) -> dict:
+    """The stitched predictions as one range from the first fold on: the portfolio and each
+    symbol's rows (the class prior from the history before the first fold)."""
+    frame, portfolio, _ = universe_books(grids, predictions, first_start, base, cfg)
+    _, p_up, decide, inside = stitched_walk(grids, predictions, first_start, base)
     params = PolicyParams()
     by_policy = {"discrete": params, "proportional": params, "long_short": params}
     closes = universe_closes(grids)
     symbols = list(grids)
     cfg = blocks_for(cfg, base.horizon)
-    frame, portfolio = portfolio_backtest(first.index, closes, p_up, decide, {RANGE: inside},
-                                          cfg, base.timeframe, symbols, by_policy, base.horizon,
-                                          base.schedule,
-                                          (universe_real(grids), eligible),
-                                          universe_volumes(grids))  # fmt: skip
-    shown = STRATEGIES if base.target == "relative" else STRATEGIES[1:]
-    if base.target == "next":
-        frame = frame.drop(columns=[c for c in frame if "long_short" in c])
     config = replace(base, split=first_start.isoformat())
     parts = {"train": ~inside, RANGE: inside}
     rows = symbol_rows(config, grids, p_up, closes, decide, parts, cfg, None, by_policy)
@@ -119,7 +141,7 @@ def write_universe_backtest(walk_dir, grids, predictions, first_start, base, cfg
     out.mkdir(exist_ok=True)
     frame.to_parquet(out / "positions.parquet")
     report = {
-        RANGE: {"portfolio": {k: portfolio[RANGE][k] for k in (*shown, *BASELINES)},
+        RANGE: {"portfolio": portfolio,
                 "symbols": {s: r[key] for s, r in rows.items() if key in r}},
         "range": RANGE_TITLE,
         "config": cfg.to_dict(),
