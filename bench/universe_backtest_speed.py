@@ -51,6 +51,11 @@ from fc.core.studies.universe import (
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "universe-1h"
 GOAL_SECONDS = 10.0
+OWN = {  # each family's own fields: LightGBM whole, the GRU small and for two steps
+    "lightgbm": {"lags": 16},
+    "gru": {"hidden": 8, "layers": 1, "epochs": 1, "max_steps": 2, "val_size": 64,
+            "device": "cpu"},
+}  # fmt: skip
 
 
 def universe_files(folder: Path) -> dict[str, Path]:
@@ -64,11 +69,9 @@ def pooled_run(family: str, root: Path) -> Path:
     (seconds), the GRU small (h8, one layer) for two steps (real shapes, weights barely moved)."""
     files = universe_files(DATA)
     symbols = tuple(files)
-    own = {"lightgbm": {"lags": 16}, "gru": {"hidden": 8, "layers": 1, "epochs": 1,
-                                             "max_steps": 2, "val_size": 64, "device": "cpu"}}
     config = TrainConfig(family=family, timeframe="1h", seq_len=48, split="2025-03-01",
                          symbol=symbols[0], symbols=symbols, target="relative",
-                         **own[family])  # fmt: skip
+                         **OWN[family])  # fmt: skip
     grids, sources = universe_grids(config.features, symbols, "1h", files, None)
     source, digest = sources[symbols[0]]
     inputs = {s: list(v) for s, v in sources.items() if s != symbols[0]}
