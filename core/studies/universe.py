@@ -230,18 +230,26 @@ def symbol_rows(config, grids, p_up, closes, decide, parts, cfg, test_from, para
     eligible = universe_eligible(grids, config.first_decision)
     labels = horizon_labels(closes, h, "relative", eligible)[0]
     last_up = (relative_return(closes, h, eligible) >= 0).astype(np.float64)
-    for i, symbol in enumerate(grids):
-        scored = decide & eligible[:, i] & label_ahead(closes[:, i], ~real[:, i], h)[1]
-        label_next = labels[:, i]
-        train = label_next[parts["train"] & scored]
-        prior = float((train == 0).mean()) if len(train) else 0.5
-        out[symbol] = {
-            name: {
-                "classifier": classifier_section(
-                    p_up[:, i], label_next, last_up[:, i], part & scored, prior, cfg, h
+    scored = [decide & eligible[:, i] & label_ahead(closes[:, i], ~real[:, i], h)[1]
+              for i in range(len(grids))]  # fmt: skip
+    priors = [_prior(labels[parts["train"] & mine, i]) for i, mine in enumerate(scored)]
+    sections = {}
+    # range by range, symbol by symbol: the symbols present all along score as many bars in a
+    # range, so each range's bootstrap indices are drawn once for all of them (metrics keeps
+    # the last draw) rather than again for every symbol
+    for name, part in parts.items():
+        for i, symbol in enumerate(grids):
+            if (part & scored[i]).any():
+                sections[symbol, name] = classifier_section(
+                    p_up[:, i], labels[:, i], last_up[:, i], part & scored[i], priors[i], cfg, h
                 )
-            }
-            for name, part in parts.items()
-            if (part & scored).any()
-        }
-    return out
+    return {
+        symbol: {name: {"classifier": sections[symbol, name]}
+                 for name in parts if (symbol, name) in sections}
+        for symbol in grids
+    }  # fmt: skip
+
+
+def _prior(train_labels: np.ndarray) -> float:
+    """The class prior: the training frequency of up (0.5 without a training label)."""
+    return float((train_labels == 0).mean()) if len(train_labels) else 0.5
