@@ -229,21 +229,28 @@ def symbol_rows(config, grids, p_up, closes, decide, parts, cfg, test_from, para
         return out
     h = config.horizon
     labels, last_up, scored_all = universe_labels(config, grids, closes, decide)
-    for i, symbol in enumerate(grids):
-        scored = scored_all[:, i]
-        label_next = labels[:, i]
-        train = label_next[parts["train"] & scored]
-        prior = float((train == 0).mean()) if len(train) else 0.5
-        out[symbol] = {
-            name: {
-                "classifier": classifier_section(
-                    p_up[:, i], label_next, last_up[:, i], part & scored, prior, cfg, h
+    scored = [scored_all[:, i] for i in range(len(grids))]
+    priors = [_prior(labels[parts["train"] & mine, i]) for i, mine in enumerate(scored)]
+    sections = {}
+    # range by range, symbol by symbol: the symbols present all along score as many bars in a
+    # range, so each range's bootstrap indices are drawn once for all of them (metrics keeps
+    # the last draw) rather than again for every symbol
+    for name, part in parts.items():
+        for i, symbol in enumerate(grids):
+            if (part & scored[i]).any():
+                sections[symbol, name] = classifier_section(
+                    p_up[:, i], labels[:, i], last_up[:, i], part & scored[i], priors[i], cfg, h
                 )
-            }
-            for name, part in parts.items()
-            if (part & scored).any()
-        }
-    return out
+    return {
+        symbol: {name: {"classifier": sections[symbol, name]}
+                 for name in parts if (symbol, name) in sections}
+        for symbol in grids
+    }  # fmt: skip
+
+
+def _prior(train_labels: np.ndarray) -> float:
+    """The class prior: the training frequency of up (0.5 without a training label)."""
+    return float((train_labels == 0).mean()) if len(train_labels) else 0.5
 
 
 def universe_labels(config: TrainConfig, grids: dict, closes: np.ndarray, decide: np.ndarray):
@@ -274,7 +281,7 @@ def pooled_classifier(config: TrainConfig, grids: dict, p_up, closes, decide, pa
     symbols moving together at one candle stay in one block."""
     labels, last_up, scored = universe_labels(config, grids, closes, decide)
     train = labels[scored & parts["train"][:, None]]
-    prior = float((train == 0).mean()) if len(train) else 0.5
+    prior = _prior(train)
     mask = scored & parts[name][:, None]
     per_candle = mask.sum() / max(int(mask.any(axis=1).sum()), 1)
     cfg = replace(cfg, bootstrap_block=cfg.bootstrap_block * max(per_candle, 1.0))
