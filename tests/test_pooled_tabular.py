@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 from conftest import one_line_error
 from test_universe import assert_only_own_p_up_moved, data_args
+from test_universe_live import backtest_and_replay
 from typer.testing import CliRunner
 
 from fc.cli.main import app
@@ -240,18 +241,8 @@ def test_replay_of_the_graph_equals_backtest_with_it(exported, files, tmp_path):
     finds no difference."""
     run, _ = exported["lightgbm"]
     model = run / "export" / "model.onnx"
-    done = runner.invoke(app, ["backtest", str(run), "--model", str(model), "--fee-bps",
-                               str(FEE_BPS), "--json"])  # fmt: skip
-    assert done.exit_code == 0, done.output
-    frame = pd.read_parquet(run / "backtest" / "positions.parquet")
-    test = frame[frame["range"] == "test"].reset_index(drop=True)
     journal = tmp_path / "paper.sqlite"
-    replay = [a for s, p in files.items() for a in ("--replay", f"{s}={p}")]
-    start = test.time.iloc[0].strftime("%Y-%m-%dT%H:%M")
-    result = runner.invoke(app, ["paper", *replay, "--model", str(model), "--journal",
-                                 str(journal), "--fee-bps", str(FEE_BPS), "--capital",
-                                 str(CAPITAL), "--start", start, "--json"])  # fmt: skip
-    assert result.exit_code == 0, result.output
+    test, _ = backtest_and_replay(run, model, files, journal)
     rows = Journal(journal, read_only=True).decisions()
     for strategy in ("long_short", "equal_weight_discrete", "equal_weight_proportional"):
         book = rows[(rows.symbol == "portfolio") & (rows.policy == strategy)]

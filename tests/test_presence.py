@@ -13,6 +13,7 @@ import pytest
 from conftest import one_line_error
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_universe import data_args, trained_universe
 from typer.testing import CliRunner
 
 from fc.cli.main import app
@@ -192,21 +193,11 @@ def write_files(folder: Path, lives=LIVES, poison: str | None = None) -> dict:
     return files
 
 
-def data_args(files: dict) -> list:
-    return [a for s, p in files.items() for a in ("--data", f"{s}={p}")]
-
-
 @pytest.fixture(scope="module")
 def late_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("presence")
-    files = write_files(root / "data")
-    args = ["train", "--symbols", ",".join(LIVES), "--target", "relative", *data_args(files)]
-    result = runner.invoke(app, args + QUICK + ["--runs", str(root / "runs")])
-    assert result.exit_code == 0, result.output
-    run = Path(result.stdout.strip().splitlines()[-1])
-    done = runner.invoke(app, ["backtest", str(run), "--fee-bps", "5", "--json"])
-    assert done.exit_code == 0, done.output
-    return root, run, json.loads(done.stdout)
+    run, report = trained_universe(root, write_files(root / "data"), QUICK, 5.0)
+    return root, run, report
 
 
 def test_late_listings_train_and_trade_without_survivorship(late_run):

@@ -58,17 +58,24 @@ def data_args(files: dict) -> list[str]:
     return [arg for symbol, path in files.items() for arg in ("--data", f"{symbol}={path}")]
 
 
+def trained_universe(root: Path, files: dict, quick: list, fee_bps: float):
+    """(run, backtest report) of a pooled relative run over `files` ({symbol: candle file})
+    trained with `quick` options under root/runs, backtested at fee_bps."""
+    args = ["train", "--symbols", ",".join(files), "--target", "relative", *data_args(files)]
+    result = runner.invoke(app, args + quick + ["--runs", str(root / "runs")])
+    assert result.exit_code == 0, result.output
+    run = Path(result.stdout.strip().splitlines()[-1])
+    done = runner.invoke(app, ["backtest", str(run), "--fee-bps", str(fee_bps), "--json"])
+    assert done.exit_code == 0, done.output
+    return run, json.loads(done.stdout)
+
+
 @pytest.fixture(scope="module")
 def universe_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("universe")
     files = write_universe(root / "data")
-    args = ["train", "--symbols", ",".join(SYMBOLS), "--target", "relative", *data_args(files)]
-    result = runner.invoke(app, args + QUICK + ["--runs", str(root / "runs")])
-    assert result.exit_code == 0, result.output
-    run = Path(result.stdout.strip().splitlines()[-1])
-    done = runner.invoke(app, ["backtest", str(run), "--fee-bps", str(FEE_BPS), "--json"])
-    assert done.exit_code == 0, done.output
-    return run, files, json.loads(done.stdout)
+    run, report = trained_universe(root, files, QUICK, FEE_BPS)
+    return run, files, report
 
 
 def grid_closes(files: dict) -> pd.DataFrame:

@@ -48,14 +48,39 @@ def exported(tmp_path_factory):
     """(run, files, model.onnx, fc export's JSON report) of a relative-target universe, k 2."""
     root = tmp_path_factory.mktemp("universe_live")
     files = write_universe(root / "data")
+    run, report = trained_and_exported(root, files, QUICK)
+    return run, files, run / "export" / "model.onnx", report
+
+
+def backtest_and_replay(run: Path, model: Path, files: dict, journal: Path, extra=()):
+    """(positions.parquet's test rows of fc backtest --model at FEE_BPS, fc paper --replay's
+    result): the graph replayed over `files` into `journal` from the test range's first
+    decision, with CAPITAL; `extra` options for the backtest (e.g. --k 2)."""
+    done = runner.invoke(app, ["backtest", str(run), "--model", str(model), "--fee-bps",
+                               str(FEE_BPS), *extra, "--json"])  # fmt: skip
+    assert done.exit_code == 0, done.output
+    frame = pd.read_parquet(run / "backtest" / "positions.parquet")
+    test = frame[frame["range"] == "test"].reset_index(drop=True)
+    replay = [a for s, p in files.items() for a in ("--replay", f"{s}={p}")]
+    start = test.time.iloc[0].strftime("%Y-%m-%dT%H:%M")
+    args = ["paper", *replay, "--model", str(model), "--journal", str(journal), "--fee-bps",
+            str(FEE_BPS), "--capital", str(CAPITAL), "--start", start, "--json"]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    return test, result
+
+
+def trained_and_exported(root: Path, files: dict, quick: list):
+    """(run, fc export's JSON report) of a relative-target universe over `files` ({symbol:
+    candle file}) trained with `quick` under root/runs, exported to ONNX with k 2."""
     data = [a for s, p in files.items() for a in ("--data", f"{s}={p}")]
-    args = ["train", "--symbols", ",".join(SYMBOLS), "--target", "relative", *data, *QUICK]
+    args = ["train", "--symbols", ",".join(files), "--target", "relative", *data, *quick]
     result = runner.invoke(app, args + ["--runs", str(root / "runs")])
     assert result.exit_code == 0, result.output
     run = Path(result.stdout.strip().splitlines()[-1])
     done = runner.invoke(app, ["export", str(run), "--onnx", "--k", "2", "--json"])
     assert done.exit_code == 0, done.output
-    return run, files, run / "export" / "model.onnx", json.loads(done.stdout)
+    return run, json.loads(done.stdout)
 
 
 def test_one_graph_is_within_1e5_of_torch_for_every_symbol(exported):
@@ -106,18 +131,8 @@ def replayed(exported, tmp_path_factory):
     the five symbols from the test range's first decision: (positions.parquet test rows, the
     journal's rows, the replay's JSON report)."""
     run, files, model, _ = exported
-    done = runner.invoke(app, ["backtest", str(run), "--model", str(model), "--fee-bps",
-                               str(FEE_BPS), "--k", "2", "--json"])  # fmt: skip
-    assert done.exit_code == 0, done.output
-    frame = pd.read_parquet(run / "backtest" / "positions.parquet")
-    test = frame[frame["range"] == "test"].reset_index(drop=True)
     journal = tmp_path_factory.mktemp("journal") / "paper.sqlite"
-    replay = [a for s, p in files.items() for a in ("--replay", f"{s}={p}")]
-    start = test.time.iloc[0].strftime("%Y-%m-%dT%H:%M")
-    args = ["paper", *replay, "--model", str(model), "--journal", str(journal), "--fee-bps",
-            str(FEE_BPS), "--capital", str(CAPITAL), "--start", start, "--json"]  # fmt: skip
-    result = runner.invoke(app, args)
-    assert result.exit_code == 0, result.output
+    test, result = backtest_and_replay(run, model, files, journal, ["--k", "2"])
     rows = Journal(journal, read_only=True).decisions()
     return test, rows, json.loads(result.stdout), journal
 

@@ -4,16 +4,15 @@ weights exact, wealth within 1e-9; `fc paper diff` finds no difference; the jour
 the gaps as absences and the delisting once."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from test_universe_live import backtest_and_replay, trained_and_exported
 from typer.testing import CliRunner
 from universe_presence import (
     CAPITAL,
     DELISTED,
-    FEE_BPS,
     GAPPY,
     LATE,
     QUICK,
@@ -42,26 +41,10 @@ def replayed(tmp_path_factory):
     root = tmp_path_factory.mktemp("presence_live")
     frames = presence_frames()
     files = write_frames(frames, root / "data")
-    data = [a for s, p in files.items() for a in ("--data", f"{s}={p}")]
-    args = ["train", "--symbols", ",".join(SYMBOLS), "--target", "relative", *data, *QUICK]
-    result = runner.invoke(app, args + ["--runs", str(root / "runs")])
-    assert result.exit_code == 0, result.output
-    run = Path(result.stdout.strip().splitlines()[-1])
-    done = runner.invoke(app, ["export", str(run), "--onnx", "--k", "2", "--json"])
-    assert done.exit_code == 0, done.output
+    run, _ = trained_and_exported(root, files, QUICK)
     model = run / "export" / "model.onnx"
-    done = runner.invoke(app, ["backtest", str(run), "--model", str(model), "--fee-bps",
-                               str(FEE_BPS), "--k", "2", "--json"])  # fmt: skip
-    assert done.exit_code == 0, done.output
-    frame = pd.read_parquet(run / "backtest" / "positions.parquet")
-    test = frame[frame["range"] == "test"].reset_index(drop=True)
     journal = root / "paper.sqlite"
-    replay = [a for s, p in files.items() for a in ("--replay", f"{s}={p}")]
-    start = test.time.iloc[0].strftime("%Y-%m-%dT%H:%M")
-    args = ["paper", *replay, "--model", str(model), "--journal", str(journal), "--fee-bps",
-            str(FEE_BPS), "--capital", str(CAPITAL), "--start", start, "--json"]  # fmt: skip
-    result = runner.invoke(app, args)
-    assert result.exit_code == 0, result.output
+    test, _ = backtest_and_replay(run, model, files, journal, ["--k", "2"])
     return frames, files, run, test, journal
 
 
