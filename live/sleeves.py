@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 from fc.core.evaluation.policies import PolicyParams, next_position
-from fc.core.evaluation.portfolio import k_cap, next_sides, side_weights
+from fc.core.evaluation.portfolio import long_short_row
 from fc.core.evaluation.schedule import mean_book
 
 
@@ -70,12 +70,12 @@ class BookSleeves:
         {equal-weight strategy: the symbols' positions in the sleeve of t, an array}."""
         mine, tf, params = self.sleeves[self.sleeve(t)], self.tf, self.params
         since = [-math.inf if m is None else m // tf for m in mine["changed"]]
-        new = next_sides(np.nan_to_num(p_up, nan=0.5).tolist(), mine["sides"], since, t // tf,
-                         params, eligible)  # fmt: skip
+        new, targets = long_short_row(np.nan_to_num(p_up, nan=0.5).tolist(), mine["sides"],
+                                      since, t // tf, params, eligible)  # fmt: skip
         mine["changed"] = [t if a != b else m for a, b, m in
                            zip(new, mine["sides"], mine["changed"], strict=True)]  # fmt: skip
         mine["sides"] = new
-        decided = {"long_short": side_weights(new, params, k_cap(params.k, sum(eligible)))}
+        decided = {"long_short": targets}
         n = max(sum(member), 1)
         decided |= {q: np.asarray(held, dtype=np.float64) / n for q, held in positions.items()}
         for strategy, weights in decided.items():

@@ -18,8 +18,9 @@ no price), position = the gross exposure sum_s |w_s|, trade = the turnover sum_s
 W_t = W_{t-1} (1 + sum_s w_{s,t-1} R_{s,t} - c sum_s |w_{s,t-1} - w_{s,t-2}|) realised at t's
 close (the journal's convention), and policy_params the JSON {"params": …, "weights": {symbol:
 w}, "changed": {symbol: candle_ms}} (changed: where the long-short last moved the symbol, for
-min_hold). Weights come from core.evaluation.portfolio (next_sides, k_cap, side_weights): the
-backtest's definitions; an equal-weight book holds each member's position / the member count.
+min_hold). Weights come from core.evaluation.portfolio (long_short_row; a symbol not eligible
+holds its weight, as present_weights holds it): the backtest's definitions; an equal-weight
+book holds each member's position / the member count.
 """
 
 import json
@@ -31,7 +32,7 @@ import numpy as np
 
 from fc.core.data.features import price_change
 from fc.core.evaluation.policies import POLICIES, book_moves
-from fc.core.evaluation.portfolio import STRATEGIES, k_cap, next_sides, side_weights
+from fc.core.evaluation.portfolio import STRATEGIES, long_short_row
 from fc.live.journal import Absence, Row
 from fc.live.logs import log_event
 from fc.live.market_inputs import fetch_all
@@ -459,10 +460,9 @@ class UniverseService(PaperService):
             params, tf = self.predictor.portfolio_params, self.tf
             side = np.sign(held).astype(int).tolist()
             since = [-np.inf if m is None else m // tf for m in before["changed"]]
-            new = next_sides(np.nan_to_num(p_up, nan=0.5).tolist(), side, since, t // tf, params,
-                             eligible)  # fmt: skip
-            k = k_cap(params.k, sum(eligible))
-            weights = np.where(eligible, side_weights(new, params, k), held)
+            new, targets = long_short_row(np.nan_to_num(p_up, nan=0.5).tolist(), side, since,
+                                          t // tf, params, eligible)  # fmt: skip
+            weights = np.where(eligible, targets, held)
             moved = np.array(new) != np.array(side)
         changed = [t if m else old for m, old in zip(moved, before["changed"], strict=True)]
         return weights, changed

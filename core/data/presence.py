@@ -29,6 +29,13 @@ def last_real(real: np.ndarray) -> np.ndarray:
     return np.where(real.any(axis=0), len(real) - 1 - real[::-1].argmax(axis=0), -1)
 
 
+def lives(real: np.ndarray) -> list:
+    """Each symbol's life, its first to its last real candle, as a slice of the bars (empty for
+    a symbol with none): where its own Series and its one-symbol rows are cut."""
+    return [slice(int(a), int(b) + 1) for a, b in zip(first_real(real), last_real(real),
+                                                      strict=True)]  # fmt: skip
+
+
 def eligibility(real: np.ndarray, warm_up: int) -> np.ndarray:
     """Whether each symbol may be decided at each candle, (bars, symbols): a real candle at t
     and t - first_s >= warm_up (its own warm-up; the run's seq_len, or its first_decision)."""
@@ -42,10 +49,8 @@ def members(real: np.ndarray, eligible: np.ndarray) -> np.ndarray:
     first eligible candle (it enters) to its last real one (it leaves). A member that is not
     eligible (a gap, an outage) holds its weight; equal-weight books split the capital over the
     members, so one symbol's missing candle does not rebalance the others."""
-    eligible = np.asarray(eligible, dtype=bool)
     bars = np.arange(len(eligible))[:, None]
-    entered = np.where(eligible.any(axis=0), eligible.argmax(axis=0), len(eligible))
-    return (bars >= entered[None, :]) & (bars <= last_real(real)[None, :])
+    return (bars >= first_real(eligible)[None, :]) & (bars <= last_real(real)[None, :])
 
 
 def delisted(real: np.ndarray) -> np.ndarray:

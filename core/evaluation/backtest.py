@@ -193,6 +193,12 @@ def baseline_positions(close: np.ndarray, prior_up: bool, horizon: int = 1) -> d
     }
 
 
+def class_prior(train_labels: np.ndarray) -> float:
+    """P(up) in training: the share of class 0 ("up") among the training labels; 0.5 where
+    there is none (a universe's symbol listed after the training range)."""
+    return float((np.asarray(train_labels) == 0).mean()) if len(train_labels) else 0.5
+
+
 def label_ahead(close: np.ndarray, filled: np.ndarray, horizon: int = 1):
     """(label of the decision at t, whether it is scored): the class H candles ahead
     (core.data.features.horizon_labels), scored where the candle t+H exists and is real."""
@@ -235,7 +241,7 @@ def run_backtest(
     per_year = metrics.bars_per_year(timeframe_delta(timeframe) / pd.Timedelta(1, "min"))
     parts = segments(grid.index, decide, split, cfg, test_from)
     train_up = label_next[parts["train"] & scored]
-    prior_p = float((train_up == 0).mean()) if len(train_up) else 0.5  # P(up) in training
+    prior_p = class_prior(train_up)
     if not len(train_up) and prior_up is not None:
         prior_p = float(prior_up)
     base = baseline_positions(close, prior_p >= 0.5, horizon)

@@ -64,11 +64,9 @@ def present_weights(targets: np.ndarray, decide, eligible) -> np.ndarray:
                                                                       strict=True)])  # fmt: skip
 
 
-def eligible_counts(eligible, shape) -> np.ndarray:
+def eligible_counts(eligible) -> np.ndarray:
     """Symbols eligible (or members) at each bar, (bars, 1), at least 1 (a bar without one
     decides none)."""
-    if eligible is None:
-        return np.full((shape[0], 1), shape[1])
     return np.maximum(np.asarray(eligible, dtype=bool).sum(axis=1, keepdims=True), 1)
 
 
@@ -134,7 +132,7 @@ def ranked_book(scores: np.ndarray, decide: np.ndarray, params: PolicyParams,
     decide = np.asarray(decide, dtype=bool)
     if eligible is not None:
         sides = _sequential_sides(scores, decide, params, eligible)
-        k_t = k_cap(k, eligible_counts(eligible, scores.shape))
+        k_t = k_cap(k, eligible_counts(eligible))
         return present_weights(side_weights(sides, params, k_t), decide, eligible)
     if params.band == 0 and params.min_hold == 1:  # memoryless: one ranking per bar
         sides = np.zeros((n, size))
@@ -190,6 +188,15 @@ def next_sides(row: list, side: list, changed: list, t: int, params: PolicyParam
             if need > 0 and free[s]:
                 new[s], free[s], need = sign, False, need - 1
     return new
+
+
+def long_short_row(row: list, side: list, changed: list, t: int, params: PolicyParams,
+                   eligible: list) -> tuple[list, np.ndarray]:  # fmt: skip
+    """One candle of the long-short under presence, as the live service decides it: (the new
+    sides by next_sides, their weights +-cap/(2 k_t), k_t capped over the eligible symbols).
+    Where a symbol is not eligible its held weight stands instead (present_weights)."""
+    new = next_sides(row, side, changed, t, params, eligible)
+    return new, side_weights(new, params, k_cap(params.k, sum(eligible)))
 
 
 def k_cap(k: int, eligible: int) -> int:
@@ -248,7 +255,7 @@ def shared_presence(eligible, real) -> bool:
 
 def _present_weights(p, closes, decide, params: dict, horizon: int, real, eligible) -> dict:
     pair = params.get("long_short") or PolicyParams()
-    n_t = eligible_counts(members(real, eligible), p.shape)
+    n_t = eligible_counts(members(real, eligible))
     books = {
         "long_short": long_short(p, decide, pair, eligible),
         "buy_and_hold": present_weights(np.broadcast_to(1.0 / n_t, p.shape), decide, eligible),
@@ -269,10 +276,8 @@ def _present_weights(p, closes, decide, params: dict, horizon: int, real, eligib
 
 def k_capped(eligible, decide, k: int) -> int:
     """Decision bars where the long-short's k was capped below --k (fewer than 2k eligible)."""
-    if eligible is None:
-        return 0
     counts = np.asarray(eligible, dtype=bool).sum(axis=1)
-    return int((np.asarray(decide, dtype=bool) & (counts // 2 < k)).sum())
+    return int((np.asarray(decide, dtype=bool) & (k_cap(k, counts) < k)).sum())
 
 
 def portfolio_wealth(weights: np.ndarray, returns_next: np.ndarray, cost: float = 0.0):

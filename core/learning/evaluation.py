@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from fc.core.evaluation.backtest import class_prior
 from fc.core.evaluation.metrics import classifier
 from fc.core.evaluation.significance import moments
 from fc.core.learning.schemes import Series
@@ -66,8 +67,7 @@ def baselines(series: Series, ends: np.ndarray, horizon: int = 1) -> dict:
     growth of buy and hold over the label's H candles. A universe's symbol without a training
     decision (listed after the training range) has no prior of its own: 0.5."""
     labels = series.labels[ends]
-    trained = series.labels[series.train]
-    prior_up = float(np.mean(trained == 0)) if len(trained) else 0.5
+    prior_up = class_prior(series.labels[series.train])
     # labels[t-H] is the class of the move from t-H to t; before the data's start: none (up)
     last = np.where(ends >= horizon, series.labels[np.maximum(ends - horizon, 0)], 0)
     follow = "last_direction" if horizon == 1 else "momentum"

@@ -18,7 +18,7 @@ import pandas as pd
 
 from fc import __version__
 from fc.core.data.features import horizon_labels
-from fc.core.data.presence import eligibility, first_real, last_real
+from fc.core.data.presence import eligibility, lives
 from fc.core.data.ranges import resolve_test_from
 from fc.core.data.universe import check_pairs, symbol_specs, universe_real
 from fc.core.errors import FcError
@@ -56,8 +56,10 @@ def universe_series(config: TrainConfig, grids: dict):
     """({symbol: Series}, test start): each symbol's three ranges over its own candles (its
     first to its last real candle on the union grid: its decisions are where it is eligible,
     core.data.presence), the test start one time for all (from every symbol's decisions), labels
-    of config.target. A symbol without a candle in the grids has no Series."""
+    of config.target. A symbol without a candle in the grids has no Series; a universe where
+    no two symbols are ever eligible together is refused (check_pairs)."""
     check_series_options(config)
+    check_pairs(grids, config.first_decision)
     split = pd.Timestamp(config.split, tz="UTC")
     index = next(iter(grids.values())).index
     lives = _lives(grids)
@@ -96,9 +98,8 @@ def universe_series(config: TrainConfig, grids: dict):
 
 def _lives(grids: dict) -> dict:
     """{symbol: slice of its first to its last real candle} for every symbol with one."""
-    real = universe_real(grids)
-    first, last = first_real(real), last_real(real)
-    return {s: slice(int(first[i]), int(last[i]) + 1) for i, s in enumerate(grids) if last[i] >= 0}
+    return {s: life for s, life in zip(grids, lives(universe_real(grids)), strict=True)
+            if life.stop > life.start}  # fmt: skip
 
 
 def check_universe(config: TrainConfig) -> None:
@@ -188,7 +189,6 @@ def fit_pooled(
     from fc.core.learning.model import Forecast, Scaling
 
     check_universe(config)
-    check_pairs(grids, config.first_decision)
     device = resolve_device(config.device)
     config = with_scheme_defaults(config)
     series, test_start = universe_series(config, grids)
@@ -256,13 +256,20 @@ def symbol_scalings(config: TrainConfig, series: dict, specs: dict) -> dict:
     after the training range, or absent from the grids) takes the universe's pooled statistics:
     fit_scaling over every trained symbol's training candles end to end, never statistics of
     validation or test candles."""
-    trained = [s for s in config.symbols if s in series and series[s].train.any()]
+    pooled = untrained(config, series)
+    trained = [s for s in config.symbols if s not in pooled]
     out = {s: fit_scaling(series[s], config.scaling, specs[s]) for s in trained}
-    if len(out) < len(config.symbols):
-        pooled = fit_scaling(_training_candles([series[s] for s in trained]), config.scaling,
-                             specs[config.symbols[0]])  # fmt: skip
-        out = {s: out.get(s, pooled) for s in config.symbols}
+    if pooled:
+        stats = fit_scaling(_training_candles([series[s] for s in trained]), config.scaling,
+                            specs[config.symbols[0]])  # fmt: skip
+        out = {s: out.get(s, stats) for s in config.symbols}
     return out
+
+
+def untrained(config: TrainConfig, series: dict) -> tuple:
+    """The symbols of config.symbols without a training decision (or without a Series): those
+    scaled with the universe's pooled training statistics."""
+    return tuple(s for s in config.symbols if s not in series or not series[s].train.any())
 
 
 def _training_candles(parts: list) -> Series:
@@ -297,7 +304,6 @@ def _resolved(config, series: dict, scalings: dict, test_start) -> TrainConfig:
     the symbols scaled with the universe's pooled training statistics) and the first symbol's
     scaling in the one-symbol fields."""
     first = config.symbols[0]
-    pooled = tuple(s for s in config.symbols if s not in series or not series[s].train.any())
     scaling = {s: [_plain(v.center), _plain(v.scale)] for s, v in scalings.items()}
     return universe_resolved(
         config,
@@ -306,7 +312,7 @@ def _resolved(config, series: dict, scalings: dict, test_start) -> TrainConfig:
         scale_center=scalings[first].center,
         scale_scale=scalings[first].scale,
         symbol_scaling=scaling,
-        pooled_scaling=pooled,
+        pooled_scaling=untrained(config, series),
     )
 
 

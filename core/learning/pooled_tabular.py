@@ -16,7 +16,6 @@ import time
 import numpy as np
 import pandas as pd
 
-from fc.core.data.universe import check_pairs
 from fc.core.learning.config import TrainConfig
 from fc.core.learning.evaluation import scores
 from fc.core.learning.pooled import (
@@ -37,7 +36,6 @@ def fit_tabular_universe(family, config: TrainConfig, grids: dict, on_progress=N
     with validation decisions under `symbols`; predictions (time, symbol, p_up) of every
     validation decision."""
     check_universe(config)
-    check_pairs(grids, config.first_decision)
     stamps = timing if timing is not None else {}
     started = time.perf_counter()
     series, test_start = universe_series(config, grids)

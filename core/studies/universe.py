@@ -17,7 +17,7 @@ import numpy as np
 
 from fc.core.data.features import horizon_labels, relative_return
 from fc.core.data.inputs import grid_features, parse_data
-from fc.core.data.presence import first_real, last_real
+from fc.core.data.presence import lives
 from fc.core.data.ranges import range_info
 from fc.core.data.store import symbol_slug
 from fc.core.data.universe import (
@@ -32,6 +32,7 @@ from fc.core.errors import FcError
 from fc.core.evaluation.backtest import (
     BacktestConfig,
     blocks_for,
+    class_prior,
     classifier_section,
     label_ahead,
     last_move_up,
@@ -207,10 +208,10 @@ def symbol_rows(config, grids, p_up, closes, decide, parts, cfg, test_from, para
     baselines and classifier); for relative, the classifier of the relative label beside the
     class prior and the cross-sectional reversal (bet against the last relative move)."""
     out = {}
-    real = universe_real(grids)
     if config.target == "next":
+        spans = lives(universe_real(grids))
         for i, (symbol, grid) in enumerate(grids.items()):
-            life = slice(int(first_real(real)[i]), int(last_real(real)[i]) + 1)
+            life = spans[i]
             if life.start >= life.stop:
                 continue
             _, out[symbol] = run_backtest(
@@ -230,7 +231,7 @@ def symbol_rows(config, grids, p_up, closes, decide, parts, cfg, test_from, para
     h = config.horizon
     labels, last_up, scored_all = universe_labels(config, grids, closes, decide)
     scored = [scored_all[:, i] for i in range(len(grids))]
-    priors = [_prior(labels[parts["train"] & mine, i]) for i, mine in enumerate(scored)]
+    priors = [class_prior(labels[parts["train"] & mine, i]) for i, mine in enumerate(scored)]
     sections = {}
     # range by range, symbol by symbol: the symbols present all along score as many bars in a
     # range, so each range's bootstrap indices are drawn once for all of them (metrics keeps
@@ -246,11 +247,6 @@ def symbol_rows(config, grids, p_up, closes, decide, parts, cfg, test_from, para
                  for name in parts if (symbol, name) in sections}
         for symbol in grids
     }  # fmt: skip
-
-
-def _prior(train_labels: np.ndarray) -> float:
-    """The class prior: the training frequency of up (0.5 without a training label)."""
-    return float((train_labels == 0).mean()) if len(train_labels) else 0.5
 
 
 def universe_labels(config: TrainConfig, grids: dict, closes: np.ndarray, decide: np.ndarray):
@@ -281,7 +277,7 @@ def pooled_classifier(config: TrainConfig, grids: dict, p_up, closes, decide, pa
     symbols moving together at one candle stay in one block."""
     labels, last_up, scored = universe_labels(config, grids, closes, decide)
     train = labels[scored & parts["train"][:, None]]
-    prior = _prior(train)
+    prior = class_prior(train)
     mask = scored & parts[name][:, None]
     per_candle = mask.sum() / max(int(mask.any(axis=1).sum()), 1)
     cfg = replace(cfg, bootstrap_block=cfg.bootstrap_block * max(per_candle, 1.0))
