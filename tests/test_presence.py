@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_universe import data_args, trained_universe
 from typer.testing import CliRunner
+from universe_presence import write_frames
 
 from fc.cli.main import app
 from fc.core.data.presence import eligibility
@@ -171,8 +172,8 @@ def one_thread(one_torch_thread):
 
 
 def write_files(folder: Path, lives=LIVES, poison: str | None = None) -> dict:
-    folder.mkdir(parents=True, exist_ok=True)
-    files = {}
+    """Each symbol's 30m candles over its life, one file a symbol (write_frames)."""
+    frames = {}
     for i, (symbol, (first, last)) in enumerate(lives.items()):
         frame = synth_candles(days=40, timeframe="30m", seed=40 + i, price=10.0 * (i + 1))
         frame = frame.loc[pd.Timestamp(first or 0, tz="UTC") : pd.Timestamp(last or "2100",
@@ -188,9 +189,8 @@ def write_files(folder: Path, lives=LIVES, poison: str | None = None) -> dict:
             if last is not None:  # a delisted symbol poisoned: it trades on after all
                 more = synth_candles(days=40, timeframe="30m", seed=99, price=10.0)
                 frame = pd.concat([frame, more.loc[frame.index[-1] + pd.Timedelta("30min") :]])
-        files[symbol] = folder / f"{symbol.replace('/', '_')}.parquet"
-        frame.to_parquet(files[symbol])
-    return files
+        frames[symbol] = frame
+    return write_frames(frames, folder)
 
 
 @pytest.fixture(scope="module")

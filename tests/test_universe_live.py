@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 from conftest import one_line_error
 from typer.testing import CliRunner
+from universe_presence import write_frames
 
 from fc.cli.main import app
 from fc.core.data.synth import synth_candles
@@ -34,13 +35,9 @@ def one_thread(one_torch_thread):
 
 def write_universe(folder: Path) -> dict[str, Path]:
     """Five symbols' 30m candles on one grid, each seeded apart."""
-    folder.mkdir(parents=True, exist_ok=True)
-    files = {}
-    for i, symbol in enumerate(SYMBOLS):
-        frame = synth_candles(days=40, timeframe="30m", seed=10 + i, price=50.0 * (i + 1))
-        files[symbol] = folder / f"{symbol.replace('/', '_')}.parquet"
-        frame.to_parquet(files[symbol])
-    return files
+    frames = {symbol: synth_candles(days=40, timeframe="30m", seed=10 + i, price=50.0 * (i + 1))
+              for i, symbol in enumerate(SYMBOLS)}  # fmt: skip
+    return write_frames(frames, folder)
 
 
 @pytest.fixture(scope="module")
